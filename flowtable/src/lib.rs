@@ -1,0 +1,1 @@
+//! vswitch flow tables.
