@@ -73,9 +73,7 @@ fn be16(b: &[u8]) -> u16 {
     u16::from_be_bytes([b[0], b[1]])
 }
 
-fn ip4(b: &[u8]) -> Ipv4Addr {
-    Ipv4Addr::new(b[0], b[1], b[2], b[3])
-}
+use crate::ipv4::ip4;
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps without a length check.

@@ -158,16 +158,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 }
 
-#[inline]
+/// Reads the MAC at `off` with one 6-byte copy (byte-wise assembly defeats store
+/// forwarding when the address is later read as a word).
+#[inline(always)]
 pub(crate) fn mac_at(b: &[u8], off: usize) -> MacAddr {
-    MacAddr([
-        b[off],
-        b[off + 1],
-        b[off + 2],
-        b[off + 3],
-        b[off + 4],
-        b[off + 5],
-    ])
+    let mut m = [0u8; 6];
+    m.copy_from_slice(&b[off..off + 6]);
+    MacAddr(m)
 }
 
 /// A parsed Ethernet II header.

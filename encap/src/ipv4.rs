@@ -62,7 +62,14 @@ pub struct Packet<T> {
     buffer: T,
 }
 
-#[inline]
+#[inline(always)]
+pub(crate) fn ip4(b: &[u8]) -> Ipv4Addr {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[..4]);
+    Ipv4Addr::from(a)
+}
+
+#[inline(always)]
 fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
@@ -175,14 +182,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Source address.
     #[inline]
     pub fn src(&self) -> Ipv4Addr {
-        let b = &self.buffer.as_ref()[field::SRC];
-        Ipv4Addr::new(b[0], b[1], b[2], b[3])
+        ip4(&self.buffer.as_ref()[field::SRC])
     }
     /// Destination address.
     #[inline]
     pub fn dst(&self) -> Ipv4Addr {
-        let b = &self.buffer.as_ref()[field::DST];
-        Ipv4Addr::new(b[0], b[1], b[2], b[3])
+        ip4(&self.buffer.as_ref()[field::DST])
     }
     /// The options bytes.
     #[inline]
