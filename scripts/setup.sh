@@ -35,6 +35,7 @@ APT_PACKAGES=(
     zlib1g-dev
     iproute2
     ethtool
+    tshark  # Wireshark CLI for tests/tests/wireshark.rs; noninteractive debconf keeps dumpcap non-setuid
 )
 
 did=()

@@ -5,24 +5,63 @@
 
 use core::net::{Ipv4Addr, Ipv6Addr};
 
-/// Adds `data` to the running sum `acc` (not folded, not complemented).
+/// Adds `data` to the running sum `acc` (not folded, not complemented). `acc` holds a
+/// sum of big-endian 16-bit words; `data` is summed as such (an odd last byte is the high
+/// byte of a zero-padded word).
 #[inline]
-pub fn accumulate(mut acc: u64, data: &[u8]) -> u64 {
-    let mut chunks = data.chunks_exact(8);
+pub fn accumulate(acc: u64, data: &[u8]) -> u64 {
+    acc + u64::from(sum_words(data))
+}
+
+/// 64-bit ones' complement addition (end-around carry).
+#[inline(always)]
+fn add1c(a: u64, b: u64) -> u64 {
+    let (s, carry) = a.overflowing_add(b);
+    // No second overflow: after a carry `s` is at most 2^64 - 2.
+    s + u64::from(carry)
+}
+
+#[inline(always)]
+fn word(c: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&c[at..at + 8]);
+    u64::from_ne_bytes(w)
+}
+
+/// The folded ones' complement sum of `data` as big-endian 16-bit words.
+///
+/// Words are added 64 bits at a time in native byte order with end-around carry, in two
+/// independent chains; RFC 1071 §2 (B): the sum is byte-order independent up to a final
+/// swap, which `u16::from_be` does on little-endian machines.
+#[inline]
+pub fn sum_words(data: &[u8]) -> u16 {
+    let (mut a, mut b) = (0u64, 0u64);
+    let mut chunks = data.chunks_exact(16);
     for c in &mut chunks {
-        let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        acc += w >> 32;
-        acc += w & 0xffff_ffff;
+        a = add1c(a, word(c, 0));
+        b = add1c(b, word(c, 8));
     }
-    let rest = chunks.remainder();
-    let mut words = rest.chunks_exact(2);
-    for w in &mut words {
-        acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
+    let mut rest = chunks.remainder();
+    if rest.len() >= 8 {
+        a = add1c(a, word(rest, 0));
+        rest = &rest[8..];
     }
-    if let [last] = words.remainder() {
-        acc += u64::from(*last) << 8;
+    // Fixed-size steps for the last 0–7 bytes: a variable-length copy would be a memcpy call.
+    let mut tail = [0u8; 8];
+    let mut at = 0;
+    if rest.len() >= 4 {
+        tail[..4].copy_from_slice(&rest[..4]);
+        at = 4;
     }
-    acc
+    if rest.len() - at >= 2 {
+        tail[at..at + 2].copy_from_slice(&rest[at..at + 2]);
+        at += 2;
+    }
+    if rest.len() > at {
+        tail[at] = rest[at];
+    }
+    b = add1c(b, u64::from_ne_bytes(tail));
+    u16::from_be(fold(u64::from(fold(a)) + u64::from(fold(b))))
 }
 
 /// Folds a running sum to 16 bits (ones' complement addition of the carries).

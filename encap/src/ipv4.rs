@@ -357,9 +357,9 @@ impl Ipv4Repr {
         &self.options[..usize::from(self.options_len).min(MAX_OPTIONS_LEN)]
     }
 
-    /// Header length with options.
+    /// Header length with options, padded to a multiple of 4 bytes.
     pub fn buffer_len(&self) -> usize {
-        HEADER_LEN + self.options().len()
+        HEADER_LEN + (self.options().len() + 3) / 4 * 4
     }
 
     /// Writes the header (with a valid checksum) into `p`, which must hold
@@ -375,7 +375,11 @@ impl Ipv4Repr {
         p.set_protocol(self.protocol);
         p.set_src(self.src);
         p.set_dst(self.dst);
-        p.options_mut().copy_from_slice(self.options());
+        let opts = self.options();
+        let area = p.options_mut();
+        area[..opts.len()].copy_from_slice(opts);
+        // An options length that is not a multiple of 4 is padded with End-of-Options.
+        area[opts.len()..].fill(0);
         p.fill_checksum();
     }
 }
@@ -498,6 +502,18 @@ mod tests {
                     r
                 },
             )
+    }
+
+    #[test]
+    fn odd_options_are_padded() {
+        let mut r = golden_repr();
+        r.options_len = 3;
+        assert_eq!(r.buffer_len(), 24);
+        let mut b = [0xffu8; 28];
+        r.emit(&mut Packet::new_unchecked(&mut b[..]));
+        assert_eq!(&b[20..24], &[1, 1, 1, 0]);
+        r.options_len = 200;
+        assert_eq!(r.buffer_len(), 60);
     }
 
     proptest! {

@@ -224,10 +224,12 @@ pub fn parse(data: &[u8], vxlan_port: u16) -> Result<Parsed, Error> {
                 src_port: u.src_port(),
                 dst_port: u.dst_port(),
             };
+            // Something on the VXLAN port that is not VXLAN is still a UDP datagram: the
+            // summary says so rather than failing (decapsulation is where it is refused).
             if u.dst_port() == vxlan_port {
-                let v = vxlan::Packet::new_checked(u.payload())?;
-                let r = vxlan::VxlanRepr::parse(&v, false)?;
-                out.tunnel = Some(Tunnel::Vxlan {
+                let vni = vxlan::Packet::new_checked(u.payload())
+                    .and_then(|v| vxlan::VxlanRepr::parse(&v, false));
+                out.tunnel = vni.ok().map(|r| Tunnel::Vxlan {
                     vni: r.vni,
                     inner_offset: l4_start + udp::HEADER_LEN + vxlan::HEADER_LEN,
                 });
