@@ -359,7 +359,7 @@ impl Ipv4Repr {
 
     /// Header length with options, padded to a multiple of 4 bytes.
     pub fn buffer_len(&self) -> usize {
-        HEADER_LEN + (self.options().len() + 3) / 4 * 4
+        HEADER_LEN + self.options().len().next_multiple_of(4)
     }
 
     /// Writes the header (with a valid checksum) into `p`, which must hold
