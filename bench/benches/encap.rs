@@ -4,6 +4,8 @@
 //! burst would have just written them; each measurement is one batch, so divide by 32 for
 //! ns/frame (`scripts/bench-table.py` does). `null_32` is the harness alone.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 use std::hint::black_box;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
