@@ -1,5 +1,7 @@
-//! Per-frame cost of the `encap` operations, on batches of 32 frames held in 2 KiB
-//! chunks with 256 bytes of headroom (the shape of an AF_XDP UMEM batch). Before each
+//! Per-frame cost of the `encap` operations, on batches of 32 frames held in 2 KiB + 64 B
+//! chunks with 256 bytes of headroom (the shape of an AF_XDP UMEM batch; the extra cache
+//! line keeps the 32 frames from landing in the same two L1 sets, which measures the cache
+//! geometry, not the operation). Before each
 //! timed batch the frames are restored outside the timer (`iter_custom`), as a receive
 //! burst would have just written them; each measurement is one batch, so divide by 32 for
 //! ns/frame (`scripts/bench-table.py` does). `null_32` is the harness alone.

@@ -199,6 +199,10 @@ impl Outer {
 #[derive(Debug, Clone, Copy)]
 pub struct VxlanTemplate {
     outer: Outer,
+    /// Sum of the template's UDP + VXLAN words with source port, length and VNI zero:
+    /// the IPv6 UDP checksum is then computed without reading back the header just
+    /// written (reading freshly stored bytes stalls on store forwarding).
+    l4_sum: u64,
 }
 
 impl VxlanTemplate {
@@ -219,7 +223,14 @@ impl VxlanTemplate {
         .emit(&mut vxlan::Packet::new_unchecked(
             &mut outer.hdr[l4 + udp::HEADER_LEN..],
         ));
-        Ok(VxlanTemplate { outer })
+        let mut words = [0u8; 16];
+        words.copy_from_slice(&outer.hdr[l4..l4 + 16]);
+        words[0..2].fill(0); // source port
+        words[4..6].fill(0); // length
+        Ok(VxlanTemplate {
+            outer,
+            l4_sum: checksum::accumulate(0, &words),
+        })
     }
 
     /// Bytes added in front of the inner frame: 50 over IPv4, 70 over IPv6.
@@ -254,16 +265,29 @@ impl VxlanTemplate {
         ip_id: u16,
     ) -> Result<(), Error> {
         let o = &self.outer;
+        // Over IPv6 the UDP checksum is mandatory (RFC 7348 §6, RFC 8200 §8.1): sum the
+        // inner frame before the headers are written in front of it.
+        let inner_sum = if o.v6 {
+            checksum::accumulate(0, frame.data())
+        } else {
+            0
+        };
         let data = o.push(frame, ip_id)?;
         let udp_len = (data.len() - o.l4) as u16;
-        let l4 = &mut data[o.l4..];
-        l4[0..2].copy_from_slice(&source_port(flow_hash).to_be_bytes());
-        l4[4..6].copy_from_slice(&udp_len.to_be_bytes());
+        let sport = source_port(flow_hash);
         let v = vni.get();
+        let l4 = &mut data[o.l4..];
+        l4[0..2].copy_from_slice(&sport.to_be_bytes());
+        l4[4..6].copy_from_slice(&udp_len.to_be_bytes());
         l4[12..15].copy_from_slice(&[(v >> 16) as u8, (v >> 8) as u8, v as u8]);
         if o.v6 {
-            // RFC 7348 §6 / RFC 8200 §8.1: the UDP checksum is mandatory over IPv6.
-            let sum = checksum::accumulate(o.base + u64::from(udp_len), l4);
+            let sum = o.base
+                + self.l4_sum
+                + 2 * u64::from(udp_len) // pseudo-header and UDP length field
+                + u64::from(sport)
+                + u64::from(v >> 8) // VNI bytes 0-1
+                + u64::from((v & 0xff) << 8) // VNI byte 2, reserved byte
+                + inner_sum;
             l4[6..8].copy_from_slice(&checksum::nonzero(!checksum::fold(sum)).to_be_bytes());
         }
         Ok(())
