@@ -50,26 +50,45 @@ impl L2 {
 /// [`ErrorKind::Unsupported`]; VID 4095 is [`ErrorKind::BadValue`].
 #[inline]
 pub fn parse_l2(data: &[u8]) -> Result<L2, Error> {
-    let eth = ethernet::Packet::new_checked(data)?;
-    let mut l2 = L2 {
-        dst: eth.dst(),
-        src: eth.src(),
-        tags: [None; MAX_TAGS],
-        ethertype: eth.ethertype(),
-        l3_offset: ETH_HLEN,
-    };
-    let mut i = 0;
-    while let Some(tpid) = Tpid::from_value(u16::from(l2.ethertype)) {
-        if i == MAX_TAGS {
-            return Err(Error::new(Layer::Vlan, ErrorKind::Unsupported));
-        }
-        let v = vlan::Packet::new_checked(&data[l2.l3_offset..])?;
-        l2.tags[i] = Some(VlanTag::from_tci(tpid, v.tci())?);
-        l2.ethertype = v.ethertype();
-        l2.l3_offset += vlan::TAG_LEN;
-        i += 1;
+    // Built from locals in one go at the end: filling the struct field by field in memory
+    // (an indexed tag array in a loop) made its later word-sized reads stall on store
+    // forwarding.
+    if data.len() < ETH_HLEN {
+        return Err(Error::truncated(Layer::Ethernet, ETH_HLEN, data.len()));
     }
-    Ok(l2)
+    let be16 = |at: usize| u16::from_be_bytes([data[at], data[at + 1]]);
+    let tag_at = |tpid: Tpid, off: usize| -> Result<(VlanTag, u16), Error> {
+        if data.len() < off + vlan::TAG_LEN + 2 {
+            let need = off + vlan::TAG_LEN + 2;
+            return Err(Error::truncated(Layer::Vlan, need, data.len()));
+        }
+        Ok((VlanTag::from_tci(tpid, be16(off + 2))?, be16(off + 4)))
+    };
+    let mut tags = [None; MAX_TAGS];
+    let mut ethertype = be16(12);
+    let mut l3_offset = ETH_HLEN;
+    if let Some(tpid) = Tpid::from_value(ethertype) {
+        let (outer, next) = tag_at(tpid, 12)?;
+        tags[0] = Some(outer);
+        ethertype = next;
+        l3_offset += vlan::TAG_LEN;
+        if let Some(tpid) = Tpid::from_value(ethertype) {
+            let (inner, next) = tag_at(tpid, 16)?;
+            tags[1] = Some(inner);
+            ethertype = next;
+            l3_offset += vlan::TAG_LEN;
+            if Tpid::from_value(ethertype).is_some() {
+                return Err(Error::new(Layer::Vlan, ErrorKind::Unsupported));
+            }
+        }
+    }
+    Ok(L2 {
+        dst: ethernet::mac_at(data, 0),
+        src: ethernet::mac_at(data, 6),
+        tags,
+        ethertype: ethertype.into(),
+        l3_offset,
+    })
 }
 
 /// Layer 3 summary.
