@@ -256,7 +256,13 @@ pub fn parse(data: &[u8], vxlan_port: u16) -> Result<Parsed, Error> {
         }
         protocol::TCP => {
             if l4.len() < 20 {
-                return Err(Error::truncated(Layer::Ipv4, off + 20, l3.len()));
+                let layer = if l2.ethertype == EtherType::Ipv6 {
+                    Layer::Ipv6
+                } else {
+                    Layer::Ipv4
+                };
+                // Both counted within the IP packet (Ethernet padding excluded).
+                return Err(Error::truncated(layer, off + 20, end));
             }
             out.l4 = L4::Tcp {
                 src_port: u16::from_be_bytes([l4[0], l4[1]]),
