@@ -1,1 +1,18 @@
-//! vswitch dataplane.
+//! vswitch dataplane: ports, the switching pipeline, workers and the control plane.
+//!
+//! - [`config`]: the TOML configuration, validated and resolved.
+//! - [`pool`]: frame buffers and descriptors (the shape of an AF_XDP UMEM).
+//! - [`port`]: batched receive/send over descriptors; in-memory ports.
+//! - [`counters`]: per-worker counters and drop reasons.
+//! - [`pipeline`]: the switching stages over a batch (br-int's NORMAL).
+//! - [`offline`]: the whole switch over in-memory ports, driven frame by frame.
+//! - [`replay`], [`trace`]: `vswitch replay` and `vswitch trace`.
+
+pub mod config;
+pub mod counters;
+pub mod offline;
+pub mod pipeline;
+pub mod pool;
+pub mod port;
+pub mod replay;
+pub mod trace;

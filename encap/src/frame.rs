@@ -38,6 +38,16 @@ impl<B: AsRef<[u8]>> Frame<B> {
         }
     }
 
+    /// A frame of `len` bytes at `head`, both clamped to the buffer: never fails, for
+    /// descriptors whose bounds the caller already guarantees.
+    #[inline]
+    pub fn clamped(buf: B, head: usize, len: usize) -> Self {
+        let cap = buf.as_ref().len();
+        let head = head.min(cap);
+        let len = len.min(cap - head);
+        Frame { buf, head, len }
+    }
+
     /// Offset of the first byte of the frame in the buffer.
     #[inline]
     pub fn head(&self) -> usize {

@@ -162,7 +162,7 @@ impl FromStr for MacAddr {
         let mut out = [0u8; 6];
         let mut n = 0;
         for part in s.split([':', '-']) {
-            if n == 6 || part.len() != 2 {
+            if n == 6 || part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(MacParseError);
             }
             out[n] = u8::from_str_radix(part, 16).map_err(|_| MacParseError)?;
@@ -338,6 +338,7 @@ mod tests {
         assert!("fa:16:3e:00:00:01:02".parse::<MacAddr>().is_err());
         assert!("fa:16:3e:00:00:1".parse::<MacAddr>().is_err());
         assert!("zz:16:3e:00:00:01".parse::<MacAddr>().is_err());
+        assert!("+a:16:3e:00:00:01".parse::<MacAddr>().is_err());
         assert!(MacAddr::BROADCAST.is_multicast());
         assert!(!MacAddr::ZERO.is_unicast());
     }

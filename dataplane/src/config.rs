@@ -1,0 +1,386 @@
+//! The switch configuration: a TOML file turned into validated, index-based types.
+//!
+//! # Why this shape
+//!
+//! The packet path must never look at names or strings (STYLE.md, principle 4):
+//! it works with [`NetIdx`], [`PortIdx`], [`VlanId`] and [`MacAddr`]. So the file
+//! is parsed and *checked completely* here, once, on the control path, and what
+//! leaves this module is a [`Config`] in which every reference is an index that
+//! is known to be valid and every bounded value has its type. Nothing else in
+//! the switch sees TOML.
+//!
+//! Errors are for people editing a file: each names the file, the line, the
+//! entry and the key ([`ConfigError`]), e.g.
+//!
+//! ```text
+//! vswitch.toml:12: port "vm1": key "network": network "net-x" does not exist
+//! ```
+//!
+//! # The file
+//!
+//! `examples/vswitch.toml` is a complete, commented example. In short:
+//!
+//! ```toml
+//! [switch]                    # optional, as is each key in it
+//! workers = 1                 # poll-mode workers, 1..=1024
+//! mac_aging_secs = 300        # idle aging of learned MACs, 15..=3600 (OVS's range)
+//! mac_table_size = 50000      # learned entries in the whole switch, >= 1
+//! mac_limit_per_port = 0      # learned entries per port, 0 = no limit
+//! control_socket = "/run/vswitch/vswitch.sock"
+//!
+//! [[network]]
+//! name = "net-a"
+//! segment = "local"           # only "local" for now
+//! local_vlan = 1              # optional: allocated when omitted
+//!
+//! [[port]]
+//! name = "vm1"
+//! ifname = "tap-vm1"          # optional
+//! mode = "access"
+//! network = "net-a"
+//!
+//! [[port]]
+//! name = "trunk1"
+//! mode = "trunk"
+//! vlans = { 10 = "net-a" }    # wire VID -> network
+//! native = "net-a"            # optional: network of untagged frames
+//!
+//! [[fdb]]
+//! network = "net-a"
+//! mac = "fa:16:3e:00:00:01"
+//! port = "vm1"
+//! ```
+//!
+//! # Rules and choices
+//!
+//! - Unknown keys are errors (a typo must not silently fall back to a default).
+//! - `mac_aging_secs` outside 15..=3600 is **rejected**, not clamped as Open vSwitch
+//!   does: a value the switch would not use should not be accepted silently.
+//! - `workers` is limited to 1..=1024, `mac_table_size` to 1..=2³²−1,
+//!   `mac_limit_per_port` to 0..=2³²−1; a per-port limit above the table size is
+//!   allowed (the table size then bounds it).
+//! - Local VLANs: networks that set `local_vlan` keep it (1..=4094, each at most
+//!   once); the others get, in file order, the lowest VLAN not yet taken. An
+//!   explicit VLAN always wins, wherever it is in the file, so adding a network with
+//!   an explicit VLAN never moves another explicit one. At most 4094 networks.
+//! - Names (of networks and ports) are non-empty and without control characters;
+//!   networks and ports have separate name spaces. `ifname` follows Linux's rules
+//!   (1 to 15 bytes, not `.`/`..`, no `/`, `:` or whitespace). At most 65535 ports.
+//! - Trunks: VIDs are 1..=4094 written in decimal; one VID maps to one network
+//!   (`10` and `010` are the same VID and rejected together). Several VIDs may map
+//!   to the same network, as Open vSwitch allows: all of them are accepted on
+//!   ingress and the lowest is used on egress ([`PortMode::egress`]). The native
+//!   network may also be listed in `vlans`: its frames leave untagged and are
+//!   accepted both untagged and with that VID. A trunk with neither `vlans` nor
+//!   `native` is valid and carries nothing.
+//! - Static FDB entries take unicast, non-zero MACs, on a port that carries the
+//!   entry's network; one entry per (network, MAC). The same MAC may be static in
+//!   several networks.
+//! - `[switch]` is one table and `[[network]]`, `[[port]]`, `[[fdb]]` are arrays of
+//!   tables (writing `[[switch]]` or `[network]` is an error that says so); all are
+//!   optional. An empty file is a valid switch with no networks and no ports.
+//!
+//! # Extending the schema
+//!
+//! A new key is a field in `raw.rs` (spanned, optional unless it must be there), a
+//! check in `build.rs` that turns it into a typed value of [`Config`] (with the
+//! key's name in its errors), a line in `render.rs` so that `check-config` shows it,
+//! and a commented line in `examples/vswitch.toml`; the round-trip proptest then
+//! covers it once its generator draws it. A new section (issue 4's `[underlay]`,
+//! `[[physnet]]`, `[[arp]]`) is a field of `RawConfig` and, if it is an array of
+//! tables, an entry in `check_shape`.
+
+mod build;
+mod error;
+mod locate;
+mod raw;
+mod render;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use encap::{MacAddr, VlanId};
+
+pub use error::{ConfigError, ErrorKind};
+
+/// Default `[switch] workers`.
+pub const DEFAULT_WORKERS: usize = 1;
+/// Most poll-mode workers accepted.
+pub const MAX_WORKERS: usize = 1024;
+/// Default `[switch] mac_aging_secs` (Open vSwitch's).
+pub const DEFAULT_MAC_AGING_SECS: u32 = 300;
+/// Shortest `mac_aging_secs` accepted (Open vSwitch's lower clamp).
+pub const MIN_MAC_AGING_SECS: u32 = 15;
+/// Longest `mac_aging_secs` accepted (Open vSwitch's upper clamp).
+pub const MAX_MAC_AGING_SECS: u32 = 3600;
+/// Default `[switch] mac_table_size` (the value Neutron configures on br-int).
+pub const DEFAULT_MAC_TABLE_SIZE: usize = 50_000;
+/// Largest `mac_table_size` (and `mac_limit_per_port`) accepted.
+pub const MAX_MAC_TABLE_SIZE: usize = u32::MAX as usize;
+/// Default `[switch] control_socket`.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/vswitch/vswitch.sock";
+/// Most networks: one local VLAN each.
+pub const MAX_NETWORKS: usize = 4094;
+/// Most ports: `PortIdx(0..=65534)`, so `u16::MAX` is never a valid port.
+pub const MAX_PORTS: usize = u16::MAX as usize;
+
+// The defaults obey the limits they are checked against.
+const _: () = {
+    assert!(DEFAULT_WORKERS >= 1 && DEFAULT_WORKERS <= MAX_WORKERS);
+    assert!(DEFAULT_MAC_AGING_SECS >= MIN_MAC_AGING_SECS);
+    assert!(DEFAULT_MAC_AGING_SECS <= MAX_MAC_AGING_SECS);
+    assert!(DEFAULT_MAC_TABLE_SIZE >= 1 && DEFAULT_MAC_TABLE_SIZE <= MAX_MAC_TABLE_SIZE);
+};
+
+/// A validated switch configuration. The rest of the switch consumes only this.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Config {
+    /// `[switch]`, with defaults filled in.
+    pub switch: SwitchParams,
+    /// The networks in file order; [`NetIdx`] indexes this.
+    pub networks: Vec<Network>,
+    /// The ports in file order; [`PortIdx`] indexes this.
+    pub ports: Vec<Port>,
+    /// Static MAC entries in file order.
+    pub static_fdb: Vec<StaticFdb>,
+    /// The file it was read from, if it was read by [`Config::from_file`].
+    pub source: Option<PathBuf>,
+}
+
+/// Switch-wide parameters (`[switch]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchParams {
+    /// Poll-mode workers, 1..=[`MAX_WORKERS`].
+    pub workers: usize,
+    /// An entry idle this long is gone; whole seconds in 15..=3600.
+    pub mac_aging: Duration,
+    /// Learned entries in the whole switch, >= 1.
+    pub mac_table_size: usize,
+    /// Learned entries per port; 0 = no per-port limit.
+    pub mac_limit_per_port: usize,
+    /// The control socket's path.
+    pub control_socket: PathBuf,
+}
+
+impl Default for SwitchParams {
+    fn default() -> Self {
+        SwitchParams {
+            workers: DEFAULT_WORKERS,
+            mac_aging: Duration::from_secs(u64::from(DEFAULT_MAC_AGING_SECS)),
+            mac_table_size: DEFAULT_MAC_TABLE_SIZE,
+            mac_limit_per_port: 0,
+            control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
+        }
+    }
+}
+
+/// Index of a network in [`Config::networks`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NetIdx(pub u16);
+
+impl NetIdx {
+    /// The index as `usize`.
+    #[inline]
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Index of a port in [`Config::ports`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortIdx(pub u16);
+
+impl PortIdx {
+    /// The index as `usize`.
+    #[inline]
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// One tenant broadcast domain (`[[network]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    /// Its name, unique among networks.
+    pub name: String,
+    /// How it leaves the host.
+    pub segment: Segment,
+    /// Its host-local VLAN, unique among networks.
+    pub local_vlan: VlanId,
+    /// `true` when `local_vlan` was not in the file and was allocated.
+    pub local_vlan_allocated: bool,
+}
+
+/// How a network crosses hosts. Issue 4 adds `Flat`, `Vlan`, `Vxlan` and `Gre`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Segment {
+    /// This host only.
+    Local,
+}
+
+impl Segment {
+    /// The word used in the file.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Segment::Local => "local",
+        }
+    }
+}
+
+/// A switch port (`[[port]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Port {
+    /// Its name, unique among ports.
+    pub name: String,
+    /// The netdev to open, when there is one (replay does not use it).
+    pub ifname: Option<String>,
+    /// Which networks it carries and how they are tagged.
+    pub mode: PortMode,
+}
+
+/// How a port carries networks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortMode {
+    /// One network, untagged.
+    Access {
+        /// The network.
+        network: NetIdx,
+    },
+    /// Networks by 802.1Q VID, and optionally one untagged.
+    Trunk {
+        /// Wire VID → network, sorted by VID, each VID once.
+        vlans: Vec<(VlanId, NetIdx)>,
+        /// The network of untagged and priority-tagged frames; without one they are dropped.
+        native: Option<NetIdx>,
+    },
+}
+
+/// How a frame of a network leaves a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EgressTag {
+    /// Without an 802.1Q tag.
+    Untagged,
+    /// With this VID.
+    Tagged(VlanId),
+}
+
+impl PortMode {
+    /// The network of a frame received with outer VID `vid` (`None`: untagged or
+    /// priority-tagged), or `None` if the port does not accept it. This is the
+    /// reference for the pipeline's classification, not its hot-path form.
+    pub fn ingress(&self, vid: Option<VlanId>) -> Option<NetIdx> {
+        match (self, vid) {
+            (PortMode::Access { network }, None) => Some(*network),
+            (PortMode::Access { .. }, Some(_)) => None,
+            (PortMode::Trunk { native, .. }, None) => *native,
+            (PortMode::Trunk { vlans, .. }, Some(vid)) => vlans
+                .binary_search_by_key(&vid, |&(v, _)| v)
+                .ok()
+                .and_then(|i| vlans.get(i))
+                .map(|&(_, n)| n),
+        }
+    }
+
+    /// How a frame of `net` leaves the port, or `None` if the port does not carry
+    /// `net`. A trunk's native network leaves untagged even if also in `vlans`;
+    /// a network reached by several VIDs leaves with the lowest.
+    pub fn egress(&self, net: NetIdx) -> Option<EgressTag> {
+        match self {
+            PortMode::Access { network } => (*network == net).then_some(EgressTag::Untagged),
+            PortMode::Trunk { vlans, native } => {
+                if *native == Some(net) {
+                    Some(EgressTag::Untagged)
+                } else {
+                    vlans
+                        .iter()
+                        .find(|&&(_, n)| n == net)
+                        .map(|&(v, _)| EgressTag::Tagged(v))
+                }
+            }
+        }
+    }
+
+    /// Whether the port carries `net`.
+    pub fn carries(&self, net: NetIdx) -> bool {
+        self.egress(net).is_some()
+    }
+}
+
+/// A static MAC entry (`[[fdb]]`): never aged, never moved by learning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StaticFdb {
+    /// The network.
+    pub network: NetIdx,
+    /// A unicast, non-zero address.
+    pub mac: MacAddr,
+    /// A port that carries `network`.
+    pub port: PortIdx,
+}
+
+impl Config {
+    /// Reads and validates a file; errors name it as given.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            line: None,
+            context: None,
+            key: None,
+            kind: ErrorKind::Read {
+                io: e.kind(),
+                message: e.to_string(),
+            },
+        })?;
+        let mut config = Config::from_str(&text, &file)?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// Validates `text`; errors name it `name_for_errors`. [`Config::source`] is `None`.
+    pub fn from_str(text: &str, name_for_errors: &str) -> Result<Config, ConfigError> {
+        build::parse(text, name_for_errors)
+    }
+
+    /// The network called `name`.
+    pub fn network_by_name(&self, name: &str) -> Option<NetIdx> {
+        let i = self.networks.iter().position(|n| n.name == name)?;
+        u16::try_from(i).ok().map(NetIdx)
+    }
+
+    /// The port called `name`.
+    pub fn port_by_name(&self, name: &str) -> Option<PortIdx> {
+        let i = self.ports.iter().position(|p| p.name == name)?;
+        u16::try_from(i).ok().map(PortIdx)
+    }
+
+    /// The network at `idx`.
+    pub fn network(&self, idx: NetIdx) -> Option<&Network> {
+        self.networks.get(idx.index())
+    }
+
+    /// The port at `idx`.
+    pub fn port(&self, idx: PortIdx) -> Option<&Port> {
+        self.ports.get(idx.index())
+    }
+
+    /// The resolved configuration as TOML, for `vswitch check-config`: every default
+    /// explicit, every local VLAN written out (allocated ones marked by a comment).
+    ///
+    /// Parsing the output gives [`Config::pinned`]`()`: the same configuration, with
+    /// every local VLAN now explicit and no `source`.
+    pub fn render(&self) -> String {
+        render::Rendered(self).to_string()
+    }
+
+    /// This configuration as it parses back from [`Config::render`]: `source` is
+    /// `None` and no local VLAN is marked allocated.
+    pub fn pinned(&self) -> Config {
+        let mut c = self.clone();
+        c.source = None;
+        for n in &mut c.networks {
+            n.local_vlan_allocated = false;
+        }
+        c
+    }
+}

@@ -1,0 +1,72 @@
+//! The TOML file as written: every value keeps its byte span so that validation
+//! can point at the line. Nothing outside `config` sees these types.
+//!
+//! Integers are read as `i64` (TOML's integer type) and range-checked by
+//! validation, so that `workers = -1` gets a message with the range instead of
+//! serde's "expected u64". Strings that name things (networks, ports, segment
+//! types, port modes, MACs) are checked there too, with messages of our own.
+//! The shape of the top level (`[switch]` a table, `[[network]]`... arrays of
+//! tables) is checked before these are deserialized, see `build::check_shape`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole file. Issue 4 adds `underlay`, `physnet` and `arp` here.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub switch: Option<Spanned<RawSwitch>>,
+    #[serde(default)]
+    pub network: Vec<Spanned<RawNetwork>>,
+    #[serde(default)]
+    pub port: Vec<Spanned<RawPort>>,
+    #[serde(default)]
+    pub fdb: Vec<Spanned<RawFdb>>,
+}
+
+/// `[switch]`: every key optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawSwitch {
+    pub workers: Option<Spanned<i64>>,
+    pub mac_aging_secs: Option<Spanned<i64>>,
+    pub mac_table_size: Option<Spanned<i64>>,
+    pub mac_limit_per_port: Option<Spanned<i64>>,
+    pub control_socket: Option<Spanned<String>>,
+}
+
+/// `[[network]]`. Issue 4 adds `id`, `physnet` and `remote_vteps`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawNetwork {
+    pub name: Spanned<String>,
+    pub segment: Spanned<String>,
+    pub local_vlan: Option<Spanned<i64>>,
+}
+
+/// `vlans = { 10 = "net-a" }`: TOML keys are strings, parsed as VIDs by validation.
+pub(super) type RawVlans = BTreeMap<Spanned<String>, Spanned<String>>;
+
+/// `[[port]]`: which keys are allowed depends on `mode`, checked by validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawPort {
+    pub name: Spanned<String>,
+    pub ifname: Option<Spanned<String>>,
+    pub mode: Spanned<String>,
+    pub network: Option<Spanned<String>>,
+    pub vlans: Option<Spanned<RawVlans>>,
+    pub native: Option<Spanned<String>>,
+}
+
+/// `[[fdb]]`: a static MAC entry. Issue 4 adds `remote`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawFdb {
+    pub network: Spanned<String>,
+    pub mac: Spanned<String>,
+    pub port: Spanned<String>,
+}

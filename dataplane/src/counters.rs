@@ -1,0 +1,172 @@
+//! Per-worker counters. Every frame the pipeline does not deliver is counted under a
+//! [`DropReason`], never logged per packet. Each worker owns its counters (plain integers,
+//! no atomics on the hot path); readers sum the workers' snapshots.
+
+use core::fmt;
+
+/// Why a frame was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum DropReason {
+    /// The Ethernet header or a tag could not be parsed.
+    Malformed,
+    /// VID 4095 (reserved) on the wire.
+    ReservedVid,
+    /// A frame tagged with a non-zero VID arrived on an access port (no VLAN hopping).
+    TaggedOnAccess,
+    /// A trunk received a VID it does not carry.
+    UnknownVid,
+    /// A trunk without a native network received an untagged or priority-tagged frame.
+    NoNative,
+    /// A tag the ports do not carry: QinQ, or an 802.1ad S-tag (ports carry 802.1Q).
+    UnsupportedTag,
+    /// Multicast or all-zero source MAC.
+    InvalidSource,
+    /// The frame would move a static FDB entry to another port.
+    StaticMove,
+    /// The destination was learned on the ingress port.
+    SamePort,
+    /// A flood or a rewrite found no free frame buffer.
+    NoBuffer,
+    /// A rewrite (tag push/pop) failed for lack of headroom or tailroom.
+    RewriteFailed,
+    /// The egress port's transmit queue was full.
+    TxFull,
+    /// The ingress port is not part of the configuration (removed while frames were in flight).
+    NoPort,
+}
+
+impl DropReason {
+    /// Every reason, in order.
+    pub const ALL: [DropReason; 13] = [
+        DropReason::Malformed,
+        DropReason::ReservedVid,
+        DropReason::TaggedOnAccess,
+        DropReason::UnknownVid,
+        DropReason::NoNative,
+        DropReason::UnsupportedTag,
+        DropReason::InvalidSource,
+        DropReason::StaticMove,
+        DropReason::SamePort,
+        DropReason::NoBuffer,
+        DropReason::RewriteFailed,
+        DropReason::TxFull,
+        DropReason::NoPort,
+    ];
+    /// Number of reasons.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// A stable name for metrics and the CLI.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::ReservedVid => "reserved_vid",
+            DropReason::TaggedOnAccess => "tagged_on_access",
+            DropReason::UnknownVid => "unknown_vid",
+            DropReason::NoNative => "no_native",
+            DropReason::UnsupportedTag => "unsupported_tag",
+            DropReason::InvalidSource => "invalid_source",
+            DropReason::StaticMove => "static_move",
+            DropReason::SamePort => "same_port",
+            DropReason::NoBuffer => "no_buffer",
+            DropReason::RewriteFailed => "rewrite_failed",
+            DropReason::TxFull => "tx_full",
+            DropReason::NoPort => "no_port",
+        }
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Counters of one port on one worker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortCounters {
+    /// Frames received.
+    pub rx_frames: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames sent.
+    pub tx_frames: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+}
+
+/// Counters of one worker.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Per port, indexed by port number.
+    pub ports: Vec<PortCounters>,
+    /// Drops by reason.
+    pub drops: [u64; DropReason::COUNT],
+    /// Frames flooded (once per frame, not per copy).
+    pub flooded: u64,
+    /// Frames forwarded to one known port.
+    pub unicast: u64,
+    /// MACs learned.
+    pub learned: u64,
+    /// MAC moves.
+    pub moves: u64,
+    /// Learning refused: table full.
+    pub learn_table_full: u64,
+    /// Learning refused: per-port limit.
+    pub learn_port_limit: u64,
+    /// Flow-cache hits.
+    pub cache_hits: u64,
+    /// Flow-cache misses (stale entries included).
+    pub cache_misses: u64,
+}
+
+impl Counters {
+    /// Counters for `ports` ports.
+    pub fn new(ports: usize) -> Self {
+        Counters {
+            ports: vec![PortCounters::default(); ports],
+            ..Default::default()
+        }
+    }
+
+    /// Counts a drop.
+    #[inline]
+    pub fn drop(&mut self, r: DropReason) {
+        self.drops[r as usize] += 1;
+    }
+
+    /// Drops counted for `r`.
+    pub fn dropped(&self, r: DropReason) -> u64 {
+        self.drops[r as usize]
+    }
+
+    /// All drops.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// Adds `other` into `self` (summing workers).
+    pub fn merge(&mut self, other: &Counters) {
+        if self.ports.len() < other.ports.len() {
+            self.ports
+                .resize(other.ports.len(), PortCounters::default());
+        }
+        for (a, b) in self.ports.iter_mut().zip(&other.ports) {
+            a.rx_frames += b.rx_frames;
+            a.rx_bytes += b.rx_bytes;
+            a.tx_frames += b.tx_frames;
+            a.tx_bytes += b.tx_bytes;
+        }
+        for (a, b) in self.drops.iter_mut().zip(&other.drops) {
+            *a += b;
+        }
+        self.flooded += other.flooded;
+        self.unicast += other.unicast;
+        self.learned += other.learned;
+        self.moves += other.moves;
+        self.learn_table_full += other.learn_table_full;
+        self.learn_port_limit += other.learn_port_limit;
+        self.cache_hits += other.cache_hits;
+        self.cache_misses += other.cache_misses;
+    }
+}

@@ -1,0 +1,412 @@
+//! The switching pipeline: what br-int does with OVS NORMAL, over a batch of frames.
+//!
+//! Each stage is a pass over the whole batch (VPP's node-per-stage shape, STYLE
+//! principle 6), with per-frame state in fixed arrays owned by the pipeline:
+//!
+//! 1. [`classify`](Pipeline::classify): parse the L2 header, decide the network from the
+//!    ingress port's mode and the frame's tag, or a [`DropReason`];
+//! 2. learn: the source MAC into the network's FDB (moves re-point, statics never move);
+//! 3. forward: the destination from the flow cache, or on a miss from the FDB (known
+//!    unicast → one port; unknown, broadcast, multicast → flood), cached by generation;
+//! 4. output: per egress port, the 802.1Q rewrite the port needs (pop and pad for access
+//!    ports and native VLANs, translate or push for trunks), frames grouped per port and
+//!    handed to each port once per batch. A flood copies the frame for all but the last
+//!    port; a unicast moves the descriptor.
+//!
+//! Learning precedes forwarding, so a frame's own source is known when the batch's later
+//! frames look it up. No stage allocates, locks or makes a syscall.
+
+mod tables;
+
+pub use tables::{Ingress, NetEntry, PortEntry, Tables};
+
+use encap::parse::parse_l2;
+use encap::vlan::{self, Tpid, VlanTag};
+use encap::{Frame, MacAddr, ETH_ZLEN};
+use flowtable::{FdbKey, FlowCache, FlowKey, Gens, Learn, PortId, Stamp, WorkerFdb};
+
+use crate::config::EgressTag;
+use crate::counters::{Counters, DropReason};
+use crate::pool::{Desc, Pool};
+use crate::port::{Port, BURST};
+
+/// A forwarding decision, as cached per (ingress port, network, destination MAC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// To one port.
+    Unicast(PortId),
+    /// To every other port of the network.
+    Flood,
+    /// Dropped.
+    Drop(DropReason),
+}
+
+/// Per-frame state between stages.
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    /// Network index, valid when `drop` is `None`.
+    net: u16,
+    /// The frame's outer tag as received (priority tags included), if any.
+    tag: Option<VlanTag>,
+    dst: MacAddr,
+    src: MacAddr,
+    drop: Option<DropReason>,
+    action: Action,
+}
+
+impl Default for Meta {
+    fn default() -> Self {
+        Meta {
+            net: 0,
+            tag: None,
+            dst: MacAddr::ZERO,
+            src: MacAddr::ZERO,
+            drop: None,
+            action: Action::Flood,
+        }
+    }
+}
+
+/// Frames staged for one egress port during a batch.
+#[derive(Debug)]
+struct TxQueue {
+    descs: [Option<Desc>; BURST],
+    len: usize,
+}
+
+/// One worker's switching pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    tables: Tables,
+    fdb: WorkerFdb,
+    cache: FlowCache<Action>,
+    counters: Counters,
+    meta: [Meta; BURST],
+    txq: Vec<TxQueue>,
+}
+
+impl Pipeline {
+    /// A pipeline over `tables` with its FDB replica and flow cache.
+    pub fn new(tables: Tables, fdb: WorkerFdb, cache: FlowCache<Action>) -> Self {
+        let n = tables.ports.len();
+        Pipeline {
+            counters: Counters::new(n),
+            txq: (0..n)
+                .map(|_| TxQueue {
+                    descs: [None; BURST],
+                    len: 0,
+                })
+                .collect(),
+            tables,
+            fdb,
+            cache,
+            meta: [Meta::default(); BURST],
+        }
+    }
+
+    /// The decision of the first frame of the last batch: the action it took, or the
+    /// reason it was dropped before forwarding (for `trace` and offline use).
+    pub fn last_decision(&self) -> (Option<Action>, Option<DropReason>) {
+        let m = &self.meta[0];
+        match (m.drop, m.action) {
+            (Some(r), _) => (None, Some(r)),
+            (None, Action::Drop(r)) => (Some(Action::Drop(r)), Some(r)),
+            (None, a) => (Some(a), None),
+        }
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The compiled configuration in use.
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    /// The FDB replica.
+    pub fn fdb(&self) -> &WorkerFdb {
+        &self.fdb
+    }
+
+    /// The FDB replica, for the control plane (static entries, flush).
+    pub fn fdb_mut(&mut self) -> &mut WorkerFdb {
+        &mut self.fdb
+    }
+
+    /// Replaces the configuration; cached decisions of the old one are never served
+    /// again (the generation is part of their stamp).
+    pub fn set_tables(&mut self, tables: Tables) {
+        let n = tables.ports.len();
+        self.tables = tables;
+        self.counters.ports.resize(n, Default::default());
+        self.txq.resize_with(n, || TxQueue {
+            descs: [None; BURST],
+            len: 0,
+        });
+    }
+
+    /// Receives one burst from every port and switches it: the worker's poll.
+    /// Returns the number of frames received.
+    pub fn poll<P: Port>(&mut self, ports: &mut [P], pool: &mut Pool, now: u64) -> usize {
+        self.fdb.apply_updates(now, 64);
+        let mut descs = [Desc::EMPTY; BURST];
+        let mut total = 0;
+        for i in 0..ports.len() {
+            let n = ports[i].rx_burst(pool, &mut descs);
+            if n > 0 {
+                total += n;
+                self.process(PortId(i as u16), &descs[..n], pool, now);
+                self.flush_tx(ports, pool);
+            }
+        }
+        self.fdb.age(now, 64);
+        let gens = Gens {
+            config: self.tables.generation,
+            vlans: self.fdb.fdb().vlan_gens(),
+        };
+        self.cache.sweep(&gens, now, 16);
+        total
+    }
+
+    /// Switches a batch received on `in_port` and stages the results per egress port;
+    /// [`Pipeline::flush_tx`] hands them to the ports.
+    pub fn process(&mut self, in_port: PortId, descs: &[Desc], pool: &mut Pool, now: u64) {
+        let descs = &descs[..descs.len().min(BURST)];
+        if in_port.index() >= self.tables.ports.len() {
+            for &d in descs {
+                self.counters.drop(DropReason::NoPort);
+                pool.free(d);
+            }
+            return;
+        }
+        {
+            let pc = &mut self.counters.ports[in_port.index()];
+            for d in descs {
+                pc.rx_frames += 1;
+                pc.rx_bytes += d.len() as u64;
+            }
+        }
+        self.classify(in_port, descs, pool);
+        self.learn(in_port, descs.len(), now);
+        self.forward(in_port, descs.len(), now);
+        self.output(in_port, descs, pool);
+    }
+
+    /// Stage 1: network of each frame, or why it is dropped.
+    fn classify(&mut self, in_port: PortId, descs: &[Desc], pool: &Pool) {
+        let ingress = &self.tables.ports[in_port.index()].ingress;
+        for (m, &d) in self.meta.iter_mut().zip(descs) {
+            *m = Meta::default();
+            let l2 = match parse_l2(pool.data(d)) {
+                Ok(l2) => l2,
+                Err(e) if e.layer == encap::Layer::Vlan && e.kind == encap::ErrorKind::BadValue => {
+                    m.drop = Some(DropReason::ReservedVid);
+                    continue;
+                }
+                Err(_) => {
+                    m.drop = Some(DropReason::Malformed);
+                    continue;
+                }
+            };
+            m.dst = l2.dst;
+            m.src = l2.src;
+            m.tag = l2.tags[0];
+            if l2.tags[1].is_some() || l2.tags[0].is_some_and(|t| t.tpid != Tpid::Dot1Q) {
+                m.drop = Some(DropReason::UnsupportedTag);
+                continue;
+            }
+            if !l2.src.is_unicast() {
+                m.drop = Some(DropReason::InvalidSource);
+                continue;
+            }
+            match ingress.classify(m.tag.and_then(|t| t.vid)) {
+                Ok(net) => m.net = net,
+                Err(r) => m.drop = Some(r),
+            }
+        }
+    }
+
+    /// Stage 2: learn every source before any destination is looked up.
+    fn learn(&mut self, in_port: PortId, n: usize, now: u64) {
+        for m in &mut self.meta[..n] {
+            if m.drop.is_some() {
+                continue;
+            }
+            let vlan = self.tables.nets[usize::from(m.net)].local_vlan;
+            match self.fdb.learn(vlan, m.src, in_port, now) {
+                Learn::New => self.counters.learned += 1,
+                Learn::Moved { .. } => self.counters.moves += 1,
+                Learn::StaticMismatch => m.drop = Some(DropReason::StaticMove),
+                Learn::TableFull => self.counters.learn_table_full += 1,
+                Learn::PortLimit => self.counters.learn_port_limit += 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// Stage 3: the decision per frame, from the flow cache or the FDB.
+    fn forward(&mut self, in_port: PortId, n: usize, now: u64) {
+        // Generations are read once per batch, after learning.
+        let gens = Gens {
+            config: self.tables.generation,
+            vlans: self.fdb.fdb().vlan_gens(),
+        };
+        for m in &mut self.meta[..n] {
+            if m.drop.is_some() {
+                continue;
+            }
+            let vlan = self.tables.nets[usize::from(m.net)].local_vlan;
+            let key = FlowKey {
+                in_port,
+                vid: vlan.get(),
+                dst: m.dst,
+            };
+            let hash = key.hash();
+            if let Some(a) = self.cache.lookup(&key, hash, &gens, now) {
+                self.counters.cache_hits += 1;
+                m.action = a;
+                continue;
+            }
+            self.counters.cache_misses += 1;
+            let (action, deadline) = if m.dst.is_multicast() {
+                (Action::Flood, u64::MAX)
+            } else {
+                match self.fdb.lookup_hit(FdbKey::new(vlan, m.dst), now) {
+                    Some(hit) if hit.port == in_port => {
+                        (Action::Drop(DropReason::SamePort), hit.deadline_ns)
+                    }
+                    Some(hit) => (Action::Unicast(hit.port), hit.deadline_ns),
+                    None => (Action::Flood, u64::MAX),
+                }
+            };
+            self.cache
+                .insert(&key, hash, action, Stamp::new(&gens, Some(vlan), deadline));
+            m.action = action;
+        }
+    }
+
+    /// Stage 4: rewrites and staging per egress port.
+    fn output(&mut self, in_port: PortId, descs: &[Desc], pool: &mut Pool) {
+        for i in 0..descs.len() {
+            let d = descs[i];
+            let m = self.meta[i];
+            if let Some(r) = m.drop {
+                self.counters.drop(r);
+                pool.free(d);
+                continue;
+            }
+            match m.action {
+                Action::Drop(r) => {
+                    self.counters.drop(r);
+                    pool.free(d);
+                }
+                Action::Unicast(p) => {
+                    self.counters.unicast += 1;
+                    self.emit(p, m.net, m.tag, d, pool);
+                }
+                Action::Flood => {
+                    self.counters.flooded += 1;
+                    self.flood(in_port, m.net, m.tag, d, pool);
+                }
+            }
+        }
+    }
+
+    fn flood(&mut self, in_port: PortId, net: u16, tag: Option<VlanTag>, d: Desc, pool: &mut Pool) {
+        let members = &self.tables.nets[usize::from(net)].members;
+        let mut last = None;
+        for idx in 0..members.len() {
+            let p = self.tables.nets[usize::from(net)].members[idx];
+            if p == in_port {
+                continue;
+            }
+            if let Some(prev) = last.replace(p) {
+                match pool.clone_desc(d) {
+                    Some(copy) => self.emit(prev, net, tag, copy, pool),
+                    None => self.counters.drop(DropReason::NoBuffer),
+                }
+            }
+        }
+        match last {
+            Some(p) => self.emit(p, net, tag, d, pool),
+            None => pool.free(d),
+        }
+    }
+
+    /// Rewrites `d` for `port` and stages it.
+    fn emit(&mut self, port: PortId, net: u16, tag: Option<VlanTag>, d: Desc, pool: &mut Pool) {
+        let Some(egress) = self.tables.egress(port, net) else {
+            // A port that does not carry the network never gets its frames.
+            self.counters.drop(DropReason::NoPort);
+            pool.free(d);
+            return;
+        };
+        let mut f = pool.frame(d);
+        if rewrite(&mut f, tag, egress).is_err() {
+            self.counters.drop(DropReason::RewriteFailed);
+            pool.free(d);
+            return;
+        }
+        let d = d.settle(&f);
+        let q = &mut self.txq[port.index()];
+        if q.len == BURST {
+            self.counters.drop(DropReason::TxFull);
+            pool.free(d);
+            return;
+        }
+        q.descs[q.len] = Some(d);
+        q.len += 1;
+    }
+
+    /// Hands the staged frames to their ports, one call per port.
+    pub fn flush_tx<P: Port>(&mut self, ports: &mut [P], pool: &mut Pool) {
+        for (i, q) in self.txq.iter_mut().enumerate() {
+            if q.len == 0 {
+                continue;
+            }
+            let mut batch = [Desc::EMPTY; BURST];
+            let n = q.len;
+            for (slot, d) in batch.iter_mut().zip(q.descs[..n].iter_mut()) {
+                *slot = d.take().unwrap_or(Desc::EMPTY);
+            }
+            q.len = 0;
+            let Some(port) = ports.get_mut(i) else {
+                for &d in &batch[..n] {
+                    self.counters.drop(DropReason::NoPort);
+                    pool.free(d);
+                }
+                continue;
+            };
+            let sent = port.tx_burst(pool, &batch[..n]);
+            let pc = &mut self.counters.ports[i];
+            for d in &batch[..sent] {
+                pc.tx_frames += 1;
+                pc.tx_bytes += d.len() as u64;
+            }
+            for &d in &batch[sent..n] {
+                self.counters.drop(DropReason::TxFull);
+                pool.free(d);
+            }
+        }
+    }
+}
+
+/// The 802.1Q rewrite for a frame that arrived with `tag` (priority tags included) and
+/// leaves with `egress`: untagged frames are padded to 60 bytes; trunks keep PCP and DEI.
+pub fn rewrite<B: AsRef<[u8]> + AsMut<[u8]>>(
+    f: &mut Frame<B>,
+    tag: Option<VlanTag>,
+    egress: EgressTag,
+) -> Result<(), encap::Error> {
+    match (tag, egress) {
+        (Some(_), EgressTag::Untagged) => vlan::pop(f).map(|_| ()),
+        (None, EgressTag::Untagged) => f.pad_to(ETH_ZLEN),
+        (Some(_), EgressTag::Tagged(vid)) => vlan::translate(f, vid).map(|_| ()),
+        (None, EgressTag::Tagged(vid)) => {
+            f.pad_to(ETH_ZLEN)?;
+            vlan::push(f, VlanTag::dot1q(vid))
+        }
+    }
+}

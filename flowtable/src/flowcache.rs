@@ -1,0 +1,337 @@
+//! The per-worker exact-match cache of forwarding decisions (OVS's EMC).
+//!
+//! # Why
+//!
+//! Deciding where a frame goes takes several lookups: the ingress port's
+//! configuration (access/trunk, VID → network), the FDB, the network's flood list.
+//! Most frames belong to a few flows, so the decision for `(in_port, wire VID, dst
+//! MAC)` is cached per worker in a fixed array of 8192 entries (OVS's EMC size):
+//! one hash, one or two cache lines, no allocation after construction, no sharing.
+//!
+//! # Why a cached decision never outlives what it depends on
+//!
+//! A decision is stored with a [`Stamp`] taken *when it was computed*:
+//! - `config_gen` — the configuration generation (ports, networks, trunks, statics
+//!   as seen by the classifier), bumped by the control plane on any change: a port
+//!   removed or moved to another network invalidates everything at once;
+//! - `vlan` and `vlan_gen` — the FDB generation of the network's local VLAN
+//!   ([`crate::Fdb::vlan_generation`]), bumped on every new entry, move, removal,
+//!   flush and static change in that VLAN;
+//! - `deadline_ns` — when the destination entry used expires if not refreshed
+//!   ([`crate::FdbHit::deadline_ns`]; `u64::MAX` for floods and static entries).
+//!   Expiry by time changes no generation, so it is checked against `now`.
+//!
+//! A hit is served only if all three still hold ([`Stamp::is_valid`]); otherwise the
+//! entry counts as *stale*, is cleared, and the caller recomputes. Nothing is flushed
+//! when something changes: stale entries are overwritten on insert or cleared a few at
+//! a time by [`FlowCache::sweep`] (STYLE principle 9).
+//!
+//! # Shape
+//!
+//! Two-way set associative: a key may sit in either slot of its pair, so two hot
+//! flows whose hashes collide do not evict each other. An insert takes the slot
+//! with the same key, else an empty one, else one from an older configuration, else
+//! alternates between the two.
+
+use encap::{MacAddr, VlanId};
+
+use crate::hash::hash_u64_pair;
+use crate::{FdbError, PortId, VlanGens};
+
+/// OVS's EMC size per PMD thread.
+pub const DEFAULT_FLOW_CACHE_SIZE: usize = 8192;
+
+/// What a forwarding decision is keyed by: where the frame came in, the VID it
+/// carried on the wire (0 = untagged or priority-tagged; only the low 12 bits are
+/// used), and where it is going.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct FlowKey {
+    /// Ingress port.
+    pub in_port: PortId,
+    /// Wire VID, 0 = untagged.
+    pub vid: u16,
+    /// Destination MAC.
+    pub dst: MacAddr,
+}
+
+impl FlowKey {
+    /// `vid << 48 | dst`: with `in_port`, the whole key in a `u64` and a `u16`.
+    #[inline(always)]
+    fn packed(&self) -> u64 {
+        ((self.vid & 0xfff) as u64) << 48 | self.dst.to_u64()
+    }
+
+    /// The cache hash of this key (one multiply). Compute it once per frame and pass
+    /// it to both [`FlowCache::lookup`] and [`FlowCache::insert`].
+    #[inline(always)]
+    pub fn hash(&self) -> u64 {
+        hash_u64_pair(self.packed(), self.in_port.0 as u64)
+    }
+}
+
+/// The current generations a cached decision is checked against; build it once per
+/// batch (after the learning stage) from the configuration and the worker's FDB.
+#[derive(Clone, Copy, Debug)]
+pub struct Gens<'a> {
+    /// Configuration generation.
+    pub config: u64,
+    /// The FDB's per-VLAN generations ([`crate::Fdb::vlan_gens`]).
+    pub vlans: &'a VlanGens,
+}
+
+/// What a cached decision depended on, captured when it was computed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Stamp {
+    /// Configuration generation at decision time.
+    pub config_gen: u64,
+    /// Local VLAN whose FDB state the decision used; 0 = none (e.g. a drop decided
+    /// by configuration alone).
+    pub vlan: u16,
+    /// That VLAN's generation at decision time.
+    pub vlan_gen: u64,
+    /// The decision is void at or after this instant.
+    pub deadline_ns: u64,
+}
+
+impl Stamp {
+    /// Captures the current generations for a decision that used the FDB state of
+    /// `vlan` (or none) and must not be used at or after `deadline_ns`.
+    #[inline]
+    pub fn new(gens: &Gens<'_>, vlan: Option<VlanId>, deadline_ns: u64) -> Self {
+        let vlan = vlan.map_or(0, VlanId::get);
+        Stamp {
+            config_gen: gens.config,
+            vlan,
+            vlan_gen: gens.vlans.get(vlan),
+            deadline_ns,
+        }
+    }
+
+    /// Whether a decision with this stamp may still be used.
+    #[inline(always)]
+    pub fn is_valid(&self, gens: &Gens<'_>, now: u64) -> bool {
+        self.config_gen == gens.config
+            && self.vlan_gen == gens.vlans.get(self.vlan)
+            && now < self.deadline_ns
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Slot<A> {
+    key: u64,
+    in_port: u16,
+    action: A,
+    stamp: Stamp,
+}
+
+impl<A> Slot<A> {
+    #[inline(always)]
+    fn matches(&self, key: u64, in_port: u16) -> bool {
+        self.key == key && self.in_port == in_port
+    }
+}
+
+/// Counters of one cache.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Lookups served from the cache.
+    pub hits: u64,
+    /// Lookups that found no entry for the key.
+    pub misses: u64,
+    /// Lookups that found the key with a void stamp (the entry is cleared).
+    pub stale: u64,
+    /// Decisions inserted.
+    pub inserts: u64,
+    /// Inserts that replaced another key's entry.
+    pub evictions: u64,
+    /// Void entries cleared by [`FlowCache::sweep`].
+    pub swept: u64,
+}
+
+/// A per-worker exact-match cache of decisions `A` (`!Sync` use: one worker).
+#[derive(Debug)]
+pub struct FlowCache<A: Copy> {
+    slots: Box<[Option<Slot<A>>]>,
+    /// `slots.len() - 2`: the index of a pair's first slot.
+    pair_mask: usize,
+    cursor: usize,
+    flip: usize,
+    stats: CacheStats,
+}
+
+impl<A: Copy> FlowCache<A> {
+    /// A cache of `size` entries (a power of two, at least 2), allocated now.
+    pub fn new(size: usize) -> Result<Self, FdbError> {
+        if size < 2 || !size.is_power_of_two() {
+            return Err(FdbError::CacheSize(size));
+        }
+        Ok(FlowCache {
+            slots: vec![None; size].into_boxed_slice(),
+            pair_mask: size - 2,
+            cursor: 0,
+            flip: 0,
+            stats: CacheStats::default(),
+        })
+    }
+
+    /// Entries the cache can hold.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Counters.
+    #[inline]
+    pub fn stats(&self) -> &CacheStats {
+        &self.stats
+    }
+
+    /// The cached decision for `key` if its stamp is still valid under `gens` at
+    /// `now`. `hash` must be `key.hash()` (computed once by the caller).
+    #[inline]
+    pub fn lookup(&mut self, key: &FlowKey, hash: u64, gens: &Gens<'_>, now: u64) -> Option<A> {
+        let (packed, port) = (key.packed(), key.in_port.0);
+        let base = hash as usize & self.pair_mask;
+        let found = if self.slot_matches(base, packed, port) {
+            Some(base)
+        } else if self.slot_matches(base | 1, packed, port) {
+            Some(base | 1)
+        } else {
+            None
+        };
+        self.resolve(found, gens, now)
+    }
+
+    #[inline(always)]
+    fn slot_matches(&self, i: usize, packed: u64, port: u16) -> bool {
+        self.slots[i]
+            .as_ref()
+            .is_some_and(|s| s.matches(packed, port))
+    }
+
+    /// Serves slot `found` if valid, clears it if void, counts a miss if `None`.
+    #[inline(always)]
+    fn resolve(&mut self, found: Option<usize>, gens: &Gens<'_>, now: u64) -> Option<A> {
+        let Some(i) = found else {
+            self.stats.misses += 1;
+            return None;
+        };
+        let slot = &mut self.slots[i];
+        match *slot {
+            Some(s) if s.stamp.is_valid(gens, now) => {
+                self.stats.hits += 1;
+                Some(s.action)
+            }
+            _ => {
+                *slot = None;
+                self.stats.stale += 1;
+                None
+            }
+        }
+    }
+
+    /// Looks up a batch: `out[i]` for `keys[i]` with `hashes[i]` (same results and
+    /// counters as one [`FlowCache::lookup`] per key). All slot indices are computed
+    /// and the first slot of every pair is read before any compare, so the cache
+    /// misses of the batch overlap: a safe stand-in for a prefetch pass.
+    pub fn lookup_batch(
+        &mut self,
+        keys: &[FlowKey],
+        hashes: &[u64],
+        gens: &Gens<'_>,
+        now: u64,
+        out: &mut [Option<A>],
+    ) {
+        const CHUNK: usize = 32;
+        for ((keys, hashes), out) in keys
+            .chunks(CHUNK)
+            .zip(hashes.chunks(CHUNK))
+            .zip(out.chunks_mut(CHUNK))
+        {
+            let mut base = [0usize; CHUNK];
+            // The first slot's key, or a value no packed key can take (bits 60..64 of a
+            // packed key are zero).
+            let mut tag = [u64::MAX; CHUNK];
+            for ((b, t), &h) in base.iter_mut().zip(tag.iter_mut()).zip(hashes) {
+                *b = h as usize & self.pair_mask;
+                *t = self.slots[*b].as_ref().map_or(u64::MAX, |s| s.key);
+            }
+            for (((o, k), &b), &t) in out.iter_mut().zip(keys).zip(&base).zip(&tag) {
+                let (packed, port) = (k.packed(), k.in_port.0);
+                let found = if t == packed && self.slot_matches(b, packed, port) {
+                    Some(b)
+                } else if self.slot_matches(b | 1, packed, port) {
+                    Some(b | 1)
+                } else {
+                    None
+                };
+                *o = self.resolve(found, gens, now);
+            }
+        }
+    }
+
+    /// Caches `action` for `key` with the stamp it was computed under.
+    #[inline]
+    pub fn insert(&mut self, key: &FlowKey, hash: u64, action: A, stamp: Stamp) {
+        let (packed, port) = (key.packed(), key.in_port.0);
+        let base = hash as usize & self.pair_mask;
+        let same = |s: &Option<Slot<A>>| s.is_some_and(|s| s.matches(packed, port));
+        let old_config =
+            |s: &Option<Slot<A>>| s.is_some_and(|s| s.stamp.config_gen != stamp.config_gen);
+        let (a, b) = (&self.slots[base], &self.slots[base | 1]);
+        let i = if same(a) {
+            base
+        } else if same(b) {
+            base | 1
+        } else if a.is_none() {
+            base
+        } else if b.is_none() {
+            base | 1
+        } else if old_config(a) {
+            base
+        } else if old_config(b) {
+            base | 1
+        } else {
+            self.flip ^= 1;
+            self.stats.evictions += 1;
+            base | self.flip
+        };
+        self.slots[i] = Some(Slot {
+            key: packed,
+            in_port: port,
+            action,
+            stamp,
+        });
+        self.stats.inserts += 1;
+    }
+
+    /// Clears void entries among the next `budget` slots (a few per poll keeps the
+    /// cache free of dead entries without a pause); returns how many it cleared.
+    pub fn sweep(&mut self, gens: &Gens<'_>, now: u64, budget: usize) -> usize {
+        let n = self.slots.len();
+        let mut cleared = 0;
+        for _ in 0..budget.min(n) {
+            let slot = &mut self.slots[self.cursor];
+            if slot.is_some_and(|s| !s.stamp.is_valid(gens, now)) {
+                *slot = None;
+                cleared += 1;
+            }
+            self.cursor = (self.cursor + 1) & (n - 1);
+        }
+        self.stats.swept += cleared as u64;
+        cleared
+    }
+
+    /// Empties the cache (tests, or a worker restart).
+    pub fn clear(&mut self) {
+        self.slots.fill(None);
+    }
+
+    /// Occupied slots (O(size): tests and `show` only).
+    pub fn occupied(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_some()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests;
