@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod counters;
+pub mod demo;
 pub mod offline;
 pub mod pipeline;
 pub mod pool;

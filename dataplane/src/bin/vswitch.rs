@@ -23,6 +23,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// Switch a small two-tenant cloud in memory and show what happens (no netdevs needed).
+    Demo,
     /// Validate a configuration and print it resolved (local VLANs allocated, defaults explicit).
     CheckConfig {
         /// The configuration file.
@@ -77,6 +79,7 @@ fn parse_hex(s: &str) -> Result<Vec<u8>> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
+        Cmd::Demo => print!("{}", dataplane::demo::run()?),
         Cmd::CheckConfig { config } => {
             let cfg = Config::from_file(&config)?;
             print!("{}", cfg.render());
