@@ -22,6 +22,8 @@ pub enum DropReason {
     UnsupportedTag,
     /// Multicast or all-zero source MAC.
     InvalidSource,
+    /// A link-local control frame (01:80:c2:00:00:0x: STP, LACP, LLDP...), never forwarded.
+    ReservedMulticast,
     /// The frame would move a static FDB entry to another port.
     StaticMove,
     /// The destination was learned on the ingress port.
@@ -38,7 +40,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in order.
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::Malformed,
         DropReason::ReservedVid,
         DropReason::TaggedOnAccess,
@@ -46,6 +48,7 @@ impl DropReason {
         DropReason::NoNative,
         DropReason::UnsupportedTag,
         DropReason::InvalidSource,
+        DropReason::ReservedMulticast,
         DropReason::StaticMove,
         DropReason::SamePort,
         DropReason::NoBuffer,
@@ -66,6 +69,7 @@ impl DropReason {
             DropReason::NoNative => "no_native",
             DropReason::UnsupportedTag => "unsupported_tag",
             DropReason::InvalidSource => "invalid_source",
+            DropReason::ReservedMulticast => "reserved_multicast",
             DropReason::StaticMove => "static_move",
             DropReason::SamePort => "same_port",
             DropReason::NoBuffer => "no_buffer",

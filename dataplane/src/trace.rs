@@ -76,6 +76,24 @@ pub fn trace(sw: &mut OfflineSwitch, port: PortIdx, frame: &[u8], now: u64) -> S
     let out = sw.inject(port, frame, now);
     let port_name = |i: PortIdx| cfg.port(i).map_or("?".to_string(), |p| p.name.clone());
 
+    if let (Some(crate::counters::DropReason::StaticMove), None, Ok(l2), Some(n)) =
+        (out.dropped, out.action, &l2, net)
+    {
+        let netc = &cfg.networks[n.index()];
+        let _ = writeln!(
+            s,
+            "Classify: network {:?} (local VLAN {})",
+            netc.name, netc.local_vlan
+        );
+        let at = before_src.map_or("?".to_string(), &port_name);
+        let _ = writeln!(
+            s,
+            "Learn: {} in {:?}: static entry on port {at:?} would move: dropped",
+            l2.src, netc.name
+        );
+        let _ = writeln!(s, "Decision: drop (static_move)");
+        return s;
+    }
     if let (Some(r), None) = (out.dropped, out.action) {
         let _ = writeln!(s, "Classify: dropped ({r})");
         let _ = writeln!(s, "Decision: drop ({r})");

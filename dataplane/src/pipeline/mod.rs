@@ -201,12 +201,14 @@ impl Pipeline {
             *m = Meta::default();
             let l2 = match parse_l2(pool.data(d)) {
                 Ok(l2) => l2,
-                Err(e) if e.layer == encap::Layer::Vlan && e.kind == encap::ErrorKind::BadValue => {
-                    m.drop = Some(DropReason::ReservedVid);
-                    continue;
-                }
-                Err(_) => {
-                    m.drop = Some(DropReason::Malformed);
+                Err(e) => {
+                    m.drop = Some(match (e.layer, e.kind) {
+                        (encap::Layer::Vlan, encap::ErrorKind::BadValue) => DropReason::ReservedVid,
+                        (encap::Layer::Vlan, encap::ErrorKind::Unsupported) => {
+                            DropReason::UnsupportedTag
+                        }
+                        _ => DropReason::Malformed,
+                    });
                     continue;
                 }
             };
@@ -219,6 +221,10 @@ impl Pipeline {
             }
             if !l2.src.is_unicast() {
                 m.drop = Some(DropReason::InvalidSource);
+                continue;
+            }
+            if is_reserved_multicast(l2.dst) {
+                m.drop = Some(DropReason::ReservedMulticast);
                 continue;
             }
             match ingress.classify(m.tag.and_then(|t| t.vid)) {
@@ -289,8 +295,7 @@ impl Pipeline {
 
     /// Stage 4: rewrites and staging per egress port.
     fn output(&mut self, in_port: PortId, descs: &[Desc], pool: &mut Pool) {
-        for i in 0..descs.len() {
-            let d = descs[i];
+        for (i, &d) in descs.iter().enumerate() {
             let m = self.meta[i];
             if let Some(r) = m.drop {
                 self.counters.drop(r);
@@ -393,8 +398,17 @@ impl Pipeline {
     }
 }
 
+/// 01:80:c2:00:00:00–0f: IEEE 802.1D link-local control frames (STP, pause, LACP, 802.1X,
+/// LLDP). A bridge does not forward them; Open vSwitch drops them with its default
+/// `forward-bpdu=false`, and so does br-int.
+#[inline]
+pub fn is_reserved_multicast(dst: MacAddr) -> bool {
+    dst.to_u64() & !0xf == 0x0180_c200_0000
+}
+
 /// The 802.1Q rewrite for a frame that arrived with `tag` (priority tags included) and
-/// leaves with `egress`: untagged frames are padded to 60 bytes; trunks keep PCP and DEI.
+/// leaves with `egress`: trunks keep PCP and DEI; every frame leaves at least 60 bytes long
+/// (an untagged frame is padded before a tag is pushed, as a NIC would have padded it).
 pub fn rewrite<B: AsRef<[u8]> + AsMut<[u8]>>(
     f: &mut Frame<B>,
     tag: Option<VlanTag>,
@@ -403,10 +417,60 @@ pub fn rewrite<B: AsRef<[u8]> + AsMut<[u8]>>(
     match (tag, egress) {
         (Some(_), EgressTag::Untagged) => vlan::pop(f).map(|_| ()),
         (None, EgressTag::Untagged) => f.pad_to(ETH_ZLEN),
-        (Some(_), EgressTag::Tagged(vid)) => vlan::translate(f, vid).map(|_| ()),
+        (Some(_), EgressTag::Tagged(vid)) => {
+            vlan::translate(f, vid)?;
+            f.pad_to(ETH_ZLEN)
+        }
         (None, EgressTag::Tagged(vid)) => {
             f.pad_to(ETH_ZLEN)?;
             vlan::push(f, VlanTag::dot1q(vid))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, PortIdx};
+    use crate::offline::OfflineSwitch;
+
+    #[test]
+    fn reserved_multicast_range() {
+        assert!(is_reserved_multicast(MacAddr([
+            0x01, 0x80, 0xc2, 0, 0, 0x00
+        ])));
+        assert!(is_reserved_multicast(MacAddr([
+            0x01, 0x80, 0xc2, 0, 0, 0x0e
+        ])));
+        assert!(!is_reserved_multicast(MacAddr([
+            0x01, 0x80, 0xc2, 0, 0, 0x10
+        ])));
+        assert!(!is_reserved_multicast(MacAddr::BROADCAST));
+    }
+
+    #[test]
+    fn stp_bpdu_is_neither_forwarded_nor_learned() {
+        let cfg = Config::from_str(
+            "[[network]]\nname = \"n\"\nsegment = \"local\"\n\
+             [[port]]\nname = \"a\"\nmode = \"access\"\nnetwork = \"n\"\n\
+             [[port]]\nname = \"b\"\nmode = \"access\"\nnetwork = \"n\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        let mut sw = OfflineSwitch::new(cfg).unwrap();
+        let mut bpdu = vec![
+            0x01, 0x80, 0xc2, 0, 0, 0, 0x02, 0, 0, 0, 0, 0x01, 0x00, 0x26,
+        ];
+        bpdu.resize(60, 0x42);
+        let o = sw.inject(PortIdx(0), &bpdu, 1);
+        assert!(o.sent.is_empty());
+        assert_eq!(o.dropped, Some(DropReason::ReservedMulticast));
+        assert_eq!(sw.pipeline().counters().learned, 0);
+        assert_eq!(
+            sw.pipeline()
+                .counters()
+                .dropped(DropReason::ReservedMulticast),
+            1
+        );
     }
 }
