@@ -283,6 +283,11 @@ impl Pipeline {
                     Some(hit) if hit.port == in_port => {
                         (Action::Drop(DropReason::SamePort), hit.deadline_ns)
                     }
+                    // An entry on a port that no longer carries the network (a stale
+                    // entry after a reconfiguration): as if unknown.
+                    Some(hit) if self.tables.egress(hit.port, m.net).is_none() => {
+                        (Action::Flood, hit.deadline_ns)
+                    }
                     Some(hit) => (Action::Unicast(hit.port), hit.deadline_ns),
                     None => (Action::Flood, u64::MAX),
                 }

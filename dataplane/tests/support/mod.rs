@@ -1,0 +1,1450 @@
+//! Shared pieces of the pipeline property tests (`model.rs`, `isolation.rs`):
+//!
+//! - generators of small switch configurations, frames and operation sequences;
+//! - a **reference model** of br-int's NORMAL switching, written from issue 3,
+//!   `shared/REFERENCE.md` and the documented FDB policy (`flowtable::fdb` module
+//!   docs), with plain maps and no code of the pipeline: classification, learning
+//!   (limits, full-table eviction, statics, aging), forwarding and the 802.1Q
+//!   egress rewrite, each spelled out byte by byte;
+//! - [`Harness`]: the same switch as `OfflineSwitch`, assembled from the public
+//!   pipeline API, plus the one thing `OfflineSwitch` cannot do yet: change the
+//!   configuration at runtime (`Pipeline::set_tables` with a new generation);
+//! - [`run`]: drives a switch and the model through one operation sequence and
+//!   compares every outcome and the FDB after every operation.
+//!
+//! Not every test uses every item.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use dataplane::config::{
+    Config, NetIdx, Network, Port, PortIdx, PortMode, Segment, StaticFdb, SwitchParams,
+};
+use dataplane::counters::{Counters, DropReason};
+use dataplane::offline::{OfflineSwitch, Outcome};
+use dataplane::pipeline::{Action, Pipeline, Tables};
+use dataplane::pool::{Desc, Pool, MAX_FRAME};
+use dataplane::port::{MemPort, Port as _, TxMode, BURST};
+use encap::{MacAddr, VlanId};
+use flowtable::{
+    Fdb, FdbConfig, FdbControl, FdbGroup, FlowCache, FlushFilter, PortId, ReplicaConfig,
+    DEFAULT_FLOW_CACHE_SIZE,
+};
+use proptest::collection::{btree_map, btree_set, vec};
+use proptest::option;
+use proptest::prelude::*;
+use proptest::sample::{select, Index};
+use proptest::test_runner::TestCaseError;
+
+/// One second in the switch's time unit (ns).
+pub const SEC: u64 = 1_000_000_000;
+/// `mac_aging_secs` of every generated configuration (the smallest accepted).
+pub const AGING_SECS: u64 = 15;
+/// The same in ns.
+pub const AGING: u64 = AGING_SECS * SEC;
+/// Time steps are multiples of this: sub-second (so the FDB's one-second recency
+/// granularity matters), and 60 of them are exactly the aging time (so "idle for
+/// ≥ aging" is hit on the boundary).
+pub const TIME_UNIT: u64 = SEC / 4;
+/// Wire VIDs trunks are built from; frames draw from the same set, so they match.
+pub const VIDS: [u16; 6] = [1, 2, 10, 20, 100, 4094];
+/// Unicast MACs in the universe frames draw from (shared by every network).
+pub const MACS: u8 = 4;
+/// The clock at the first operation.
+pub const T0: u64 = 1_000 * SEC;
+
+const TPID_Q: u16 = 0x8100;
+const TPID_AD: u16 = 0x88a8;
+
+/// Unicast MAC number `i` of the universe.
+pub fn ucast(i: u8) -> MacAddr {
+    MacAddr::new([0x02, 0, 0, 0, 0, i + 1])
+}
+
+/// A MAC from a selector: `0..MACS` unicast, then broadcast, multicast, all-zero,
+/// one unicast address that no frame ever uses as a source, and a link-local
+/// control address (LLDP's).
+pub fn mac_sel(sel: u8) -> MacAddr {
+    match sel {
+        s if s < MACS => ucast(s),
+        s if s == MACS => MacAddr::new([0xff; 6]),
+        s if s == MACS + 1 => MacAddr::new([0x01, 0x00, 0x5e, 0x00, 0x00, 0x01]),
+        s if s == MACS + 2 => MacAddr::ZERO,
+        s if s == MACS + 3 => MacAddr::new([0x02, 0xff, 0, 0, 0, 0x99]),
+        _ => MacAddr::new([0x01, 0x80, 0xc2, 0x00, 0x00, 0x0e]),
+    }
+}
+
+pub fn vid(v: u16) -> VlanId {
+    VlanId::try_new(v).unwrap()
+}
+
+// ---------------------------------------------------------------------------------
+// Configurations
+// ---------------------------------------------------------------------------------
+
+/// An access port or a trunk over `nets` networks, trunk VIDs from [`VIDS`].
+pub fn port_mode(nets: u16) -> impl Strategy<Value = PortMode> {
+    prop_oneof![
+        (0..nets).prop_map(|n| PortMode::Access { network: NetIdx(n) }),
+        (
+            btree_map(select(&VIDS[..]), 0..nets, 0..=3),
+            option::of(0..nets)
+        )
+            .prop_map(|(vlans, native)| PortMode::Trunk {
+                vlans: vlans
+                    .into_iter()
+                    .map(|(v, n)| (vid(v), NetIdx(n)))
+                    .collect(),
+                native: native.map(NetIdx),
+            }),
+    ]
+}
+
+/// `mode` with its network indices folded into `0..nets` (reconfiguration ops are
+/// drawn before the configuration they apply to is known).
+pub fn fold_mode(mode: &PortMode, nets: u16) -> PortMode {
+    match mode {
+        PortMode::Access { network } => PortMode::Access {
+            network: NetIdx(network.0 % nets),
+        },
+        PortMode::Trunk { vlans, native } => PortMode::Trunk {
+            vlans: vlans
+                .iter()
+                .map(|&(v, n)| (v, NetIdx(n.0 % nets)))
+                .collect(),
+            native: native.map(|n| NetIdx(n.0 % nets)),
+        },
+    }
+}
+
+/// A valid configuration: `min_nets..=4` local networks, 3–6 ports, aging 15 s, a
+/// small table and a per-port limit some of the time, up to two static entries.
+pub fn config(min_nets: u16) -> impl Strategy<Value = Config> {
+    (min_nets..=4u16, 3usize..=6).prop_flat_map(|(nets, n_ports)| {
+        (
+            btree_set(1u16..=4094, nets as usize)
+                .prop_map(Vec::from_iter)
+                .prop_shuffle(),
+            vec(port_mode(nets), n_ports),
+            prop_oneof![3 => Just(1000usize), 2 => 1usize..=6],
+            prop_oneof![3 => Just(0usize), 1 => 1usize..=3],
+            vec((0..nets, 0..MACS, any::<Index>()), 0..=2),
+        )
+            .prop_map(|(vlans, modes, size, limit, statics)| {
+                build_config(&vlans, modes, size, limit, &statics)
+            })
+    })
+}
+
+/// Builds a [`Config`] by hand (not through TOML: the config layer has its own tests).
+pub fn build_config(
+    vlans: &[u16],
+    modes: Vec<PortMode>,
+    mac_table_size: usize,
+    mac_limit_per_port: usize,
+    statics: &[(u16, u8, Index)],
+) -> Config {
+    let networks = vlans
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| Network {
+            name: format!("net{i}"),
+            segment: Segment::Local,
+            local_vlan: vid(v),
+            local_vlan_allocated: false,
+        })
+        .collect();
+    let ports: Vec<Port> = modes
+        .into_iter()
+        .enumerate()
+        .map(|(i, mode)| Port {
+            name: format!("p{i}"),
+            ifname: None,
+            mode,
+        })
+        .collect();
+    let mut static_fdb: Vec<StaticFdb> = Vec::new();
+    for &(n, m, idx) in statics {
+        let carriers: Vec<u16> = (0..ports.len() as u16)
+            .filter(|&p| egress_of(&ports[usize::from(p)].mode, n).is_some())
+            .collect();
+        if carriers.is_empty()
+            || static_fdb
+                .iter()
+                .any(|s| s.network.0 == n && s.mac == ucast(m))
+        {
+            continue;
+        }
+        static_fdb.push(StaticFdb {
+            network: NetIdx(n),
+            mac: ucast(m),
+            port: PortIdx(carriers[idx.index(carriers.len())]),
+        });
+    }
+    Config {
+        switch: SwitchParams {
+            workers: 1,
+            mac_aging: Duration::from_secs(AGING_SECS),
+            mac_table_size,
+            mac_limit_per_port,
+            control_socket: PathBuf::from("/nonexistent"),
+        },
+        networks,
+        ports,
+        static_fdb,
+        source: None,
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Frames
+// ---------------------------------------------------------------------------------
+
+/// A frame to build: addresses by selector ([`mac_sel`]), a stack of tags as
+/// (TPID, TCI) or, with `fit`, one tagging the ingress port accepts, an EtherType,
+/// a payload, optionally cut short.
+#[derive(Clone, Debug)]
+pub struct FrameSpec {
+    pub dst: u8,
+    pub src: u8,
+    pub tags: Vec<(u16, u16)>,
+    /// Replace `tags` by a tagging the port accepts: the index picks among them, the
+    /// `u16` gives PCP and DEI.
+    pub fit: Option<(Index, u16)>,
+    pub ethertype: u16,
+    pub payload: usize,
+    pub fill: u8,
+    pub truncate: Option<usize>,
+}
+
+impl FrameSpec {
+    /// The bytes of the frame as it arrives on a port of `mode`.
+    pub fn bytes(&self, mode: &PortMode) -> Vec<u8> {
+        let mut f = Vec::with_capacity(18 + self.payload);
+        f.extend_from_slice(&mac_sel(self.dst).octets());
+        f.extend_from_slice(&mac_sel(self.src).octets());
+        let tags = match self.fit {
+            None => self.tags.clone(),
+            Some((idx, prio)) => {
+                // Untagged, priority-tagged, or tagged with a VID the port maps.
+                let mut ok = vec![vec![], vec![(TPID_Q, prio & 0xf000)]];
+                if let PortMode::Trunk { vlans, native } = mode {
+                    if native.is_none() {
+                        ok.clear();
+                    }
+                    ok.extend(
+                        vlans
+                            .iter()
+                            .map(|(v, _)| vec![(TPID_Q, prio & 0xf000 | v.get())]),
+                    );
+                }
+                if ok.is_empty() {
+                    self.tags.clone()
+                } else {
+                    ok[idx.index(ok.len())].clone()
+                }
+            }
+        };
+        for &(tpid, tci) in &tags {
+            f.extend_from_slice(&tpid.to_be_bytes());
+            f.extend_from_slice(&tci.to_be_bytes());
+        }
+        f.extend_from_slice(&self.ethertype.to_be_bytes());
+        f.extend((0..self.payload).map(|i| self.fill.wrapping_add(i as u8)));
+        if let Some(n) = self.truncate {
+            f.truncate(n);
+        }
+        f
+    }
+}
+
+/// A TCI: any PCP and DEI; VID 0 (priority tag), a trunk VID, the reserved 4095,
+/// or any other.
+pub fn tci() -> impl Strategy<Value = u16> {
+    (
+        0u16..8,
+        any::<bool>(),
+        prop_oneof![
+            2 => Just(0u16),
+            6 => select(&VIDS[..]),
+            1 => Just(4095u16),
+            1 => 1u16..4095,
+        ],
+    )
+        .prop_map(|(pcp, dei, v)| pcp << 13 | u16::from(dei) << 12 | v)
+}
+
+/// Tag stacks: mostly none or one 802.1Q tag; sometimes an 802.1ad S-tag, QinQ, or
+/// three tags.
+pub fn tags() -> impl Strategy<Value = Vec<(u16, u16)>> {
+    prop_oneof![
+        8 => Just(vec![]),
+        10 => tci().prop_map(|t| vec![(TPID_Q, t)]),
+        1 => tci().prop_map(|t| vec![(TPID_AD, t)]),
+        1 => (tci(), tci()).prop_map(|(a, b)| vec![(TPID_Q, a), (TPID_Q, b)]),
+        1 => (tci(), tci()).prop_map(|(a, b)| vec![(TPID_AD, a), (TPID_Q, b)]),
+        1 => (tci(), tci(), tci()).prop_map(|(a, b, c)| vec![(TPID_Q, a), (TPID_Q, b), (TPID_Q, c)]),
+    ]
+}
+
+/// A structured frame: unicast addresses from the shared universe most of the time,
+/// payloads below and above the 60-byte minimum, sometimes truncated.
+pub fn frame() -> impl Strategy<Value = FrameSpec> {
+    // Unicast destinations mostly differ from the source (bit 7: "not the source").
+    let dst = prop_oneof![
+        12 => (0..MACS).prop_map(|d| d | 0x80),
+        2 => 0..MACS,
+        1 => Just(MACS),
+        1 => Just(MACS + 1),
+        1 => Just(MACS + 3),
+        1 => Just(MACS + 4),
+    ];
+    let src = prop_oneof![12 => 0..MACS, 1 => Just(MACS + 1), 1 => Just(MACS + 2)];
+    let ethertype = prop_oneof![
+        Just(0x0800u16),
+        Just(0x0806u16),
+        Just(0x86ddu16),
+        any::<u16>().prop_map(|t| if t == TPID_Q || t == TPID_AD {
+            0x0800
+        } else {
+            t
+        }),
+    ];
+    let fit = prop_oneof![1 => Just(None), 3 => (any::<Index>(), any::<u16>()).prop_map(Some)];
+    (
+        dst,
+        src,
+        tags(),
+        fit,
+        ethertype,
+        0usize..=70,
+        any::<u8>(),
+        prop_oneof![20 => Just(None), 1 => (0usize..24).prop_map(Some)],
+    )
+        .prop_map(
+            |(dst, src, tags, fit, ethertype, payload, fill, truncate)| FrameSpec {
+                dst: match dst & 0x7f {
+                    d if dst & 0x80 != 0 && d == src => (d + 1) % MACS,
+                    d => d,
+                },
+                src,
+                tags,
+                fit,
+                ethertype,
+                payload,
+                fill,
+                truncate,
+            },
+        )
+}
+
+// ---------------------------------------------------------------------------------
+// The reference model
+// ---------------------------------------------------------------------------------
+
+/// How a network leaves a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Eg {
+    Untagged,
+    Tagged(u16),
+}
+
+/// How frames of network `net` leave a port of `mode`, or `None` if it does not
+/// carry it: access ports and a trunk's native network untagged, other trunk
+/// networks with the lowest VID that maps to them.
+pub fn egress_of(mode: &PortMode, net: u16) -> Option<Eg> {
+    match mode {
+        PortMode::Access { network } => (network.0 == net).then_some(Eg::Untagged),
+        PortMode::Trunk { vlans, native } => {
+            if native.is_some_and(|n| n.0 == net) {
+                return Some(Eg::Untagged);
+            }
+            vlans
+                .iter()
+                .filter(|(_, n)| n.0 == net)
+                .map(|(v, _)| v.get())
+                .min()
+                .map(Eg::Tagged)
+        }
+    }
+}
+
+/// A frame the model accepted: its network, its 802.1Q TCI if it carried one
+/// (priority tags included), its addresses.
+#[derive(Clone, Copy, Debug)]
+pub struct Class {
+    pub net: u16,
+    pub tci: Option<u16>,
+    pub dst: MacAddr,
+    pub src: MacAddr,
+}
+
+fn be16(f: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([f[at], f[at + 1]])
+}
+
+fn is_tpid(v: u16) -> bool {
+    v == TPID_Q || v == TPID_AD
+}
+
+fn mac_at(f: &[u8], at: usize) -> MacAddr {
+    MacAddr::new([f[at], f[at + 1], f[at + 2], f[at + 3], f[at + 4], f[at + 5]])
+}
+
+fn is_group(m: MacAddr) -> bool {
+    m.octets()[0] & 1 == 1
+}
+
+/// Ingress classification (issue 3): access → its network for untagged and
+/// priority-tagged frames, tagged ones dropped; trunk → the VID's network, the
+/// native network for untagged and priority-tagged frames; VID 4095, QinQ and
+/// 802.1ad, multicast or all-zero sources, short headers: dropped. Also dropped:
+/// link-local control frames to 01:80:c2:00:00:00–0f (an 802.1D bridge never
+/// forwards them; OVS's default `forward-bpdu=false`).
+///
+/// A dropped frame gives every reason that applies: which one the switch counts
+/// when several do is its choice.
+pub fn classify(cfg: &Config, port: u16, f: &[u8]) -> Result<Class, BTreeSet<DropReason>> {
+    use DropReason::*;
+    let mut why = BTreeSet::new();
+    if f.len() < 14 {
+        return Err([Malformed].into());
+    }
+    let mut tags: Vec<(u16, u16)> = Vec::new();
+    let mut off = 12;
+    while is_tpid(be16(f, off)) {
+        if tags.len() == 2 {
+            // A third tag: a stack the switch does not parse.
+            why.extend([Malformed, UnsupportedTag]);
+            break;
+        }
+        if f.len() < off + 6 {
+            why.insert(Malformed);
+            break;
+        }
+        tags.push((be16(f, off), be16(f, off + 2)));
+        off += 4;
+    }
+    if tags.iter().any(|&(_, tci)| tci & 0xfff == 0xfff) {
+        why.insert(ReservedVid);
+    }
+    if tags.len() >= 2 || tags.first().is_some_and(|t| t.0 == TPID_AD) {
+        why.insert(UnsupportedTag);
+    }
+    let (dst, src) = (mac_at(f, 0), mac_at(f, 6));
+    if is_group(src) || src.octets() == [0; 6] {
+        why.insert(InvalidSource);
+    }
+    if dst.octets()[..5] == [0x01, 0x80, 0xc2, 0, 0] && dst.octets()[5] < 0x10 {
+        why.insert(ReservedMulticast);
+    }
+    // The port decides only for untagged frames and single 802.1Q tags.
+    let vid = match tags.as_slice() {
+        [] => Some(0),
+        [(TPID_Q, tci)] => Some(tci & 0xfff),
+        _ => None,
+    };
+    let Some(mode) = cfg.ports.get(usize::from(port)).map(|p| &p.mode) else {
+        return Err([NoPort].into());
+    };
+    let net = match (mode, vid) {
+        (_, None) | (_, Some(0xfff)) => None,
+        (PortMode::Access { network }, Some(0)) => Some(network.0),
+        (PortMode::Access { .. }, Some(_)) => {
+            why.insert(TaggedOnAccess);
+            None
+        }
+        (PortMode::Trunk { native, .. }, Some(0)) => {
+            if native.is_none() {
+                why.insert(NoNative);
+            }
+            native.map(|n| n.0)
+        }
+        (PortMode::Trunk { vlans, .. }, Some(v)) => {
+            let n = vlans.iter().find(|(w, _)| w.get() == v).map(|(_, n)| n.0);
+            if n.is_none() {
+                why.insert(UnknownVid);
+            }
+            n
+        }
+    };
+    match net {
+        Some(net) if why.is_empty() => Ok(Class {
+            net,
+            tci: tags.first().map(|t| t.1),
+            dst,
+            src,
+        }),
+        _ => Err(why),
+    }
+}
+
+/// The bytes that leave a port with `eg` for a frame received as `f` with outer
+/// 802.1Q TCI `tci`: every frame leaves at least 60 bytes long (zero padding at the
+/// end); a tag is removed by taking its 4 bytes out; a trunk translates the VID
+/// keeping PCP and DEI, or pushes a tag with PCP 0 and DEI 0 onto an untagged frame
+/// after padding it (as the sender's NIC would have).
+pub fn rewrite(f: &[u8], tci: Option<u16>, eg: Eg) -> Vec<u8> {
+    let pad = |mut v: Vec<u8>| {
+        if v.len() < 60 {
+            v.resize(60, 0);
+        }
+        v
+    };
+    match (tci, eg) {
+        (Some(_), Eg::Untagged) => pad([&f[..12], &f[16..]].concat()),
+        (None, Eg::Untagged) => pad(f.to_vec()),
+        (Some(t), Eg::Tagged(v)) => {
+            let mut out = f.to_vec();
+            out[14..16].copy_from_slice(&((t & 0xf000) | v).to_be_bytes());
+            pad(out)
+        }
+        (None, Eg::Tagged(v)) => {
+            let f = pad(f.to_vec());
+            let mut out = f[..12].to_vec();
+            out.extend_from_slice(&TPID_Q.to_be_bytes());
+            out.extend_from_slice(&v.to_be_bytes());
+            out.extend_from_slice(&f[12..]);
+            out
+        }
+    }
+}
+
+/// One FDB entry of the model.
+#[derive(Clone, Copy, Debug)]
+struct MEntry {
+    port: u16,
+    last_seen: u64,
+    is_static: bool,
+    /// Recency order: a fresh number when learned, moved, revived, or refreshed in
+    /// a later second than its last refresh (the FDB's one-second granularity).
+    lru: u64,
+}
+
+/// What the model says happens to a frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Dropped before learning, for one of these reasons.
+    Dropped(BTreeSet<DropReason>),
+    /// Its source is a static entry on another port.
+    StaticMove,
+    /// Forwarded (or dropped by the forwarding decision: `Action::Drop`).
+    Forwarded {
+        action: Action,
+        sent: Vec<(u16, Vec<u8>)>,
+    },
+}
+
+/// Which learned entries a flush removes, by network and port index.
+#[derive(Clone, Copy, Debug)]
+pub enum MFlush {
+    All,
+    Net(u16),
+    Port(u16),
+    NetPort(u16, u16),
+}
+
+/// A candidate victim port of a full-table eviction and its entry count in the
+/// model; the resolver says which of several equally busiest ports the switch chose.
+pub type Resolver<'a> = dyn FnMut(&[(u16, u32)]) -> u16 + 'a;
+
+/// How often the model took each path (to check that the generators reach them).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Coverage {
+    pub unicast: u64,
+    pub flood: u64,
+    pub flood_copies: u64,
+    pub same_port: u64,
+    pub static_move: u64,
+    pub dropped: u64,
+    pub tagged_in: u64,
+    pub tagged_out: u64,
+    pub evicted: u64,
+    pub eviction_ties: u64,
+    pub reclaimed: u64,
+    pub aged: u64,
+    pub expired_lookups: u64,
+    pub reconfigs: u64,
+    pub bursts: u64,
+    /// Sequences that ended early (an eviction tie inside a burst).
+    pub cut_short: u64,
+    pub moves: u64,
+    pub port_limit: u64,
+}
+
+impl Coverage {
+    /// `self` plus `other`, field by field.
+    pub fn add(&mut self, o: &Coverage) {
+        self.unicast += o.unicast;
+        self.flood += o.flood;
+        self.flood_copies += o.flood_copies;
+        self.same_port += o.same_port;
+        self.static_move += o.static_move;
+        self.dropped += o.dropped;
+        self.tagged_in += o.tagged_in;
+        self.tagged_out += o.tagged_out;
+        self.evicted += o.evicted;
+        self.eviction_ties += o.eviction_ties;
+        self.reclaimed += o.reclaimed;
+        self.aged += o.aged;
+        self.expired_lookups += o.expired_lookups;
+        self.reconfigs += o.reconfigs;
+        self.bursts += o.bursts;
+        self.cut_short += o.cut_short;
+        self.moves += o.moves;
+        self.port_limit += o.port_limit;
+    }
+}
+
+/// br-int's NORMAL switching with OVS's MAC-learning policy, in plain maps.
+#[derive(Debug)]
+pub struct Model {
+    pub cfg: Config,
+    capacity: usize,
+    limit: u32,
+    /// (network index, MAC) → entry.
+    fdb: BTreeMap<(u16, u64), MEntry>,
+    clock: u64,
+    /// What the pipeline counts: new entries (revivals included), moves, refusals.
+    pub learned: u64,
+    pub moves: u64,
+    pub port_limit: u64,
+    pub cov: Coverage,
+}
+
+impl Model {
+    pub fn new(cfg: &Config) -> Self {
+        let mut m = Model {
+            cfg: cfg.clone(),
+            capacity: cfg.switch.mac_table_size,
+            limit: cfg.switch.mac_limit_per_port as u32,
+            fdb: BTreeMap::new(),
+            clock: 0,
+            learned: 0,
+            moves: 0,
+            port_limit: 0,
+            cov: Coverage::default(),
+        };
+        for s in &cfg.static_fdb {
+            m.add_static(s.network.0, s.mac, s.port.0);
+        }
+        m
+    }
+
+    fn next_lru(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    fn live(e: &MEntry, now: u64) -> bool {
+        e.is_static || now.saturating_sub(e.last_seen) < AGING
+    }
+
+    /// Learned entries on `port`, expired ones not yet removed included.
+    pub fn count(&self, port: u16) -> u32 {
+        self.fdb
+            .values()
+            .filter(|e| !e.is_static && e.port == port)
+            .count() as u32
+    }
+
+    fn learned_len(&self) -> usize {
+        self.fdb.values().filter(|e| !e.is_static).count()
+    }
+
+    fn oldest(&self, port: Option<u16>) -> Option<(u16, u64)> {
+        self.fdb
+            .iter()
+            .filter(|(_, e)| !e.is_static && port.is_none_or(|p| e.port == p))
+            .min_by_key(|(_, e)| e.lru)
+            .map(|(k, _)| *k)
+    }
+
+    fn expired(&self, k: (u16, u64), now: u64) -> bool {
+        !Self::live(&self.fdb[&k], now)
+    }
+
+    /// A port at its limit may reclaim its own oldest entry if that has expired.
+    fn port_has_room(&mut self, port: u16, now: u64) -> bool {
+        if self.limit == 0 || self.count(port) < self.limit {
+            return true;
+        }
+        match self.oldest(Some(port)) {
+            Some(k) if self.expired(k, now) => {
+                self.fdb.remove(&k);
+                self.cov.reclaimed += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A full table: the oldest entry goes if it has expired; otherwise the oldest
+    /// entry of a busiest port, if that port has more entries than the learner, else
+    /// the learner's own oldest.
+    fn make_room(&mut self, port: u16, now: u64, resolve: &mut Resolver<'_>) {
+        if let Some(k) = self.oldest(None) {
+            if self.expired(k, now) {
+                self.fdb.remove(&k);
+                self.cov.reclaimed += 1;
+                return;
+            }
+        }
+        let n_ports = self.cfg.ports.len() as u16;
+        let max = (0..n_ports).map(|p| self.count(p)).max().unwrap_or(0);
+        let victim = if self.count(port) >= max {
+            port
+        } else {
+            let busiest: Vec<(u16, u32)> = (0..n_ports)
+                .filter(|&p| self.count(p) == max)
+                .map(|p| (p, max))
+                .collect();
+            if busiest.len() == 1 {
+                busiest[0].0
+            } else {
+                self.cov.eviction_ties += 1;
+                resolve(&busiest)
+            }
+        };
+        if let Some(k) = self.oldest(Some(victim)) {
+            self.fdb.remove(&k);
+            self.cov.evicted += 1;
+        }
+    }
+
+    /// Learns `mac` in `net` on `port`; false if the frame must be dropped (its
+    /// source is a static entry on another port).
+    fn learn(
+        &mut self,
+        net: u16,
+        mac: MacAddr,
+        port: u16,
+        now: u64,
+        resolve: &mut Resolver<'_>,
+    ) -> bool {
+        let k = (net, mac.to_u64());
+        match self.fdb.get(&k).copied() {
+            None => {
+                if !self.port_has_room(port, now) {
+                    self.port_limit += 1;
+                    return true;
+                }
+                if self.learned_len() >= self.capacity {
+                    self.make_room(port, now, resolve);
+                }
+                let lru = self.next_lru();
+                self.fdb.insert(
+                    k,
+                    MEntry {
+                        port,
+                        last_seen: now,
+                        is_static: false,
+                        lru,
+                    },
+                );
+                self.learned += 1;
+            }
+            Some(e) if e.is_static => return e.port == port,
+            Some(e) if Self::live(&e, now) && e.port == port => {
+                if now > e.last_seen {
+                    let new_second = now / SEC != e.last_seen / SEC;
+                    let lru = if new_second { self.next_lru() } else { e.lru };
+                    let e = self.fdb.get_mut(&k).unwrap();
+                    e.last_seen = now;
+                    e.lru = lru;
+                }
+            }
+            Some(e) => {
+                if e.port != port && !self.port_has_room(port, now) {
+                    self.port_limit += 1;
+                    return true;
+                }
+                let lru = self.next_lru();
+                let was_live = Self::live(&e, now);
+                let e = self.fdb.get_mut(&k).unwrap();
+                e.port = port;
+                e.last_seen = e.last_seen.max(now);
+                e.lru = lru;
+                if was_live {
+                    self.moves += 1;
+                } else {
+                    self.learned += 1;
+                }
+            }
+        }
+        true
+    }
+
+    /// Where `mac` is in `net` at `now`.
+    pub fn lookup(&self, net: u16, mac: MacAddr, now: u64) -> Option<u16> {
+        self.fdb
+            .get(&(net, mac.to_u64()))
+            .filter(|e| Self::live(e, now))
+            .map(|e| e.port)
+    }
+
+    /// Ports that carry `net`, in port order.
+    pub fn members(&self, net: u16) -> Vec<u16> {
+        (0..self.cfg.ports.len() as u16)
+            .filter(|&p| egress_of(&self.cfg.ports[usize::from(p)].mode, net).is_some())
+            .collect()
+    }
+
+    /// A frame received on `port` at `now`.
+    pub fn inject(&mut self, port: u16, f: &[u8], now: u64, resolve: &mut Resolver<'_>) -> Verdict {
+        self.inject_burst(port, &[f.to_vec()], now, resolve)
+            .remove(0)
+    }
+
+    /// A burst received on `port` at `now`, switched the way the pipeline documents
+    /// a batch: every source is learned (in order) before any destination is looked
+    /// up, so a frame may be forwarded with what a later frame of its burst taught.
+    pub fn inject_burst(
+        &mut self,
+        port: u16,
+        frames: &[Vec<u8>],
+        now: u64,
+        resolve: &mut Resolver<'_>,
+    ) -> Vec<Verdict> {
+        if frames.len() > 1 {
+            self.cov.bursts += 1;
+        }
+        let mut classes: Vec<Result<Class, Verdict>> = frames
+            .iter()
+            .map(|f| {
+                classify(&self.cfg, port, f).map_err(|why| {
+                    self.cov.dropped += 1;
+                    Verdict::Dropped(why)
+                })
+            })
+            .collect();
+        for c in &mut classes {
+            if let Ok(k) = c {
+                if !self.learn(k.net, k.src, port, now, resolve) {
+                    self.cov.static_move += 1;
+                    *c = Err(Verdict::StaticMove);
+                }
+            }
+        }
+        classes
+            .into_iter()
+            .zip(frames)
+            .map(|(c, f)| match c {
+                Ok(c) => self.forward(port, c, f, now),
+                Err(v) => v,
+            })
+            .collect()
+    }
+
+    /// Forwarding and egress rewrite of a frame that was classified and learned.
+    fn forward(&mut self, port: u16, c: Class, f: &[u8], now: u64) -> Verdict {
+        if c.tci.is_some() {
+            self.cov.tagged_in += 1;
+        }
+        if !is_group(c.dst)
+            && self
+                .fdb
+                .get(&(c.net, c.dst.to_u64()))
+                .is_some_and(|e| !Self::live(e, now))
+        {
+            self.cov.expired_lookups += 1;
+        }
+        let action = if is_group(c.dst) {
+            Action::Flood
+        } else {
+            match self.lookup(c.net, c.dst, now) {
+                Some(p) if p == port => Action::Drop(DropReason::SamePort),
+                // An entry on a port that does not carry the network (stale after a
+                // reconfiguration, or a misplaced static entry) counts as unknown.
+                Some(p) if egress_of(&self.cfg.ports[usize::from(p)].mode, c.net).is_none() => {
+                    Action::Flood
+                }
+                Some(p) => Action::Unicast(PortId(p)),
+                None => Action::Flood,
+            }
+        };
+        let to: Vec<u16> = match action {
+            Action::Unicast(p) => vec![p.0],
+            Action::Flood => self
+                .members(c.net)
+                .into_iter()
+                .filter(|&q| q != port)
+                .collect(),
+            Action::Drop(_) => vec![],
+        };
+        let mut sent: Vec<(u16, Vec<u8>)> = to
+            .into_iter()
+            .filter_map(|q| {
+                let eg = egress_of(&self.cfg.ports[usize::from(q)].mode, c.net)?;
+                Some((q, rewrite(f, c.tci, eg)))
+            })
+            .collect();
+        sent.sort();
+        match action {
+            Action::Unicast(_) => self.cov.unicast += 1,
+            Action::Flood => {
+                self.cov.flood += 1;
+                self.cov.flood_copies += sent.len().saturating_sub(1) as u64;
+            }
+            Action::Drop(_) => self.cov.same_port += 1,
+        }
+        self.cov.tagged_out += sent
+            .iter()
+            .filter(|(_, b)| b.len() >= 14 && be16(b, 12) == TPID_Q)
+            .count() as u64;
+        Verdict::Forwarded { action, sent }
+    }
+
+    /// A poll without traffic: expired entries removed oldest first, stopping at
+    /// the first live one (at most 64, the pipeline's budget).
+    pub fn tick(&mut self, now: u64) {
+        for _ in 0..64 {
+            match self.oldest(None) {
+                Some(k) if self.expired(k, now) => {
+                    self.fdb.remove(&k);
+                    self.cov.aged += 1;
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// Adds or re-points a static entry; a learned entry of the MAC becomes it.
+    pub fn add_static(&mut self, net: u16, mac: MacAddr, port: u16) {
+        self.fdb.insert(
+            (net, mac.to_u64()),
+            MEntry {
+                port,
+                last_seen: u64::MAX,
+                is_static: true,
+                lru: 0,
+            },
+        );
+    }
+
+    /// Removes a static entry (a learned one stays).
+    pub fn remove_static(&mut self, net: u16, mac: MacAddr) {
+        let k = (net, mac.to_u64());
+        if self.fdb.get(&k).is_some_and(|e| e.is_static) {
+            self.fdb.remove(&k);
+        }
+    }
+
+    /// Removes the learned entries the filter selects, expired or not.
+    pub fn flush(&mut self, f: MFlush) {
+        self.fdb.retain(|&(n, _), e| {
+            e.is_static
+                || !match f {
+                    MFlush::All => true,
+                    MFlush::Net(x) => n == x,
+                    MFlush::Port(p) => e.port == p,
+                    MFlush::NetPort(x, p) => n == x && e.port == p,
+                }
+        });
+    }
+
+    /// The static entries.
+    pub fn statics(&self) -> Vec<(u16, MacAddr, u16)> {
+        self.fdb
+            .iter()
+            .filter(|(_, e)| e.is_static)
+            .map(|(&(n, m), e)| (n, MacAddr::from_u64(m), e.port))
+            .collect()
+    }
+
+    /// Live entries as (local VLAN, MAC, port, static), sorted.
+    pub fn live_entries(&self, now: u64) -> Vec<(u16, u64, u16, bool)> {
+        let mut v: Vec<_> = self
+            .fdb
+            .iter()
+            .filter(|(_, e)| Self::live(e, now))
+            .map(|(&(n, m), e)| {
+                let vlan = self.cfg.networks[usize::from(n)].local_vlan.get();
+                (vlan, m, e.port, e.is_static)
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// A new configuration (same networks, same number of ports): what the control
+    /// plane removes with it — learned entries of a network on a port that no longer
+    /// carries it, and static entries that became invalid — is removed here too.
+    pub fn reconfigure(&mut self, cfg: &Config) {
+        self.cov.reconfigs += 1;
+        self.cfg = cfg.clone();
+        let carries = |p: u16, n: u16| egress_of(&cfg.ports[usize::from(p)].mode, n).is_some();
+        self.fdb.retain(|&(n, _), e| carries(e.port, n));
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Switches under test
+// ---------------------------------------------------------------------------------
+
+/// What the runner needs from a switch.
+pub trait Sut {
+    fn inject(&mut self, port: u16, f: &[u8], now: u64) -> Outcome;
+    /// Switches `frames` as one batch received on `port`; what each port sent, in
+    /// port order and in order per port. `None` if this switch cannot.
+    fn inject_burst(
+        &mut self,
+        port: u16,
+        frames: &[Vec<u8>],
+        now: u64,
+    ) -> Option<Vec<(u16, Vec<u8>)>>;
+    fn tick(&mut self, now: u64);
+    fn control(&mut self) -> &mut FdbControl;
+    fn fdb(&self) -> &Fdb;
+    fn counters(&self) -> &Counters;
+    /// Replaces the configuration; `false` if this switch cannot.
+    fn reconfigure(&mut self, cfg: &Config) -> bool;
+}
+
+impl Sut for OfflineSwitch {
+    fn inject(&mut self, port: u16, f: &[u8], now: u64) -> Outcome {
+        OfflineSwitch::inject(self, PortIdx(port), f, now)
+    }
+    fn inject_burst(&mut self, _: u16, _: &[Vec<u8>], _: u64) -> Option<Vec<(u16, Vec<u8>)>> {
+        None
+    }
+    fn tick(&mut self, now: u64) {
+        OfflineSwitch::tick(self, now);
+    }
+    fn control(&mut self) -> &mut FdbControl {
+        self.fdb_control()
+    }
+    fn fdb(&self) -> &Fdb {
+        self.pipeline().fdb().fdb()
+    }
+    fn counters(&self) -> &Counters {
+        self.pipeline().counters()
+    }
+    fn reconfigure(&mut self, _: &Config) -> bool {
+        false
+    }
+}
+
+/// `OfflineSwitch` rebuilt from the public pipeline API, with runtime
+/// reconfiguration through `Pipeline::set_tables` (a new generation each time).
+#[derive(Debug)]
+pub struct Harness {
+    control: FdbControl,
+    pipeline: Pipeline,
+    pool: Pool,
+    ports: Vec<MemPort>,
+    generation: u64,
+}
+
+impl Harness {
+    pub fn new(cfg: &Config) -> Self {
+        let fdb_cfg = FdbConfig {
+            capacity: cfg.switch.mac_table_size,
+            per_port_limit: cfg.switch.mac_limit_per_port as u32,
+            aging_ns: cfg.switch.mac_aging.as_nanos() as u64,
+            max_ports: cfg.ports.len().max(1),
+        };
+        let FdbGroup {
+            mut workers,
+            mut control,
+        } = FdbGroup::new(1, fdb_cfg, ReplicaConfig::default()).unwrap();
+        for s in &cfg.static_fdb {
+            let vlan = cfg.networks[s.network.index()].local_vlan;
+            control.add_static(vlan, s.mac, PortId(s.port.0)).unwrap();
+        }
+        let mut fdb = workers.remove(0);
+        fdb.apply_updates(0, usize::MAX);
+        let generation = 1;
+        Harness {
+            control,
+            pipeline: Pipeline::new(
+                Tables::compile(cfg, generation),
+                fdb,
+                FlowCache::new(DEFAULT_FLOW_CACHE_SIZE).unwrap(),
+            ),
+            pool: Pool::new(4096),
+            ports: (0..cfg.ports.len())
+                .map(|_| MemPort::new(BURST, TxMode::Capture))
+                .collect(),
+            generation,
+        }
+    }
+}
+
+impl Harness {
+    fn switch_burst(&mut self, port: u16, frames: &[Vec<u8>], now: u64) -> Vec<(u16, Vec<u8>)> {
+        let p = &mut self.ports[usize::from(port)];
+        for f in frames {
+            assert!(f.len() <= MAX_FRAME && p.inject(&mut self.pool, f));
+        }
+        let mut descs = [Desc::EMPTY; BURST];
+        let n = p.rx_burst(&mut self.pool, &mut descs);
+        assert_eq!(n, frames.len());
+        self.pipeline
+            .process(PortId(port), &descs[..n], &mut self.pool, now);
+        self.pipeline.flush_tx(&mut self.ports, &mut self.pool);
+        let mut sent = Vec::new();
+        for (i, p) in self.ports.iter_mut().enumerate() {
+            sent.extend(p.take_sent().into_iter().map(|f| (i as u16, f)));
+        }
+        sent
+    }
+}
+
+impl Sut for Harness {
+    fn inject(&mut self, port: u16, f: &[u8], now: u64) -> Outcome {
+        let mut out = Outcome {
+            sent: Vec::new(),
+            action: None,
+            dropped: None,
+        };
+        let sent = self.switch_burst(port, &[f.to_vec()], now);
+        (out.action, out.dropped) = self.pipeline.last_decision();
+        out.sent = sent.into_iter().map(|(p, f)| (PortIdx(p), f)).collect();
+        out
+    }
+    fn inject_burst(
+        &mut self,
+        port: u16,
+        frames: &[Vec<u8>],
+        now: u64,
+    ) -> Option<Vec<(u16, Vec<u8>)>> {
+        Some(self.switch_burst(port, frames, now))
+    }
+    fn tick(&mut self, now: u64) {
+        self.pipeline.poll(&mut self.ports, &mut self.pool, now);
+    }
+    fn control(&mut self) -> &mut FdbControl {
+        &mut self.control
+    }
+    fn fdb(&self) -> &Fdb {
+        self.pipeline.fdb().fdb()
+    }
+    fn counters(&self) -> &Counters {
+        self.pipeline.counters()
+    }
+    fn reconfigure(&mut self, cfg: &Config) -> bool {
+        assert_eq!(cfg.ports.len(), self.ports.len());
+        self.generation += 1;
+        self.pipeline
+            .set_tables(Tables::compile(cfg, self.generation));
+        true
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Operation sequences
+// ---------------------------------------------------------------------------------
+
+/// One step of a test. Indices are folded into the configuration at run time.
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// The clock advances by `dt` × [`TIME_UNIT`], then a frame arrives on a port.
+    Inject {
+        port: Index,
+        frame: FrameSpec,
+        dt: u64,
+    },
+    /// The clock advances, then a poll without traffic (aging sweep).
+    Tick {
+        dt: u64,
+    },
+    /// A static entry on a port that carries the network.
+    AddStatic {
+        net: Index,
+        mac: u8,
+        port: Index,
+    },
+    RemoveStatic {
+        net: Index,
+        mac: u8,
+    },
+    Flush {
+        net: Option<Index>,
+        port: Option<Index>,
+    },
+    /// A port gets a new mode (networks folded into the configuration's).
+    Reconfig {
+        port: Index,
+        mode: PortMode,
+    },
+    /// The clock advances, then several frames arrive on a port in one batch.
+    Burst {
+        port: Index,
+        frames: Vec<FrameSpec>,
+        dt: u64,
+    },
+}
+
+/// Clock steps: mostly under a second or a few, sometimes around the aging time
+/// (60 units = exactly 15 s).
+pub fn dt() -> impl Strategy<Value = u64> {
+    prop_oneof![30 => 0u64..=2, 6 => 3u64..=8, 1 => 56u64..=64, 1 => Just(60u64)]
+}
+
+/// Operations; `harness` adds configuration changes and batches of several frames
+/// (what only [`Harness`] can do).
+pub fn op(harness: bool) -> BoxedStrategy<Op> {
+    let inject = (any::<Index>(), frame(), dt()).prop_map(|(port, frame, dt)| Op::Inject {
+        port,
+        frame,
+        dt,
+    });
+    let tick = dt().prop_map(|dt| Op::Tick { dt });
+    let add = (any::<Index>(), 0..MACS, any::<Index>())
+        .prop_map(|(net, mac, port)| Op::AddStatic { net, mac, port });
+    let remove = (any::<Index>(), 0..MACS).prop_map(|(net, mac)| Op::RemoveStatic { net, mac });
+    let flush = (option::of(any::<Index>()), option::of(any::<Index>()))
+        .prop_map(|(net, port)| Op::Flush { net, port });
+    let change =
+        (any::<Index>(), port_mode(4)).prop_map(|(port, mode)| Op::Reconfig { port, mode });
+    let burst = (any::<Index>(), vec(frame(), 2..=8), dt())
+        .prop_map(|(port, frames, dt)| Op::Burst { port, frames, dt });
+    if harness {
+        prop_oneof![
+            24 => inject,
+            2 => tick,
+            2 => add,
+            1 => remove,
+            1 => flush,
+            3 => change,
+            6 => burst
+        ]
+        .boxed()
+    } else {
+        prop_oneof![30 => inject, 2 => tick, 2 => add, 1 => remove, 1 => flush].boxed()
+    }
+}
+
+/// Runs `ops` through `sut` and `model` and compares, after every operation, the
+/// outcome (multiset of (port, bytes) sent, decision, drop reason), the live FDB
+/// contents, the per-port learned counts and the learning counters.
+pub fn run(sut: &mut dyn Sut, model: &mut Model, ops: &[Op]) -> Result<(), TestCaseError> {
+    let mut now = T0;
+    let n_ports = model.cfg.ports.len();
+    let n_nets = model.cfg.networks.len();
+    for (i, op) in ops.iter().enumerate() {
+        if let Op::Inject { dt, .. } | Op::Tick { dt } | Op::Burst { dt, .. } = op {
+            now += dt * TIME_UNIT;
+        }
+        let t = now;
+        let ctx = |what: String| format!("op {i} ({op:?}) at t={t}: {what}");
+        match op {
+            Op::Inject { port, frame, .. } => {
+                let port = port.index(n_ports) as u16;
+                let f = frame.bytes(&model.cfg.ports[usize::from(port)].mode);
+                let out = sut.inject(port, &f, now);
+                let fdb = sut.fdb();
+                let mut resolve = |cands: &[(u16, u32)]| {
+                    // The busiest port that lost an entry in the switch.
+                    cands
+                        .iter()
+                        .find(|&&(p, c)| fdb.port_count(PortId(p)) < c)
+                        .map_or(cands[0].0, |&(p, _)| p)
+                };
+                let v = model.inject(port, &f, now, &mut resolve);
+                check_outcome(&out, &v)
+                    .map_err(|e| TestCaseError::fail(ctx(format!("frame {f:02x?}\n{e}"))))?;
+            }
+            Op::Burst { port, frames, .. } => {
+                let port = port.index(n_ports) as u16;
+                let mode = &model.cfg.ports[usize::from(port)].mode;
+                let fs: Vec<Vec<u8>> = frames.iter().map(|f| f.bytes(mode)).collect();
+                let Some(sent) = sut.inject_burst(port, &fs, now) else {
+                    continue;
+                };
+                let fdb = sut.fdb();
+                let mut resolve = |cands: &[(u16, u32)]| {
+                    cands
+                        .iter()
+                        .find(|&&(p, c)| fdb.port_count(PortId(p)) < c)
+                        .map_or(cands[0].0, |&(p, _)| p)
+                };
+                let ties = model.cov.eviction_ties;
+                let vs = model.inject_burst(port, &fs, now, &mut resolve);
+                if model.cov.eviction_ties != ties {
+                    // Several evictions in one batch with a free choice among equally
+                    // busiest ports: the switch's choices cannot be read back one by
+                    // one. The sequence ends here.
+                    model.cov.cut_short += 1;
+                    return Ok(());
+                }
+                let mut want: Vec<(u16, Vec<u8>)> = vs
+                    .into_iter()
+                    .flat_map(|v| match v {
+                        Verdict::Forwarded { sent, .. } => sent,
+                        _ => vec![],
+                    })
+                    .collect();
+                // Per port in frame order (a stable sort keeps it).
+                want.sort_by_key(|&(p, _)| p);
+                prop_assert_eq!(&sent, &want, "{}", ctx(format!("burst {fs:02x?}")));
+            }
+            Op::Tick { .. } => {
+                sut.tick(now);
+                model.tick(now);
+            }
+            Op::AddStatic { net, mac, port } => {
+                let n = net.index(n_nets) as u16;
+                let carriers = model.members(n);
+                if carriers.is_empty() {
+                    continue;
+                }
+                let p = carriers[port.index(carriers.len())];
+                let vlan = model.cfg.networks[usize::from(n)].local_vlan;
+                sut.control()
+                    .add_static(vlan, ucast(*mac), PortId(p))
+                    .map_err(|e| TestCaseError::fail(ctx(e.to_string())))?;
+                // Control changes reach the pipeline at its next poll.
+                sut.tick(now);
+                model.add_static(n, ucast(*mac), p);
+                model.tick(now);
+            }
+            Op::RemoveStatic { net, mac } => {
+                let n = net.index(n_nets) as u16;
+                let vlan = model.cfg.networks[usize::from(n)].local_vlan;
+                sut.control()
+                    .remove_static(vlan, ucast(*mac), now)
+                    .map_err(|e| TestCaseError::fail(ctx(e.to_string())))?;
+                sut.tick(now);
+                model.remove_static(n, ucast(*mac));
+                model.tick(now);
+            }
+            Op::Flush { net, port } => {
+                let n = net.map(|x| x.index(n_nets) as u16);
+                let p = port.map(|x| x.index(n_ports) as u16);
+                let vlan = |n: u16| model.cfg.networks[usize::from(n)].local_vlan;
+                let (filter, mf) = match (n, p) {
+                    (None, None) => (FlushFilter::All, MFlush::All),
+                    (Some(n), None) => (FlushFilter::Vlan(vlan(n)), MFlush::Net(n)),
+                    (None, Some(p)) => (FlushFilter::Port(PortId(p)), MFlush::Port(p)),
+                    (Some(n), Some(p)) => (
+                        FlushFilter::VlanPort(vlan(n), PortId(p)),
+                        MFlush::NetPort(n, p),
+                    ),
+                };
+                sut.control()
+                    .flush(filter, now)
+                    .map_err(|e| TestCaseError::fail(ctx(e.to_string())))?;
+                sut.tick(now);
+                model.flush(mf);
+                model.tick(now);
+            }
+            Op::Reconfig { port, mode } => {
+                let p = port.index(n_ports);
+                let mut cfg = model.cfg.clone();
+                cfg.ports[p].mode = fold_mode(mode, n_nets as u16);
+                // The control plane's part: forget what the port no longer carries.
+                for n in 0..n_nets as u16 {
+                    let before = egress_of(&model.cfg.ports[p].mode, n).is_some();
+                    let after = egress_of(&cfg.ports[p].mode, n).is_some();
+                    if before && !after {
+                        let vlan = model.cfg.networks[usize::from(n)].local_vlan;
+                        sut.control()
+                            .flush(FlushFilter::VlanPort(vlan, PortId(p as u16)), now)
+                            .map_err(|e| TestCaseError::fail(ctx(e.to_string())))?;
+                        for (sn, mac, sp) in model.statics() {
+                            if sn == n && usize::from(sp) == p {
+                                sut.control()
+                                    .remove_static(vlan, mac, now)
+                                    .map_err(|e| TestCaseError::fail(ctx(e.to_string())))?;
+                            }
+                        }
+                    }
+                }
+                cfg.static_fdb
+                    .retain(|s| egress_of(&cfg.ports[s.port.index()].mode, s.network.0).is_some());
+                prop_assert!(
+                    sut.reconfigure(&cfg),
+                    "{}",
+                    ctx("cannot reconfigure".into())
+                );
+                sut.tick(now);
+                model.reconfigure(&cfg);
+                model.tick(now);
+            }
+        }
+        check_state(sut, model, now).map_err(|e| TestCaseError::fail(ctx(e)))?;
+    }
+    Ok(())
+}
+
+/// The switch's outcome against the model's verdict.
+pub fn check_outcome(out: &Outcome, v: &Verdict) -> Result<(), String> {
+    let mut sent: Vec<(u16, Vec<u8>)> = out.sent.iter().map(|(p, b)| (p.0, b.clone())).collect();
+    sent.sort();
+    let ok = match v {
+        Verdict::Dropped(why) => {
+            sent.is_empty() && out.action.is_none() && out.dropped.is_some_and(|r| why.contains(&r))
+        }
+        Verdict::StaticMove => {
+            sent.is_empty() && out.action.is_none() && out.dropped == Some(DropReason::StaticMove)
+        }
+        Verdict::Forwarded { action, sent: want } => {
+            let dropped = match action {
+                Action::Drop(r) => Some(*r),
+                _ => None,
+            };
+            out.action == Some(*action) && out.dropped == dropped && &sent == want
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "switch: action {:?} dropped {:?} sent {:02x?}\nmodel:  {v:02x?}",
+            out.action, out.dropped, sent
+        ))
+    }
+}
+
+/// The switch's FDB and learning counters against the model's.
+pub fn check_state(sut: &dyn Sut, model: &Model, now: u64) -> Result<(), String> {
+    let fdb = sut.fdb();
+    let mut live: Vec<(u16, u64, u16, bool)> = fdb
+        .iter(now)
+        .map(|e| (e.vlan.get(), e.mac.to_u64(), e.port.0, e.is_static))
+        .collect();
+    live.sort_unstable();
+    let want = model.live_entries(now);
+    if live != want {
+        return Err(format!(
+            "FDB (vlan, mac, port, static): switch {live:x?}\nmodel {want:x?}"
+        ));
+    }
+    for p in 0..model.cfg.ports.len() as u16 {
+        let (got, want) = (fdb.port_count(PortId(p)), model.count(p));
+        if got != want {
+            return Err(format!("port {p}: {got} learned entries, model {want}"));
+        }
+    }
+    let c = sut.counters();
+    let got = (
+        c.learned,
+        c.moves,
+        c.learn_port_limit,
+        c.unicast,
+        c.flooded,
+        c.dropped(DropReason::SamePort),
+        c.dropped(DropReason::StaticMove),
+    );
+    let want = (
+        model.learned,
+        model.moves,
+        model.port_limit,
+        model.cov.unicast,
+        model.cov.flood,
+        model.cov.same_port,
+        model.cov.static_move,
+    );
+    if got != want {
+        return Err(format!(
+            "counters (learned, moves, port-limit refusals, unicast, flooded, same-port \
+             drops, static-move drops): switch {got:?}, model {want:?}"
+        ));
+    }
+    Ok(())
+}
