@@ -2,7 +2,7 @@
 //!
 //! The FDB and flow-cache keys are a few packed integers chosen by the switch, not by
 //! a client, and the tables bound their sizes, so HashDoS resistance (SipHash) buys
-//! nothing here while costing ~20 ns per frame. A *folded multiply* — the full
+//! little here while costing several times more per frame. A *folded multiply* — the full
 //! 128-bit product of the key and an odd constant, high half XOR low half — costs one
 //! `mul` and mixes every input bit into both the low bits (hashbrown's bucket index)
 //! and the top 7 bits (hashbrown's control tag). A plain 64-bit multiply would leave

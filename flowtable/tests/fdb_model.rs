@@ -11,6 +11,8 @@
 //! learner evicts from — is resolved by asking the table which of them lost an entry,
 //! then checking that it lost its oldest one.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use encap::{MacAddr, VlanId};
@@ -76,7 +78,7 @@ impl Model {
 
     fn oldest(&self, port: Option<u16>) -> Option<u64> {
         self.learned()
-            .filter(|(_, e)| port.is_none_or(|p| e.port == p))
+            .filter(|(_, e)| port.is_none() || port == Some(e.port))
             .min_by_key(|(_, e)| e.lru)
             .map(|(k, _)| *k)
     }

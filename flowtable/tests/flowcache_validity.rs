@@ -7,6 +7,8 @@
 //! aged (by time alone, with no sweep), a static entry added, changed or removed, a
 //! flush — and a proptest runs random mixtures of all of them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use encap::{MacAddr, VlanId};
 use flowtable::{
     Fdb, FdbConfig, FdbKey, FlowCache, FlowKey, FlushFilter, Gens, PortId, Stamp, SEC,

@@ -3,7 +3,9 @@
 //! same table, and a MAC one worker learned was usable by the others at their next
 //! poll after the learner published it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -40,7 +42,8 @@ fn contended(j: u64) -> MacAddr {
 struct Shared {
     start: Instant,
     published: Vec<AtomicBool>,
-    learning_done: Barrier,
+    /// Workers (and the control plane) that will not change anything any more.
+    learning_done: AtomicUsize,
     drained: Barrier,
     control_done: AtomicBool,
 }
@@ -52,7 +55,9 @@ impl Shared {
 }
 
 fn learn_retrying(w: &mut WorkerFdb, sh: &Shared, v: VlanId, m: MacAddr, p: PortId) -> Learn {
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
+        assert!(Instant::now() < deadline, "learning deferred for a minute");
         let r = w.learn(v, m, p, sh.now());
         if r != Learn::Deferred {
             return r;
@@ -140,8 +145,17 @@ fn worker(mut w: WorkerFdb, sh: Arc<Shared>) -> Vec<FdbEntry> {
         thread::yield_now();
     }
 
-    // Quiescence: nobody learns any more; drain until every lane is empty.
-    sh.learning_done.wait();
+    // Quiescence: wait (still polling: others may be waiting for room in our lanes)
+    // until nobody learns any more, then drain until every lane is empty.
+    sh.learning_done.fetch_add(1, Ordering::AcqRel);
+    while sh.learning_done.load(Ordering::Acquire) < WORKERS + 1 {
+        assert!(
+            Instant::now() < deadline,
+            "worker {id}: others never finished"
+        );
+        w.apply_updates(sh.now(), 256);
+        thread::yield_now();
+    }
     while w.pending() > 0 {
         w.apply_updates(sh.now(), usize::MAX);
     }
@@ -174,7 +188,7 @@ fn replicas_converge_across_threads() {
     let sh = Arc::new(Shared {
         start: Instant::now(),
         published: (0..WORKERS).map(|_| AtomicBool::new(false)).collect(),
-        learning_done: Barrier::new(WORKERS + 1),
+        learning_done: AtomicUsize::new(0),
         drained: Barrier::new(WORKERS),
         control_done: AtomicBool::new(false),
     });
@@ -201,7 +215,7 @@ fn replicas_converge_across_threads() {
     retry(&mut || control.flush(FlushFilter::Vlan(vlan(CONTENDED_VLAN)), sh.now()));
     retry(&mut || control.add_static(vlan(1), MacAddr::from_u64(0x0a00_0000_0001), PortId(14)));
     sh.control_done.store(true, Ordering::Release);
-    sh.learning_done.wait();
+    sh.learning_done.fetch_add(1, Ordering::AcqRel);
 
     let tables: Vec<Vec<FdbEntry>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let key = |t: &Vec<FdbEntry>| -> Vec<(VlanId, MacAddr, PortId, bool)> {

@@ -204,33 +204,6 @@ fn sweep_clears_only_void_entries() {
 }
 
 #[test]
-fn lookup_batch_matches_lookup() {
-    let fdb = Fdb::new(FdbConfig::default()).unwrap();
-    let gens = Gens {
-        config: 0,
-        vlans: fdb.vlan_gens(),
-    };
-    let mut a = FlowCache::new(64).unwrap();
-    let mut b = FlowCache::new(64).unwrap();
-    for i in 0..80u64 {
-        let k = key((i % 3) as u16, 0, i);
-        let st = Stamp::new(&gens, None, if i % 5 == 0 { 1 } else { u64::MAX });
-        a.insert(&k, k.hash(), i, st);
-        b.insert(&k, k.hash(), i, st);
-    }
-    let keys: Vec<_> = (0..70u64).map(|i| key((i % 3) as u16, 0, i * 2)).collect();
-    let hashes: Vec<_> = keys.iter().map(FlowKey::hash).collect();
-    let mut out = vec![None; keys.len()];
-    a.lookup_batch(&keys, &hashes, &gens, 5, &mut out);
-    let single: Vec<_> = keys
-        .iter()
-        .map(|k| b.lookup(k, k.hash(), &gens, 5))
-        .collect();
-    assert_eq!(out, single);
-    assert_eq!(a.stats(), b.stats());
-}
-
-#[test]
 fn fdb_hit_deadline_feeds_the_stamp() {
     let mut fdb = Fdb::new(FdbConfig {
         aging_ns: 10 * SEC,
