@@ -1830,7 +1830,6 @@ fn malformed_dropped() {
 /// Whether the move evicts the port's own oldest entry (and unicasts to the new port) or
 /// forgets the MAC (and floods), frames to it must reach the port it is on now.
 #[test]
-#[ignore = "BUG: a MAC move onto a port at its mac_limit_per_port is refused and the entry keeps pointing at the old port: traffic to the moved MAC is black-holed until it ages out"]
 fn mac_move_onto_port_at_limit() {
     let cfg = Cfg::new()
         .switch("mac_limit_per_port = 1")

@@ -169,7 +169,12 @@ impl Model {
             }
             Some(e) => {
                 if e.port != port && !self.port_has_room(port, now) {
-                    return Learn::PortLimit;
+                    if !Self::live(&e, now) {
+                        return Learn::PortLimit;
+                    }
+                    // A live move onto a port at its limit: that port loses its oldest.
+                    let victim = self.oldest(Some(port)).unwrap();
+                    self.remove(victim);
                 }
                 let lru = self.tick();
                 self.map.insert(

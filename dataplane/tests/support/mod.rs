@@ -759,8 +759,15 @@ impl Model {
             }
             Some(e) => {
                 if e.port != port && !self.port_has_room(port, now) {
-                    self.port_limit += 1;
-                    return true;
+                    if !Self::live(&e, now) {
+                        self.port_limit += 1;
+                        return true;
+                    }
+                    // A live move onto a port at its limit re-points at once; that
+                    // port gives up its own oldest entry.
+                    if let Some(victim) = self.oldest(Some(port)) {
+                        self.fdb.remove(&victim);
+                    }
                 }
                 let lru = self.next_lru();
                 let was_live = Self::live(&e, now);

@@ -26,9 +26,10 @@
 //!   once; a source that matches a static entry on another port is refused
 //!   ([`Learn::StaticMismatch`]: the caller drops and counts the frame).
 //! - **Per-port limit** (`per_port_limit`, 0 = none): a port at its limit first
-//!   reclaims its own oldest entry if that one has expired, otherwise the new MAC (or
-//!   a move onto that port) is refused with [`Learn::PortLimit`]; the entry, if any,
-//!   keeps its old port and ages out normally.
+//!   reclaims its own oldest entry if that one has expired, otherwise a new MAC is
+//!   refused with [`Learn::PortLimit`]. A *move* onto a port at its limit is never
+//!   refused (the MAC re-points at once, as a migrated VM needs): that port gives up its
+//!   own oldest entry instead, so it stays within its limit.
 //! - **Full table** (learned entries == `capacity`), the policy we chose: OVS-style
 //!   eviction (`mac_learning_insert` → `evict_mac_entry_fairly`), with two guards:
 //!   1. the oldest learned entry of the whole table is reclaimed instead if it has
@@ -671,7 +672,9 @@ impl Fdb {
         now: u64,
         src: &mut S,
     ) -> Learn {
-        if old_port != port && !self.port_has_room(port, now) {
+        let full = old_port != port && !self.port_has_room(port, now);
+        if full && !live {
+            // Reviving an expired entry on a port at its limit is a new MAC there.
             self.stats.port_limit += 1;
             return Learn::PortLimit;
         }
@@ -679,8 +682,18 @@ impl Fdb {
             self.stats.learn_backpressure += 1;
             return Learn::Deferred;
         };
+        if full {
+            // A move re-points at once, limit or not (a migrated VM must not be
+            // black-holed until its old entry ages out): the target port, at its
+            // limit, gives up its own oldest entry to stay within it.
+            if let Some(head) = self.lru.port_head(port) {
+                self.remove_slot(head);
+                self.stats.evicted += 1;
+            }
+        }
         let Some(e) = self.table.find_mut(h, |e| e.key == key.0) else {
-            // Unreachable: `port_has_room` only removes entries of `port`.
+            // Unreachable: only entries of `port` were removed, and this one is on
+            // `old_port`.
             return Learn::NotLearnable;
         };
         e.port = port.0;

@@ -226,22 +226,24 @@ fn per_port_limit_refuses_then_reclaims_expired() {
         f.learn(vlan(1), mac(3), PortId(1), 2 * SEC),
         Learn::PortLimit
     );
-    // A move onto a port at its limit is refused; the entry stays where it was.
+    // A move onto a port at its limit re-points at once; the port gives up its oldest.
     assert_eq!(f.learn(vlan(1), mac(9), PortId(2), 2 * SEC), Learn::New);
     assert_eq!(
         f.learn(vlan(1), mac(9), PortId(1), 2 * SEC),
-        Learn::PortLimit
+        Learn::Moved { from: PortId(2) }
     );
-    assert_eq!(f.lookup(vlan(1), mac(9), 2 * SEC), Some(PortId(2)));
+    assert_eq!(f.lookup(vlan(1), mac(9), 2 * SEC), Some(PortId(1)));
+    assert_eq!(f.lookup(vlan(1), mac(1), 2 * SEC), None);
+    assert_eq!(f.port_count(PortId(1)), 2);
     // Other ports are not limited by port 1.
     assert_eq!(f.learn(vlan(1), mac(4), PortId(2), 2 * SEC), Learn::New);
-    // Once port 1's oldest entry expires, it is reclaimed for the new MAC.
-    assert_eq!(f.learn(vlan(1), mac(3), PortId(1), AGING), Learn::New);
-    assert_eq!(f.lookup(vlan(1), mac(1), AGING), None);
-    assert_eq!(f.lookup(vlan(1), mac(2), AGING), Some(PortId(1)));
+    // Once port 1's oldest entry (MAC 2, seen at 1 s) expires, it is reclaimed.
+    assert_eq!(f.learn(vlan(1), mac(3), PortId(1), AGING + SEC), Learn::New);
+    assert_eq!(f.lookup(vlan(1), mac(2), AGING + SEC), None);
+    assert_eq!(f.lookup(vlan(1), mac(9), AGING + SEC), Some(PortId(1)));
     assert_eq!(f.port_count(PortId(1)), 2);
     assert_eq!(f.stats().reclaimed, 1);
-    assert_eq!(f.stats().port_limit, 2);
+    assert_eq!(f.stats().port_limit, 1);
     f.check_invariants();
 }
 
