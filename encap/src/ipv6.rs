@@ -141,6 +141,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// its header from the start of the packet. A fragment (any Fragment header: atomic
     /// fragments included, tunnels never reassemble) is [`ErrorKind::Fragment`]; a chain
     /// longer than [`MAX_EXT_HEADERS`] is [`ErrorKind::Unsupported`].
+    #[inline]
     pub fn upper_layer(&self) -> Result<(u8, usize), Error> {
         let end = HEADER_LEN + usize::from(self.payload_len());
         let b = &self.buffer.as_ref()[..end];

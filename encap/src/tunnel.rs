@@ -199,9 +199,10 @@ impl Outer {
 #[derive(Debug, Clone, Copy)]
 pub struct VxlanTemplate {
     outer: Outer,
-    /// Sum of the template's UDP + VXLAN words with source port, length and VNI zero:
-    /// the IPv6 UDP checksum is then computed without reading back the header just
-    /// written (reading freshly stored bytes stalls on store forwarding).
+    /// The IPv6 pseudo-header and the template's UDP + VXLAN words (source port, length
+    /// and VNI zero) as one native-order sum: the UDP checksum is then computed without
+    /// reading back the header just written (reading freshly stored bytes stalls on
+    /// store forwarding), with a single fold.
     l4_sum: u64,
 }
 
@@ -227,9 +228,10 @@ impl VxlanTemplate {
         words.copy_from_slice(&outer.hdr[l4..l4 + 16]);
         words[0..2].fill(0); // source port
         words[4..6].fill(0); // length
+        let be = checksum::accumulate(outer.base, &words);
         Ok(VxlanTemplate {
             outer,
-            l4_sum: checksum::accumulate(0, &words),
+            l4_sum: checksum::native_word(checksum::fold(be)),
         })
     }
 
@@ -268,7 +270,7 @@ impl VxlanTemplate {
         // Over IPv6 the UDP checksum is mandatory (RFC 7348 §6, RFC 8200 §8.1): sum the
         // inner frame before the headers are written in front of it.
         let inner_sum = if o.v6 {
-            checksum::accumulate(0, frame.data())
+            checksum::sum_native(0, frame.data())
         } else {
             0
         };
@@ -281,14 +283,14 @@ impl VxlanTemplate {
         l4[4..6].copy_from_slice(&udp_len.to_be_bytes());
         l4[12..15].copy_from_slice(&[(v >> 16) as u8, (v >> 8) as u8, v as u8]);
         if o.v6 {
-            let sum = o.base
-                + self.l4_sum
-                + 2 * u64::from(udp_len) // pseudo-header and UDP length field
-                + u64::from(sport)
-                + u64::from(v >> 8) // VNI bytes 0-1
-                + u64::from((v & 0xff) << 8) // VNI byte 2, reserved byte
+            let sum = self.l4_sum
+                + 2 * checksum::native_word(udp_len) // pseudo-header and UDP length field
+                + checksum::native_word(sport)
+                + checksum::native_word((v >> 8) as u16) // VNI bytes 0-1
+                + checksum::native_word(((v & 0xff) << 8) as u16) // VNI byte 2, reserved
                 + inner_sum;
-            l4[6..8].copy_from_slice(&checksum::nonzero(!checksum::fold(sum)).to_be_bytes());
+            let c = !u16::from_be(checksum::fold(sum));
+            l4[6..8].copy_from_slice(&checksum::nonzero(c).to_be_bytes());
         }
         Ok(())
     }
@@ -512,15 +514,20 @@ struct OuterL4 {
 }
 
 impl OuterL4 {
-    /// Running sum of the UDP pseudo-header for a datagram of `len` bytes.
+    /// Whether the UDP checksum of `datagram` verifies, pseudo-header included: one
+    /// native-order sum over the addresses and the datagram, folded once (a sum that
+    /// verifies folds to 0xffff in either byte order).
     #[inline(always)]
-    fn udp_pseudo(&self, data: &[u8], len: u16) -> u64 {
+    fn udp_checksum_ok(&self, data: &[u8], datagram: &[u8]) -> bool {
         let addrs = if self.v6 {
             &data[ETH_HLEN + 8..ETH_HLEN + 40]
         } else {
             &data[ETH_HLEN + 12..ETH_HLEN + 20]
         };
-        checksum::accumulate(0, addrs) + u64::from(protocol::UDP) + u64::from(len)
+        let acc = checksum::sum_native(0, addrs)
+            + checksum::native_word(u16::from(protocol::UDP))
+            + checksum::native_word(datagram.len() as u16);
+        checksum::fold(checksum::sum_native(acc, datagram)) == 0xffff
     }
 
     /// What the caller gets to see of the outer headers.
@@ -639,7 +646,7 @@ pub fn decap_vxlan<B: AsRef<[u8]> + AsMut<[u8]>>(
         if l4.v6 && !cfg.udp6_zero_checksum {
             return Err(Error::new(Layer::Udp, ErrorKind::BadChecksum));
         }
-    } else if !u.verify_checksum(l4.udp_pseudo(data, u.len())) {
+    } else if !l4.udp_checksum_ok(data, &data[l4.start..l4.start + usize::from(u.len())]) {
         return Err(Error::new(Layer::Udp, ErrorKind::BadChecksum));
     }
     let v = vxlan::Packet::new_checked(u.payload())?;
