@@ -252,14 +252,28 @@ impl Pipeline {
         }
     }
 
-    /// Stage 3: the decision per frame, from the flow cache or the FDB.
+    /// Stage 3: the decision per frame, from the flow cache or the FDB. Cache misses are
+    /// set aside and resolved together with one batched FDB probe, so that their memory
+    /// accesses overlap instead of stalling one after the other.
     fn forward(&mut self, in_port: PortId, n: usize, now: u64) {
         // Generations are read once per batch, after learning.
         let gens = Gens {
             config: self.tables.generation,
             vlans: self.fdb.fdb().vlan_gens(),
         };
-        for m in &mut self.meta[..n] {
+        let Some(v0) = self.tables.nets.first().map(|n| n.local_vlan) else {
+            return;
+        };
+        let mut keys = [FlowKey {
+            in_port,
+            vid: 0,
+            dst: MacAddr::ZERO,
+        }; BURST];
+        let mut hashes = [0u64; BURST];
+        let mut miss = [0u8; BURST];
+        let mut fkeys = [FdbKey::new(v0, MacAddr::ZERO); BURST];
+        let mut nmiss = 0;
+        for (i, m) in self.meta[..n].iter_mut().enumerate() {
             if m.drop.is_some() {
                 continue;
             }
@@ -276,24 +290,43 @@ impl Pipeline {
                 continue;
             }
             self.counters.cache_misses += 1;
-            let (action, deadline) = if m.dst.is_multicast() {
-                (Action::Flood, u64::MAX)
-            } else {
-                match self.fdb.lookup_hit(FdbKey::new(vlan, m.dst), now) {
-                    Some(hit) if hit.port == in_port => {
-                        (Action::Drop(DropReason::SamePort), hit.deadline_ns)
-                    }
-                    // An entry on a port that no longer carries the network (a stale
-                    // entry after a reconfiguration): as if unknown.
-                    Some(hit) if self.tables.egress(hit.port, m.net).is_none() => {
-                        (Action::Flood, hit.deadline_ns)
-                    }
-                    Some(hit) => (Action::Unicast(hit.port), hit.deadline_ns),
-                    None => (Action::Flood, u64::MAX),
+            if m.dst.is_multicast() {
+                let stamp = Stamp::new(&gens, Some(vlan), u64::MAX);
+                self.cache.insert(&key, hash, Action::Flood, stamp);
+                m.action = Action::Flood;
+                continue;
+            }
+            keys[i] = key;
+            hashes[i] = hash;
+            miss[nmiss] = i as u8;
+            fkeys[nmiss] = FdbKey::new(vlan, m.dst);
+            nmiss += 1;
+        }
+        if nmiss == 0 {
+            return;
+        }
+        let mut hits = [None; BURST];
+        self.fdb
+            .fdb()
+            .lookup_hit_batch(&fkeys[..nmiss], now, &mut hits[..nmiss]);
+        for (&i, hit) in miss[..nmiss].iter().zip(&hits[..nmiss]) {
+            let i = usize::from(i);
+            let m = &mut self.meta[i];
+            let vlan = self.tables.nets[usize::from(m.net)].local_vlan;
+            let (action, deadline) = match *hit {
+                Some(hit) if hit.port == in_port => {
+                    (Action::Drop(DropReason::SamePort), hit.deadline_ns)
                 }
+                // An entry on a port that no longer carries the network (a stale entry
+                // after a reconfiguration): as if unknown.
+                Some(hit) if self.tables.egress(hit.port, m.net).is_none() => {
+                    (Action::Flood, hit.deadline_ns)
+                }
+                Some(hit) => (Action::Unicast(hit.port), hit.deadline_ns),
+                None => (Action::Flood, u64::MAX),
             };
-            self.cache
-                .insert(&key, hash, action, Stamp::new(&gens, Some(vlan), deadline));
+            let stamp = Stamp::new(&gens, Some(vlan), deadline);
+            self.cache.insert(&keys[i], hashes[i], action, stamp);
             m.action = action;
         }
     }

@@ -553,6 +553,28 @@ impl Fdb {
         })
     }
 
+    /// [`Fdb::lookup_hit`] over a batch, all hashes first, then all probes in a tight
+    /// loop, so the probes are independent and their cache misses overlap. `out[i]` is
+    /// the result for `keys[i]`.
+    pub fn lookup_hit_batch(&self, keys: &[FdbKey], now: u64, out: &mut [Option<FdbHit>]) {
+        const CHUNK: usize = 32;
+        let aging = self.cfg.aging_ns;
+        for (keys, out) in keys.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
+            let mut hashes = [0u64; CHUNK];
+            for (h, k) in hashes.iter_mut().zip(keys) {
+                *h = k.hash();
+            }
+            for ((o, k), &h) in out.iter_mut().zip(keys).zip(&hashes) {
+                *o = self.table.find(h, |e| e.key == k.0).and_then(|e| {
+                    self.is_live(e.last_seen, now).then_some(FdbHit {
+                        port: PortId(e.port),
+                        deadline_ns: e.last_seen.saturating_add(aging),
+                    })
+                });
+            }
+        }
+    }
+
     /// Looks up a batch: all hashes first, then all probes, so the probes are
     /// independent and the CPU overlaps their cache misses (hashbrown offers no
     /// prefetch and this crate has no `unsafe`, so this is the safe form of a
