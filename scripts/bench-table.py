@@ -2,7 +2,7 @@
 """Print criterion results as a Markdown table of ns per frame.
 
 Usage: scripts/bench-table.py [GROUP] [BURST]
-Reads target/criterion/GROUP/*/new/estimates.json (written by `cargo bench`) and divides
+Reads target/criterion/GROUP/**/new/estimates.json (written by `cargo bench`) and divides
 the median time of one batch by BURST (default 32) frames.
 """
 import json
@@ -16,8 +16,8 @@ if not root.is_dir():
     sys.exit(f"no criterion results in {root}: run `cargo bench -p vswitch-bench --bench {group}` first")
 
 rows = []
-for est in sorted(root.glob("*/new/estimates.json")):
-    name = est.parent.parent.name
+for est in sorted(root.glob("**/new/estimates.json")):
+    name = str(est.parent.parent.relative_to(root))
     data = json.loads(est.read_text())
     med = data["median"]
     lo, hi = med["confidence_interval"]["lower_bound"], med["confidence_interval"]["upper_bound"]
