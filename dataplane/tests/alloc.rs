@@ -75,6 +75,8 @@ impl Counting {
 // SAFETY: see the `# Safety` section of `Counting`: every method delegates to
 // `System` with the caller's arguments, and the counting neither allocates nor unwinds.
 unsafe impl GlobalAlloc for Counting {
+    /// # Safety
+    /// The contract of [`GlobalAlloc::alloc`], passed on to `System` unchanged.
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         Counting::count(&ALLOCS);
         // SAFETY: the caller guarantees `layout` has a non-zero size, as
@@ -82,12 +84,16 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.alloc(layout) }
     }
 
+    /// # Safety
+    /// The contract of [`GlobalAlloc::alloc_zeroed`], passed on to `System` unchanged.
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         Counting::count(&ALLOCS);
         // SAFETY: as for `alloc`.
         unsafe { System.alloc_zeroed(layout) }
     }
 
+    /// # Safety
+    /// The contract of [`GlobalAlloc::realloc`], passed on to `System` unchanged.
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         Counting::count(&ALLOCS);
         // SAFETY: the caller guarantees `ptr` was allocated by this allocator (hence by
@@ -96,6 +102,8 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 
+    /// # Safety
+    /// The contract of [`GlobalAlloc::dealloc`], passed on to `System` unchanged.
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         Counting::count(&FREES);
         // SAFETY: the caller guarantees `ptr` was allocated by this allocator (hence by
