@@ -7,8 +7,8 @@
 //! the UDP source port (from the inner flow hash), the VNI or key — so the payload never
 //! moves and no header is built field by field on the hot path (VPP's `vxlan/encap.c`).
 //!
-//! Decapsulation validates the outer headers — IPv4 header checksum, fragments, length
-//! fields, the UDP checksum when present (always over IPv6), the VXLAN I flag, the GRE
+//! Decapsulation validates the outer headers — IPv4 header checksum, fragments, options
+//! (refused), length fields, the UDP checksum when present (always over IPv6), the VXLAN I flag, the GRE
 //! version and routing bits — and strips them, leaving the inner frame; what it read of the
 //! outer headers is returned for the caller's checks (is the destination our VTEP, is the
 //! source a known remote).
@@ -584,6 +584,11 @@ fn outer_l4(data: &[u8], proto: u8) -> Result<OuterL4, Error> {
             if ip.protocol() != proto {
                 return Err(Error::new(Layer::Ipv4, ErrorKind::NotMatched));
             }
+            if ip.header_len() != ipv4::HEADER_LEN {
+                // Options a VTEP does not act on (source routes, timestamps) are refused,
+                // as Open vSwitch's native tunnels do, rather than silently ignored.
+                return Err(Error::new(Layer::Ipv4, ErrorKind::Unsupported));
+            }
             Ok(OuterL4 {
                 v6: false,
                 start: ETH_HLEN + ip.header_len(),
@@ -1012,6 +1017,18 @@ mod tests {
         assert_eq!(
             decap_err(&good, &other),
             Error::new(Layer::Udp, ErrorKind::NotMatched)
+        );
+        // Outer IPv4 options (here a NOP word inserted after the header): refused.
+        let mut b = good[..34].to_vec();
+        b.extend_from_slice(&[1, 1, 1, 0]);
+        b.extend_from_slice(&good[34..]);
+        b[14] = 0x46;
+        let total = u16::from_be_bytes([b[16], b[17]]) + 4;
+        b[16..18].copy_from_slice(&total.to_be_bytes());
+        ipv4::Packet::new_unchecked(&mut b[14..]).fill_checksum();
+        assert_eq!(
+            decap_err(&b, &cfg),
+            Error::new(Layer::Ipv4, ErrorKind::Unsupported)
         );
         // IPv6 with a zero UDP checksum: refused unless allowed.
         let mut b6 = encapped(&v6()).data().to_vec();
