@@ -9,7 +9,8 @@
 //! replicas fed by channels. Replicas make the per-frame path (lookup, refresh) touch
 //! only the worker's own memory; the price is memory (one table per worker) and a
 //! short, bounded delay before a new MAC is known everywhere. Learning *changes*
-//! (new MACs, moves, and a refresh at most once per second per MAC) are rare next to
+//! (new MACs, moves, and a refresh at most once per refresh period per MAC: about a
+//! sixteenth of the aging time, at least 2^30 ns, see [`crate::fdb::refresh_shift`]) are rare next to
 //! frames, so the channel traffic is small.
 //!
 //! # How
@@ -42,9 +43,9 @@
 //! [`WorkerFdb::apply_updates`] at the start of each poll — i.e. within one batch,
 //! provided B's `budget` covers its backlog (otherwise one more poll per `budget`
 //! events). Until then B floods frames for that MAC, which is what it did before A
-//! learned it. Refreshes are published when an entry is refreshed in a new second, so
-//! a replica's idle timer lags the learner's by less than one second (two if a lane
-//! was full), and a replica may age an entry out up to that much earlier.
+//! learned it. Refreshes are published when an entry is refreshed in a new refresh
+//! period, so a replica's idle timer lags the learner's by less than one period (two if
+//! a lane was full), and a replica may age an entry out up to that much earlier.
 //!
 //! # What converges
 //!
@@ -53,7 +54,8 @@
 //! enforces the capacity on its own contents) and no learn raced a static entry being
 //! added *and* removed again (the learner's entry is replaced by the static one, a
 //! replica that saw the removal first keeps the learned entry until it ages: both are
-//! views the switch's observations justify). Idle timers agree to within a second.
+//! views the switch's observations justify). Idle timers agree to within a refresh
+//! period.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

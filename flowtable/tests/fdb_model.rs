@@ -151,7 +151,8 @@ impl Model {
             }
             Some(e) if Self::live(&e, now) && e.port == port => {
                 if now > e.last_seen {
-                    let lru = if now / SEC != e.last_seen / SEC {
+                    let shift = flowtable::fdb::refresh_shift(AGING);
+                    let lru = if now >> shift != e.last_seen >> shift {
                         self.tick()
                     } else {
                         e.lru

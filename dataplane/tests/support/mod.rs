@@ -750,7 +750,8 @@ impl Model {
             Some(e) if e.is_static => return e.port == port,
             Some(e) if Self::live(&e, now) && e.port == port => {
                 if now > e.last_seen {
-                    let new_second = now / SEC != e.last_seen / SEC;
+                    let shift = flowtable::fdb::refresh_shift(AGING_SECS * SEC);
+                    let new_second = now >> shift != e.last_seen >> shift;
                     let lru = if new_second { self.next_lru() } else { e.lru };
                     let e = self.fdb.get_mut(&k).unwrap();
                     e.last_seen = now;

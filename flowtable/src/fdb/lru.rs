@@ -8,9 +8,10 @@
 //! - its **port's** list, whose head is what eviction takes from that port.
 //!
 //! An entry is moved to the tail of both lists when it is learned, moved, or refreshed
-//! in a later second than its previous refresh (the same one-second granularity as
-//! OVS's `mac_learning_insert`), so a refresh within the same second costs no list
-//! work, and the lists are ordered by "last second seen" up to that second.
+//! in a later refresh period than its previous refresh (`refresh_shift` in the parent
+//! module: about a sixteenth of the aging time, at least 2^30 ns; OVS's
+//! `mac_learning_insert` uses one second), so a refresh within the same period costs no
+//! list work, and the lists are ordered by "last period seen" up to that period.
 //!
 //! Per-port counts come with a histogram (`hist[c]` = ports with `c` entries) so the
 //! largest count is known in O(1) and the busiest port is found without a scan unless

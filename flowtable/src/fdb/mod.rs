@@ -13,7 +13,7 @@
 //!
 //! What the hash table cannot do — find the oldest entry, count entries per port —
 //! is done by a slab of nodes with intrusive recency lists (`lru.rs`), touched only
-//! when an entry is created, moved, removed, or refreshed in a new second.
+//! when an entry is created, moved, removed, or refreshed in a new refresh period.
 //!
 //! # Semantics (OVS NORMAL, see `shared/REFERENCE.md`)
 //!
@@ -41,7 +41,8 @@
 //!   So a port below its fair share never loses entries to a port that floods new
 //!   MACs: a flooding port ends up recycling its own entries. Static entries are
 //!   never evicted and do not count toward `capacity` or the per-port limit.
-//!   "Oldest" has the lists' one-second granularity (see `lru.rs`), like OVS.
+//!   "Oldest" has the lists' granularity, one refresh period ([`refresh_shift`]: about a
+//!   sixteenth of the aging time, at least 2^30 ns; OVS uses one second).
 //! - **Static entries** never age, never move by learning, and are only changed by
 //!   [`Fdb::add_static`] / [`Fdb::remove_static`]. [`Fdb::flush`] removes learned
 //!   entries only.
@@ -215,6 +216,19 @@ pub struct FdbHit {
     /// The entry is gone from this instant on unless refreshed (`u64::MAX` for static
     /// entries). A decision cached from this hit must not be used at or after it.
     pub deadline_ns: u64,
+}
+
+/// How often a refresh re-orders an entry in the recency lists and is published to the
+/// other replicas, as a power of two of nanoseconds: the largest one not above
+/// `aging / 16`, and at least 2^30 ns (1.07 s). Refreshes within one period (`now >>
+/// shift` unchanged) only store `last_seen`. `last_seen` itself is exact on the learning
+/// worker; a replica's idle timer lags it by less than one period, about a sixteenth of
+/// the aging time. (Once a second for a million active MACs, the re-ordering and the
+/// replication traffic cost a third of a worker's time; a shift, not a division, keeps
+/// the check cheap.)
+pub fn refresh_shift(aging_ns: u64) -> u32 {
+    let p = (aging_ns / 16).max(1);
+    (63 - p.leading_zeros()).max(30)
 }
 
 /// One row of `fdb show`.
@@ -447,6 +461,8 @@ pub struct Fdb {
     local_seq: u64,
     marks: Watermarks,
     stats: FdbStats,
+    /// [`refresh_shift`] of the aging time.
+    refresh_shift: u32,
 }
 
 impl Fdb {
@@ -464,6 +480,7 @@ impl Fdb {
             local_seq: 0,
             marks: Watermarks::new(cfg.max_ports),
             stats: FdbStats::default(),
+            refresh_shift: refresh_shift(cfg.aging_ns),
         })
     }
 
@@ -639,11 +656,12 @@ impl Fdb {
                 if live && e.port == port.0 {
                     // The hot path: one probe, one store.
                     if now > e.last_seen {
-                        let new_second = now / SEC != e.last_seen / SEC;
+                        let shift = self.refresh_shift;
+                        let new_period = now >> shift != e.last_seen >> shift;
                         e.last_seen = now;
-                        if new_second {
+                        if new_period {
                             let slot = e.slot;
-                            self.refresh_new_second(slot, key, port, now, src);
+                            self.refresh_new_period(slot, key, port, now, src);
                         }
                     }
                     return Learn::Refreshed;
@@ -654,10 +672,10 @@ impl Fdb {
         self.learn_existing(key, h, slot, old_port, live, port, now, src)
     }
 
-    /// A refresh in a later second than the previous one: keep the recency lists in
+    /// A refresh in a later refresh period than the previous one: keep the recency lists in
     /// order and let the other replicas restart their idle timers too.
     #[cold]
-    fn refresh_new_second<S: SeqSource>(
+    fn refresh_new_period<S: SeqSource>(
         &mut self,
         slot: u32,
         key: FdbKey,
@@ -1060,10 +1078,12 @@ impl Fdb {
                 }
                 let was_live = now.saturating_sub(e.last_seen) < aging;
                 if e.port == ev.port {
-                    let new_second = ev.time > e.last_seen && ev.time / SEC != e.last_seen / SEC;
+                    let shift = self.refresh_shift;
+                    let new_period =
+                        ev.time > e.last_seen && ev.time >> shift != e.last_seen >> shift;
                     e.last_seen = e.last_seen.max(ev.time);
                     self.lru.set_seq(slot, ev.seq);
-                    if new_second {
+                    if new_period {
                         self.lru.touch(slot, port);
                     }
                     if !was_live {
