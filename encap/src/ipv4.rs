@@ -340,7 +340,7 @@ impl Ipv4Repr {
             src: p.src(),
             dst: p.dst(),
             protocol: p.protocol(),
-            payload_len: p.total_len() - p.header_len() as u16,
+            payload_len: p.total_len().saturating_sub(p.header_len() as u16),
             ttl: p.ttl(),
             tos: p.tos(),
             ident: p.ident(),

@@ -138,7 +138,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Walks the extension headers and returns the upper-layer protocol and the offset of
-    /// its header from the start of the packet. A fragment (any Fragment header: atomic
+    /// its header from the start of the packet. A Hop-by-Hop header that is not first and a
+    /// Routing header with segments left are [`ErrorKind::Unsupported`]. A fragment (any Fragment header: atomic
     /// fragments included, tunnels never reassemble) is [`ErrorKind::Fragment`]; a chain
     /// longer than [`MAX_EXT_HEADERS`] is [`ErrorKind::Unsupported`].
     #[inline]
@@ -171,6 +172,15 @@ impl<T: AsRef<[u8]>> Packet<T> {
             };
             if b.len() < off + len {
                 return Err(Error::truncated(Layer::Ipv6, off + len, b.len()));
+            }
+            // RFC 8200 §4.1: Hop-by-Hop Options only directly after the fixed header. §4.4:
+            // a Routing header with segments left is not for this node yet (the kernel does
+            // not deliver it locally); and the upper-layer checksum would then use the
+            // final destination, not this one.
+            if (next == ext::HOP_BY_HOP && off != HEADER_LEN)
+                || (next == ext::ROUTING && b[off + 3] != 0)
+            {
+                return Err(Error::new(Layer::Ipv6, ErrorKind::Unsupported));
             }
             next = b[off];
             off += len;
@@ -333,6 +343,41 @@ mod tests {
         ));
         let g = golden();
         assert!(Packet::new_checked(&g[..63]).is_err());
+    }
+
+    #[test]
+    fn routing_with_segments_left_and_late_hop_by_hop_are_refused() {
+        // Hop-by-hop (40) -> Routing (48) -> UDP, payload 24.
+        let mut g = golden();
+        g[40] = ext::ROUTING;
+        g[48] = 17;
+        g[50] = 0; // routing type
+        g[51] = 0; // segments left
+        assert_eq!(
+            Packet::new_checked(&g[..]).unwrap().upper_layer().unwrap(),
+            (17, 56)
+        );
+        g[51] = 1;
+        assert_eq!(
+            Packet::new_checked(&g[..])
+                .unwrap()
+                .upper_layer()
+                .unwrap_err()
+                .kind,
+            ErrorKind::Unsupported
+        );
+        // Destination options first, then hop-by-hop: refused.
+        let mut g = golden();
+        g[6] = ext::DEST_OPTS;
+        g[40] = ext::HOP_BY_HOP;
+        assert_eq!(
+            Packet::new_checked(&g[..])
+                .unwrap()
+                .upper_layer()
+                .unwrap_err()
+                .kind,
+            ErrorKind::Unsupported
+        );
     }
 
     #[test]

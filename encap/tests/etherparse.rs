@@ -513,11 +513,16 @@ proptest! {
             .filter_map(|(t, body)| body.map(|b| (t, b)))
             .collect();
         let mut exts = Vec::new();
-        for (i, (_, body)) in chain.iter().enumerate() {
+        for (i, (t, body)) in chain.iter().enumerate() {
             let next = chain.get(i + 1).map_or(17, |(t, _)| *t);
             exts.push(next);
             exts.push(((body.len() - 6) / 8) as u8);
             exts.extend_from_slice(body);
+            if *t == ipv6::ext::ROUTING {
+                // Segments left 0: a Routing header with segments left is refused.
+                let at = exts.len() - body.len() + 1;
+                exts[at] = 0;
+            }
         }
         let first = chain.first().map_or(17, |(t, _)| *t);
         let udp_len = 8 + payload.len();
@@ -855,6 +860,17 @@ fn arb_raw_ext() -> impl Strategy<Value = ep::Ipv6RawExtHeader> {
         .prop_map(|body| ep::Ipv6RawExtHeader::new_raw(ep::IpNumber::UDP, &body).unwrap())
 }
 
+/// A Routing header this node would process: segments left 0 (RFC 8200 §4.4; with
+/// segments left the packet is not for us and is refused).
+fn arb_routing_ext() -> impl Strategy<Value = ep::Ipv6RawExtHeader> {
+    (0usize..3)
+        .prop_flat_map(|k| vec(any::<u8>(), 6 + 8 * k))
+        .prop_map(|mut body| {
+            body[1] = 0;
+            ep::Ipv6RawExtHeader::new_raw(ep::IpNumber::UDP, &body).unwrap()
+        })
+}
+
 fn arb_ep_ipv6(fragments: bool) -> impl Strategy<Value = (ep::Ipv6Header, ep::Ipv6Extensions)> {
     let frag = if fragments {
         prop::option::of(any::<(u16, bool, u32)>().prop_map(|(off, mf, id)| {
@@ -881,7 +897,7 @@ fn arb_ep_ipv6(fragments: bool) -> impl Strategy<Value = (ep::Ipv6Header, ep::Ip
         0u32..0x10_0000,
         prop::option::of(arb_raw_ext()),
         prop::option::of(arb_raw_ext()),
-        prop::option::of((arb_raw_ext(), prop::option::of(arb_raw_ext()))),
+        prop::option::of((arb_routing_ext(), prop::option::of(arb_raw_ext()))),
         frag,
         prop::option::of(auth),
     )

@@ -173,8 +173,17 @@ impl Pipeline {
     /// Switches a batch received on `in_port` and stages the results per egress port;
     /// [`Pipeline::flush_tx`] hands them to the ports.
     pub fn process(&mut self, in_port: PortId, descs: &[Desc], pool: &mut Pool, now: u64) {
-        let descs = &descs[..descs.len().min(BURST)];
+        // A batch is at most BURST frames: anything beyond is dropped, never leaked.
+        let (descs, excess) = descs.split_at(descs.len().min(BURST));
+        for &d in excess {
+            self.counters.drop(DropReason::NoBuffer);
+            pool.free(d);
+        }
         if in_port.index() >= self.tables.ports.len() {
+            self.meta[0] = Meta {
+                drop: Some(DropReason::NoPort),
+                ..Meta::default()
+            };
             for &d in descs {
                 self.counters.drop(DropReason::NoPort);
                 pool.free(d);
