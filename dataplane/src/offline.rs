@@ -113,7 +113,6 @@ impl OfflineSwitch {
         let n = p.rx_burst(&mut self.pool, &mut descs);
         // Control-plane changes (static entries, flushes) apply before the frame.
         self.pipeline.fdb_mut().apply_updates(now, usize::MAX);
-        let drops_before = self.pipeline.counters().drops;
         self.pipeline
             .process(PortId(port.0), &descs[..n], &mut self.pool, now);
         let (action, dropped) = self.pipeline.last_decision();
@@ -124,14 +123,6 @@ impl OfflineSwitch {
             for f in p.take_sent() {
                 out.sent.push((PortIdx(i as u16), f));
             }
-        }
-        // A frame dropped at the output stage (no buffer, rewrite, full queue) reports
-        // that reason too when nothing left.
-        if out.dropped.is_none() && out.sent.is_empty() {
-            let after = &self.pipeline.counters().drops;
-            out.dropped = crate::counters::DropReason::ALL
-                .into_iter()
-                .find(|r| after[*r as usize] > drops_before[*r as usize]);
         }
         out
     }

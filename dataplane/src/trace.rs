@@ -59,15 +59,11 @@ pub fn trace(sw: &mut OfflineSwitch, port: PortIdx, frame: &[u8], now: u64) -> S
     };
     let _ = writeln!(s, "Ingress: port {:?} ({mode})", p.name);
 
-    // Where the source and destination were before this frame.
-    let net_of = |sw: &OfflineSwitch| {
-        let l2 = l2.as_ref().ok()?;
-        let vid = l2.outer_tag().and_then(|t| t.vid);
-        p.mode
-            .ingress(vid)
-            .filter(|_| sw.config().ports.len() > port.index())
-    };
-    let net = net_of(sw);
+    // The frame's network, and where its source was before this frame.
+    let net = l2
+        .as_ref()
+        .ok()
+        .and_then(|l2| p.mode.ingress(l2.outer_tag().and_then(|t| t.vid)));
     let before_src = match (&l2, net) {
         (Ok(l2), Some(n)) => sw.fdb_lookup(n, l2.src, now),
         _ => None,

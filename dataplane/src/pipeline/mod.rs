@@ -52,6 +52,8 @@ struct Meta {
     src: MacAddr,
     drop: Option<DropReason>,
     action: Action,
+    /// Why the frame left nowhere at the output stage (no buffer, rewrite, full queue).
+    egress_drop: Option<DropReason>,
 }
 
 impl Default for Meta {
@@ -63,6 +65,7 @@ impl Default for Meta {
             src: MacAddr::ZERO,
             drop: None,
             action: Action::Flood,
+            egress_drop: None,
         }
     }
 }
@@ -70,7 +73,7 @@ impl Default for Meta {
 /// Frames staged for one egress port during a batch.
 #[derive(Debug)]
 struct TxQueue {
-    descs: [Option<Desc>; BURST],
+    descs: [Desc; BURST],
     len: usize,
 }
 
@@ -93,7 +96,7 @@ impl Pipeline {
             counters: Counters::new(n),
             txq: (0..n)
                 .map(|_| TxQueue {
-                    descs: [None; BURST],
+                    descs: [Desc::EMPTY; BURST],
                     len: 0,
                 })
                 .collect(),
@@ -111,7 +114,7 @@ impl Pipeline {
         match (m.drop, m.action) {
             (Some(r), _) => (None, Some(r)),
             (None, Action::Drop(r)) => (Some(Action::Drop(r)), Some(r)),
-            (None, a) => (Some(a), None),
+            (None, a) => (Some(a), m.egress_drop),
         }
     }
 
@@ -142,7 +145,7 @@ impl Pipeline {
         self.tables = tables;
         self.counters.ports.resize(n, Default::default());
         self.txq.resize_with(n, || TxQueue {
-            descs: [None; BURST],
+            descs: [Desc::EMPTY; BURST],
             len: 0,
         });
     }
@@ -344,101 +347,135 @@ impl Pipeline {
     fn output(&mut self, in_port: PortId, descs: &[Desc], pool: &mut Pool) {
         for (i, &d) in descs.iter().enumerate() {
             let m = self.meta[i];
-            if let Some(r) = m.drop {
-                self.counters.drop(r);
-                pool.free(d);
-                continue;
-            }
-            match m.action {
-                Action::Drop(r) => {
-                    self.counters.drop(r);
+            let r = match (m.drop, m.action) {
+                (Some(r), _) | (None, Action::Drop(r)) => {
                     pool.free(d);
+                    Err(r)
                 }
-                Action::Unicast(p) => {
+                (None, Action::Unicast(p)) => {
                     self.counters.unicast += 1;
-                    self.emit(p, m.net, m.tag, d, pool);
+                    self.emit(p, m.net, m.tag, d, pool)
                 }
-                Action::Flood => {
+                (None, Action::Flood) => {
                     self.counters.flooded += 1;
-                    self.flood(in_port, m.net, m.tag, d, pool);
+                    self.flood(in_port, m.net, m.tag, d, pool)
+                }
+            };
+            if let Err(r) = r {
+                self.counters.drop(r);
+                if m.drop.is_none() && !matches!(m.action, Action::Drop(_)) {
+                    self.meta[i].egress_drop = Some(r);
                 }
             }
         }
     }
 
-    fn flood(&mut self, in_port: PortId, net: u16, tag: Option<VlanTag>, d: Desc, pool: &mut Pool) {
-        let members = &self.tables.nets[usize::from(net)].members;
-        let mut last = None;
-        for idx in 0..members.len() {
+    /// Sends `d` to every other port of `net`: copies for all but the last port, the
+    /// original to the last. An error (the last port's reason, for the caller to count)
+    /// only when nothing left; failures of the other copies are counted here.
+    fn flood(
+        &mut self,
+        in_port: PortId,
+        net: u16,
+        tag: Option<VlanTag>,
+        d: Desc,
+        pool: &mut Pool,
+    ) -> Result<(), DropReason> {
+        let n = self.tables.nets[usize::from(net)].members.len();
+        let (mut last, mut sent) = (None, false);
+        for idx in 0..n {
             let p = self.tables.nets[usize::from(net)].members[idx];
             if p == in_port {
                 continue;
             }
             if let Some(prev) = last.replace(p) {
-                match pool.clone_desc(d) {
+                let r = match pool.clone_desc(d) {
                     Some(copy) => self.emit(prev, net, tag, copy, pool),
-                    None => self.counters.drop(DropReason::NoBuffer),
+                    None => Err(DropReason::NoBuffer),
+                };
+                match r {
+                    Ok(()) => sent = true,
+                    Err(r) => self.counters.drop(r),
                 }
             }
         }
-        match last {
-            Some(p) => self.emit(p, net, tag, d, pool),
-            None => pool.free(d),
+        let Some(p) = last else {
+            // The network has no other port: nothing to send, nothing dropped.
+            pool.free(d);
+            return Ok(());
+        };
+        match (self.emit(p, net, tag, d, pool), sent) {
+            (Ok(()), _) => Ok(()),
+            (Err(r), true) => {
+                self.counters.drop(r);
+                Ok(())
+            }
+            (Err(r), false) => Err(r),
         }
     }
 
-    /// Rewrites `d` for `port` and stages it.
-    fn emit(&mut self, port: PortId, net: u16, tag: Option<VlanTag>, d: Desc, pool: &mut Pool) {
-        let Some(egress) = self.tables.egress(port, net) else {
-            // A port that does not carry the network never gets its frames.
-            self.counters.drop(DropReason::NoPort);
+    /// Rewrites `d` for `port` and stages it; on failure `d` is freed and the reason
+    /// returned for the caller to count.
+    fn emit(
+        &mut self,
+        port: PortId,
+        net: u16,
+        tag: Option<VlanTag>,
+        d: Desc,
+        pool: &mut Pool,
+    ) -> Result<(), DropReason> {
+        let r = self.stage(port, net, tag, d, pool);
+        if r.is_err() {
             pool.free(d);
-            return;
-        };
-        let mut f = pool.frame(d);
-        if rewrite(&mut f, tag, egress).is_err() {
-            self.counters.drop(DropReason::RewriteFailed);
-            pool.free(d);
-            return;
         }
-        let d = d.settle(&f);
+        r
+    }
+
+    fn stage(
+        &mut self,
+        port: PortId,
+        net: u16,
+        tag: Option<VlanTag>,
+        d: Desc,
+        pool: &mut Pool,
+    ) -> Result<(), DropReason> {
+        // A port that does not carry the network never gets its frames.
+        let egress = self.tables.egress(port, net).ok_or(DropReason::NoPort)?;
         let q = &mut self.txq[port.index()];
         if q.len == BURST {
-            self.counters.drop(DropReason::TxFull);
-            pool.free(d);
-            return;
+            return Err(DropReason::TxFull);
         }
-        q.descs[q.len] = Some(d);
+        let mut f = pool.frame(d);
+        rewrite(&mut f, tag, egress).map_err(|_| DropReason::RewriteFailed)?;
+        q.descs[q.len] = d.settle(&f);
         q.len += 1;
+        Ok(())
     }
 
     /// Hands the staged frames to their ports, one call per port.
     pub fn flush_tx<P: Port>(&mut self, ports: &mut [P], pool: &mut Pool) {
         for (i, q) in self.txq.iter_mut().enumerate() {
-            if q.len == 0 {
+            let n = std::mem::take(&mut q.len);
+            if n == 0 {
                 continue;
             }
-            let mut batch = [Desc::EMPTY; BURST];
-            let n = q.len;
-            for (slot, d) in batch.iter_mut().zip(q.descs[..n].iter_mut()) {
-                *slot = d.take().unwrap_or(Desc::EMPTY);
-            }
-            q.len = 0;
-            let Some(port) = ports.get_mut(i) else {
-                for &d in &batch[..n] {
-                    self.counters.drop(DropReason::NoPort);
-                    pool.free(d);
-                }
-                continue;
+            let batch = &q.descs[..n];
+            let sent = match ports.get_mut(i) {
+                Some(port) => port.tx_burst(pool, batch),
+                None => 0,
             };
-            let sent = port.tx_burst(pool, &batch[..n]);
             let pc = &mut self.counters.ports[i];
             for d in &batch[..sent] {
                 pc.tx_frames += 1;
                 pc.tx_bytes += d.len() as u64;
             }
-            for &d in &batch[sent..n] {
-                self.counters.drop(DropReason::TxFull);
+            let reason = if i < ports.len() {
+                DropReason::TxFull
+            } else {
+                DropReason::NoPort
+            };
+            for &d in &batch[sent..] {
+                self.counters.drop(reason);
                 pool.free(d);
             }
         }

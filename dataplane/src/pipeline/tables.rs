@@ -8,9 +8,6 @@ use crate::config::{Config, EgressTag, NetIdx, PortMode};
 
 /// Sentinel for "no network" in the VID map.
 const NONE: u16 = u16::MAX;
-/// Sentinel for "not a member" / "untagged" in the per-port egress map.
-const NOT_MEMBER: u16 = 0;
-const UNTAGGED: u16 = u16::MAX;
 
 /// How a port classifies received frames.
 #[derive(Debug, Clone)]
@@ -34,8 +31,8 @@ pub enum Ingress {
 pub struct PortEntry {
     /// Ingress classification.
     pub ingress: Ingress,
-    /// Per network: [`NOT_MEMBER`], [`UNTAGGED`] or the egress VID.
-    egress: Box<[u16]>,
+    /// Per network: how its frames leave this port, `None` if the port does not carry it.
+    egress: Box<[Option<EgressTag>]>,
 }
 
 /// One network.
@@ -94,11 +91,7 @@ impl Tables {
                     }
                 };
                 let egress = (0..cfg.networks.len())
-                    .map(|n| match p.mode.egress(NetIdx(n as u16)) {
-                        None => NOT_MEMBER,
-                        Some(EgressTag::Untagged) => UNTAGGED,
-                        Some(EgressTag::Tagged(v)) => v.get(),
-                    })
+                    .map(|n| p.mode.egress(NetIdx(n as u16)))
                     .collect();
                 PortEntry { ingress, egress }
             })
@@ -113,12 +106,7 @@ impl Tables {
     /// How frames of `net` leave `port`: `None` if the port does not carry it.
     #[inline]
     pub fn egress(&self, port: PortId, net: u16) -> Option<EgressTag> {
-        let v = *self.ports.get(port.index())?.egress.get(usize::from(net))?;
-        match v {
-            NOT_MEMBER => None,
-            UNTAGGED => Some(EgressTag::Untagged),
-            vid => VlanId::try_new(vid).ok().map(EgressTag::Tagged),
-        }
+        *self.ports.get(port.index())?.egress.get(usize::from(net))?
     }
 }
 
