@@ -53,9 +53,7 @@ pub fn native_word(v: u16) -> u64 {
     u64::from(u16::from_ne_bytes(v.to_be_bytes()))
 }
 
-/// The folded ones' complement sum of `data` as big-endian 16-bit words. (Measured:
-/// 2.7 ns for 20 bytes, 38 ns for 1500, against 2.3 and 105 ns for a loop over
-/// big-endian 16-bit words.)
+/// The folded ones' complement sum of `data` as big-endian 16-bit words.
 #[inline]
 pub fn sum_words(data: &[u8]) -> u16 {
     u16::from_be(fold(sum_native(0, data)))

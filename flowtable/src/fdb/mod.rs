@@ -223,9 +223,9 @@ pub struct FdbHit {
 /// `aging / 16`, and at least 2^30 ns (1.07 s). Refreshes within one period (`now >>
 /// shift` unchanged) only store `last_seen`. `last_seen` itself is exact on the learning
 /// worker; a replica's idle timer lags it by less than one period, about a sixteenth of
-/// the aging time. (Once a second for a million active MACs, the re-ordering and the
-/// replication traffic cost a third of a worker's time; a shift, not a division, keeps
-/// the check cheap.)
+/// the aging time. Once a second, the re-ordering and the replication traffic for a
+/// million active MACs dominated a worker (`vswitch-bench pipeline --macs 1M`, see the
+/// README); a shift, not a division, keeps the check cheap.
 pub fn refresh_shift(aging_ns: u64) -> u32 {
     let p = (aging_ns / 16).max(1);
     (63 - p.leading_zeros()).max(30)
@@ -595,8 +595,9 @@ impl Fdb {
     /// Looks up a batch: all hashes first, then all probes, so the probes are
     /// independent and the CPU overlaps their cache misses (hashbrown offers no
     /// prefetch and this crate has no `unsafe`, so this is the safe form of a
-    /// prefetch pass). Measured: ~3 % faster than one `lookup_key` per key on a 1M
-    /// table, ~8 % slower on a 1k table that fits L1 — use it for large tables.
+    /// prefetch pass). It helps only on tables larger than the caches: compare
+    /// `fdb_lookup_batch_32` with `fdb_lookup_32` (`cargo bench -p vswitch-bench --bench
+    /// flowtable`) — use it for large tables.
     /// `out[i]` is the result for `keys[i]`; extra elements of the longer slice are
     /// left alone.
     pub fn lookup_batch(&self, keys: &[FdbKey], now: u64, out: &mut [Option<PortId>]) {
