@@ -99,7 +99,9 @@ mod render;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use encap::{MacAddr, VlanId};
+use std::net::{IpAddr, Ipv4Addr};
+
+use encap::{GreKey, MacAddr, VlanId, Vni};
 
 pub use error::{ConfigError, ErrorKind};
 
@@ -143,6 +145,18 @@ pub struct Config {
     pub ports: Vec<Port>,
     /// Static MAC entries in file order.
     pub static_fdb: Vec<StaticFdb>,
+    /// `[underlay]`: the local VTEP, when the file has one (required by vxlan/gre
+    /// networks).
+    pub underlay: Option<Underlay>,
+    /// `[[physnet]]` in file order (Neutron's `bridge_mappings`); [`PhysnetIdx`]
+    /// indexes this.
+    pub physnets: Vec<Physnet>,
+    /// Every distinct remote VTEP address named in a network's `remote_vteps` or in a
+    /// `[[fdb]]` entry's `remote`, in order of first mention; [`VtepIdx`] indexes this.
+    /// Each is one tunnel "port" of the switch, as in Open vSwitch.
+    pub vteps: Vec<IpAddr>,
+    /// `[[arp]]`: l2population ARP responder entries, in file order.
+    pub arp: Vec<ArpEntry>,
     /// The file it was read from, if it was read by [`Config::from_file`].
     pub source: Option<PathBuf>,
 }
@@ -198,6 +212,30 @@ impl PortIdx {
     }
 }
 
+/// Index of a physical network in [`Config::physnets`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PhysnetIdx(pub u16);
+
+impl PhysnetIdx {
+    /// The index as `usize`.
+    #[inline]
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Index of a remote VTEP in [`Config::vteps`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VtepIdx(pub u16);
+
+impl VtepIdx {
+    /// The index as `usize`.
+    #[inline]
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
 /// One tenant broadcast domain (`[[network]]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Network {
@@ -209,13 +247,38 @@ pub struct Network {
     pub local_vlan: VlanId,
     /// `true` when `local_vlan` was not in the file and was allocated.
     pub local_vlan_allocated: bool,
+    /// vxlan/gre: the flood list (head-end replication), in file order, each once;
+    /// empty for other segments.
+    pub remote_vteps: Vec<VtepIdx>,
 }
 
-/// How a network crosses hosts. Issue 4 adds `Flat`, `Vlan`, `Vxlan` and `Gre`.
+/// How a network crosses hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Segment {
     /// This host only.
     Local,
+    /// Untagged on a physical network (at most one flat network per physnet).
+    Flat {
+        /// The physical network.
+        physnet: PhysnetIdx,
+    },
+    /// 802.1Q-tagged with a provider VID on a physical network ((physnet, vid) unique).
+    Vlan {
+        /// The physical network.
+        physnet: PhysnetIdx,
+        /// The provider VID.
+        vid: VlanId,
+    },
+    /// A VXLAN overlay over the underlay (VNI unique among vxlan networks).
+    Vxlan {
+        /// The VNI.
+        vni: Vni,
+    },
+    /// A GRE overlay over the underlay (key unique among gre networks).
+    Gre {
+        /// The GRE key.
+        key: GreKey,
+    },
 }
 
 impl Segment {
@@ -223,8 +286,60 @@ impl Segment {
     pub const fn as_str(self) -> &'static str {
         match self {
             Segment::Local => "local",
+            Segment::Flat { .. } => "flat",
+            Segment::Vlan { .. } => "vlan",
+            Segment::Vxlan { .. } => "vxlan",
+            Segment::Gre { .. } => "gre",
         }
     }
+
+    /// Whether the network is carried by tunnels over the underlay.
+    pub const fn is_tunnel(self) -> bool {
+        matches!(self, Segment::Vxlan { .. } | Segment::Gre { .. })
+    }
+}
+
+/// `[underlay]`: the local VTEP and the port that carries tunnel traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Underlay {
+    /// The underlay port in [`Config::ports`] (role [`PortRole::Underlay`]).
+    pub port: PortIdx,
+    /// The local VTEP address.
+    pub local_ip: IpAddr,
+    /// The on-link prefix length; `None`: every VTEP is on-link.
+    pub prefix_len: Option<u8>,
+    /// The source MAC of tunnel frames; `None`: the netdev's own (replay requires it).
+    pub local_mac: Option<MacAddr>,
+    /// Next hop for VTEPs outside the prefix (same family as `local_ip`, on-link).
+    pub gateway: Option<IpAddr>,
+    /// Underlay MTU: no frame larger than this (IP packet) is sent.
+    pub mtu: u16,
+    /// DF on outer IPv4.
+    pub df: bool,
+    /// VXLAN UDP destination port (default 4789).
+    pub vxlan_port: u16,
+    /// Static neighbours (same family as `local_ip`), never expired.
+    pub neighbors: Vec<(IpAddr, MacAddr)>,
+}
+
+/// `[[physnet]]`: one physical network and the port that reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Physnet {
+    /// Its name, unique among physnets.
+    pub name: String,
+    /// Its port in [`Config::ports`] (role [`PortRole::Physnet`]).
+    pub port: PortIdx,
+}
+
+/// An l2population ARP responder entry (`[[arp]]`): IPv4 only, as in Neutron.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ArpEntry {
+    /// The network.
+    pub network: NetIdx,
+    /// The IPv4 address asked for.
+    pub ip: Ipv4Addr,
+    /// The answer.
+    pub mac: MacAddr,
 }
 
 /// A switch port (`[[port]]`).
@@ -234,8 +349,23 @@ pub struct Port {
     pub name: String,
     /// The netdev to open, when there is one (replay does not use it).
     pub ifname: Option<String>,
-    /// Which networks it carries and how they are tagged.
+    /// Which networks it carries and how they are tagged. A physnet port is a trunk
+    /// of its vlan networks (provider VID) with its flat network as native; the
+    /// underlay port is a trunk that carries nothing at L2.
     pub mode: PortMode,
+    /// Where it came from in the file.
+    pub role: PortRole,
+}
+
+/// What a port is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PortRole {
+    /// A `[[port]]`.
+    Local,
+    /// The port of `[[physnet]]` number `.0`.
+    Physnet(PhysnetIdx),
+    /// The `[underlay]` port.
+    Underlay,
 }
 
 /// How a port carries networks.
@@ -313,8 +443,17 @@ pub struct StaticFdb {
     pub network: NetIdx,
     /// A unicast, non-zero address.
     pub mac: MacAddr,
-    /// A port that carries `network`.
-    pub port: PortIdx,
+    /// Where it is.
+    pub target: FdbTarget,
+}
+
+/// Where a static entry points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FdbTarget {
+    /// A port that carries the network (`port = "..."`).
+    Port(PortIdx),
+    /// A remote VTEP of a vxlan/gre network (`remote = "..."`, l2population).
+    Remote(VtepIdx),
 }
 
 impl Config {

@@ -60,7 +60,7 @@ impl OfflineSwitch {
         } = FdbGroup::new(1, fdb_cfg, ReplicaConfig::default())?;
         for s in &config.static_fdb {
             let vlan = config.networks[s.network.index()].local_vlan;
-            control.add_static(vlan, s.mac, PortId(s.port.0))?;
+            control.add_static(vlan, s.mac, Tables::fdb_port(&config, s.target))?;
         }
         let mut fdb = workers.remove(0);
         fdb.apply_updates(0, usize::MAX);

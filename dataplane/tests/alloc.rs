@@ -22,7 +22,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use dataplane::config::{Config, NetIdx, Network, Port, PortMode, Segment, SwitchParams};
+use dataplane::config::{Config, NetIdx, Network, Port, PortMode, PortRole, Segment, SwitchParams};
 use dataplane::counters::Counters;
 use dataplane::pipeline::{Pipeline, Tables};
 use dataplane::pool::Pool;
@@ -155,6 +155,7 @@ fn config(nets: u16, modes: Vec<PortMode>) -> Config {
                 segment: Segment::Local,
                 local_vlan: vid(n + 1),
                 local_vlan_allocated: false,
+                remote_vteps: Vec::new(),
             })
             .collect(),
         ports: modes
@@ -164,10 +165,10 @@ fn config(nets: u16, modes: Vec<PortMode>) -> Config {
                 name: format!("p{i}"),
                 ifname: None,
                 mode,
+                role: PortRole::Local,
             })
             .collect(),
-        static_fdb: vec![],
-        source: None,
+        ..Config::default()
     }
 }
 

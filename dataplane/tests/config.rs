@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use dataplane::config::{
-    Config, ConfigError, EgressTag, ErrorKind, NetIdx, Network, Port, PortIdx, PortMode, Segment,
-    StaticFdb, SwitchParams, MAX_NETWORKS, MAX_PORTS,
+    Config, ConfigError, EgressTag, ErrorKind, FdbTarget, NetIdx, Network, Port, PortIdx, PortMode,
+    PortRole, Segment, StaticFdb, SwitchParams, MAX_NETWORKS, MAX_PORTS,
 };
 use encap::{MacAddr, VlanId};
 
@@ -97,6 +97,7 @@ fn example_file_parses_to_expected_values() {
         segment: Segment::Local,
         local_vlan: vid(v),
         local_vlan_allocated: allocated,
+        remote_vteps: Vec::new(),
     };
     assert_eq!(
         c.networks,
@@ -111,6 +112,7 @@ fn example_file_parses_to_expected_values() {
         name: name.into(),
         ifname: ifname.map(Into::into),
         mode: PortMode::Access { network: NetIdx(n) },
+        role: PortRole::Local,
     };
     assert_eq!(
         c.ports,
@@ -129,6 +131,7 @@ fn example_file_parses_to_expected_values() {
                     ],
                     native: Some(NetIdx(3)),
                 },
+                role: PortRole::Local,
             },
         ]
     );
@@ -138,12 +141,12 @@ fn example_file_parses_to_expected_values() {
             StaticFdb {
                 network: NetIdx(0),
                 mac: MacAddr::new([0xfa, 0x16, 0x3e, 0, 0, 1]),
-                port: PortIdx(0),
+                target: FdbTarget::Port(PortIdx(0)),
             },
             StaticFdb {
                 network: NetIdx(2),
                 mac: MacAddr::new([0xfa, 0x16, 0x3e, 0, 0, 3]),
-                port: PortIdx(3),
+                target: FdbTarget::Port(PortIdx(3)),
             },
         ]
     );

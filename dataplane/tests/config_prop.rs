@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use dataplane::config::{
-    Config, NetIdx, Network, Port, PortIdx, PortMode, Segment, StaticFdb, SwitchParams,
+    Config, FdbTarget, NetIdx, Network, Port, PortIdx, PortMode, PortRole, Segment, StaticFdb,
+    SwitchParams,
 };
 use encap::{MacAddr, VlanId};
 use proptest::collection::{btree_map, btree_set, vec};
@@ -104,13 +105,19 @@ fn config() -> impl Strategy<Value = Config> {
                     segment: Segment::Local,
                     local_vlan: vid(v),
                     local_vlan_allocated: allocated,
+                    remote_vteps: Vec::new(),
                 })
                 .collect();
             let names = uniquify(ports.iter().map(|p| p.0.clone()).collect());
             let ports: Vec<Port> = ports
                 .into_iter()
                 .zip(names)
-                .map(|((_, ifname, mode), name)| Port { name, ifname, mode })
+                .map(|((_, ifname, mode), name)| Port {
+                    name,
+                    ifname,
+                    mode,
+                    role: PortRole::Local,
+                })
                 .collect();
             let mut static_fdb: Vec<StaticFdb> = Vec::new();
             for (p, n, mut mac) in fdb {
@@ -138,14 +145,18 @@ fn config() -> impl Strategy<Value = Config> {
                     continue;
                 }
                 let port = PortIdx(u16::try_from(port).unwrap());
-                static_fdb.push(StaticFdb { network, mac, port });
+                static_fdb.push(StaticFdb {
+                    network,
+                    mac,
+                    target: FdbTarget::Port(port),
+                });
             }
             Config {
                 switch,
                 networks,
                 ports,
                 static_fdb,
-                source: None,
+                ..Config::default()
             }
         })
     })

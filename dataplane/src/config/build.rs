@@ -16,8 +16,8 @@ use super::error::{ConfigError, ErrorKind};
 use super::locate::{entry_context, line_of, toml_error};
 use super::raw::{RawConfig, RawFdb, RawNetwork, RawPort, RawSwitch};
 use super::{
-    Config, NetIdx, Network, Port, PortIdx, PortMode, Segment, StaticFdb, SwitchParams,
-    MAX_MAC_AGING_SECS, MAX_MAC_TABLE_SIZE, MAX_NETWORKS, MAX_PORTS, MAX_WORKERS,
+    Config, FdbTarget, NetIdx, Network, Port, PortIdx, PortMode, PortRole, Segment, StaticFdb,
+    SwitchParams, MAX_MAC_AGING_SECS, MAX_MAC_TABLE_SIZE, MAX_NETWORKS, MAX_PORTS, MAX_WORKERS,
     MIN_MAC_AGING_SECS,
 };
 
@@ -37,6 +37,10 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         networks,
         ports,
         static_fdb,
+        underlay: None,
+        physnets: Vec::new(),
+        vteps: Vec::new(),
+        arp: Vec::new(),
         source: None,
     })
 }
@@ -277,6 +281,7 @@ fn networks<'a>(
             segment,
             local_vlan,
             local_vlan_allocated: explicit.is_none(),
+            remote_vteps: Vec::new(),
         })
         .collect();
     Ok((networks, names))
@@ -365,6 +370,7 @@ fn ports<'a>(
             name: name.to_owned(),
             ifname: p.ifname.as_ref().map(|s| s.get_ref().clone()),
             mode,
+            role: PortRole::Local,
         });
     }
     Ok((ports, names))
@@ -557,7 +563,11 @@ fn static_fdb(
             return Err(cx.err(f.mac.span(), &context, Some("mac"), kind));
         }
         seen.insert((network, mac), f.mac.span().start);
-        out.push(StaticFdb { network, mac, port });
+        out.push(StaticFdb {
+            network,
+            mac,
+            target: FdbTarget::Port(port),
+        });
     }
     Ok(out)
 }

@@ -4,7 +4,7 @@
 
 use std::fmt::{self, Write as _};
 
-use super::{Config, NetIdx, PortIdx, PortMode};
+use super::{Config, FdbTarget, NetIdx, PortIdx, PortMode};
 
 /// Formats a [`Config`] as TOML.
 pub(super) struct Rendered<'a>(pub &'a Config);
@@ -106,7 +106,13 @@ impl fmt::Display for Rendered<'_> {
             writeln!(f, "\n[[fdb]]")?;
             writeln!(f, "network = {}", self.net(e.network))?;
             writeln!(f, "mac = \"{}\"", e.mac)?;
-            writeln!(f, "port = {}", self.port(e.port))?;
+            match e.target {
+                FdbTarget::Port(p) => writeln!(f, "port = {}", self.port(p))?,
+                FdbTarget::Remote(v) => {
+                    let ip = c.vteps.get(v.index()).map(|ip| ip.to_string());
+                    writeln!(f, "remote = \"{}\"", ip.unwrap_or_default())?
+                }
+            }
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 use encap::VlanId;
 use flowtable::PortId;
 
-use crate::config::{Config, EgressTag, NetIdx, PortMode};
+use crate::config::{Config, EgressTag, FdbTarget, NetIdx, PortMode};
 
 /// Sentinel for "no network" in the VID map.
 const NONE: u16 = u16::MAX;
@@ -100,6 +100,15 @@ impl Tables {
             generation,
             ports,
             nets,
+        }
+    }
+
+    /// The FDB port of a static entry's target: config ports are `PortId(0..ports)`,
+    /// remote VTEPs (tunnel ports) follow them, `PortId(ports + vtep)`.
+    pub fn fdb_port(cfg: &Config, target: FdbTarget) -> PortId {
+        match target {
+            FdbTarget::Port(p) => PortId(p.0),
+            FdbTarget::Remote(v) => PortId((cfg.ports.len() + v.index()) as u16),
         }
     }
 

@@ -20,7 +20,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use dataplane::config::{
-    Config, NetIdx, Network, Port, PortIdx, PortMode, Segment, StaticFdb, SwitchParams,
+    Config, FdbTarget, NetIdx, Network, Port, PortIdx, PortMode, PortRole, Segment, StaticFdb,
+    SwitchParams,
 };
 use dataplane::counters::{Counters, DropReason};
 use dataplane::offline::{OfflineSwitch, Outcome};
@@ -155,6 +156,7 @@ pub fn build_config(
             segment: Segment::Local,
             local_vlan: vid(v),
             local_vlan_allocated: false,
+            remote_vteps: Vec::new(),
         })
         .collect();
     let ports: Vec<Port> = modes
@@ -164,6 +166,7 @@ pub fn build_config(
             name: format!("p{i}"),
             ifname: None,
             mode,
+            role: PortRole::Local,
         })
         .collect();
     let mut static_fdb: Vec<StaticFdb> = Vec::new();
@@ -181,7 +184,7 @@ pub fn build_config(
         static_fdb.push(StaticFdb {
             network: NetIdx(n),
             mac: ucast(m),
-            port: PortIdx(carriers[idx.index(carriers.len())]),
+            target: FdbTarget::Port(PortIdx(carriers[idx.index(carriers.len())])),
         });
     }
     Config {
@@ -195,7 +198,7 @@ pub fn build_config(
         networks,
         ports,
         static_fdb,
-        source: None,
+        ..Config::default()
     }
 }
 
@@ -629,7 +632,10 @@ impl Model {
             cov: Coverage::default(),
         };
         for s in &cfg.static_fdb {
-            m.add_static(s.network.0, s.mac, s.port.0);
+            let FdbTarget::Port(p) = s.target else {
+                continue;
+            };
+            m.add_static(s.network.0, s.mac, p.0);
         }
         m
     }
@@ -1061,7 +1067,9 @@ impl Harness {
         } = FdbGroup::new(1, fdb_cfg, ReplicaConfig::default()).unwrap();
         for s in &cfg.static_fdb {
             let vlan = cfg.networks[s.network.index()].local_vlan;
-            control.add_static(vlan, s.mac, PortId(s.port.0)).unwrap();
+            control
+                .add_static(vlan, s.mac, Tables::fdb_port(cfg, s.target))
+                .unwrap();
         }
         let mut fdb = workers.remove(0);
         fdb.apply_updates(0, usize::MAX);
@@ -1363,8 +1371,12 @@ pub fn run(sut: &mut dyn Sut, model: &mut Model, ops: &[Op]) -> Result<(), TestC
                         }
                     }
                 }
-                cfg.static_fdb
-                    .retain(|s| egress_of(&cfg.ports[s.port.index()].mode, s.network.0).is_some());
+                cfg.static_fdb.retain(|s| match s.target {
+                    FdbTarget::Port(p) => {
+                        egress_of(&cfg.ports[p.index()].mode, s.network.0).is_some()
+                    }
+                    FdbTarget::Remote(_) => true,
+                });
                 prop_assert!(
                     sut.reconfigure(&cfg),
                     "{}",
