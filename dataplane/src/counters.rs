@@ -36,11 +36,32 @@ pub enum DropReason {
     TxFull,
     /// The ingress port is not part of the configuration (removed while frames were in flight).
     NoPort,
+    /// On the underlay port: neither a tunnel packet nor ARP/ND for the local VTEP.
+    NotTunnel,
+    /// A tunnel packet that failed validation (checksums, lengths, fragments, options,
+    /// VXLAN flags, GRE version or routing).
+    TunnelMalformed,
+    /// A tunnel packet not addressed to the local VTEP (outer destination MAC or IP).
+    NotOurVtep,
+    /// A tunnel packet from an address that is not a configured remote VTEP.
+    UnknownVtep,
+    /// A tunnel packet with a VNI or GRE key of no network (or GRE without a key).
+    UnknownSegment,
+    /// A decapsulated frame that carries a VLAN tag.
+    InnerTagged,
+    /// From a tunnel toward a tunnel: never forwarded (split horizon).
+    SplitHorizon,
+    /// The frame would exceed the underlay MTU once encapsulated.
+    MtuExceeded,
+    /// The remote VTEP is off-link and no gateway is configured, or no local MAC is known.
+    NoRoute,
+    /// The underlay next hop is unresolved and its wait queue is full, or resolution failed.
+    NeighborUnresolved,
 }
 
 impl DropReason {
     /// Every reason, in order.
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 24] = [
         DropReason::Malformed,
         DropReason::ReservedVid,
         DropReason::TaggedOnAccess,
@@ -55,6 +76,16 @@ impl DropReason {
         DropReason::RewriteFailed,
         DropReason::TxFull,
         DropReason::NoPort,
+        DropReason::NotTunnel,
+        DropReason::TunnelMalformed,
+        DropReason::NotOurVtep,
+        DropReason::UnknownVtep,
+        DropReason::UnknownSegment,
+        DropReason::InnerTagged,
+        DropReason::SplitHorizon,
+        DropReason::MtuExceeded,
+        DropReason::NoRoute,
+        DropReason::NeighborUnresolved,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -76,6 +107,16 @@ impl DropReason {
             DropReason::RewriteFailed => "rewrite_failed",
             DropReason::TxFull => "tx_full",
             DropReason::NoPort => "no_port",
+            DropReason::NotTunnel => "not_tunnel",
+            DropReason::TunnelMalformed => "tunnel_malformed",
+            DropReason::NotOurVtep => "not_our_vtep",
+            DropReason::UnknownVtep => "unknown_vtep",
+            DropReason::UnknownSegment => "unknown_segment",
+            DropReason::InnerTagged => "inner_tagged",
+            DropReason::SplitHorizon => "split_horizon",
+            DropReason::MtuExceeded => "mtu_exceeded",
+            DropReason::NoRoute => "no_route",
+            DropReason::NeighborUnresolved => "neighbor_unresolved",
         }
     }
 }

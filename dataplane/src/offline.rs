@@ -52,7 +52,7 @@ impl OfflineSwitch {
             capacity: config.switch.mac_table_size,
             per_port_limit: u32::try_from(config.switch.mac_limit_per_port).unwrap_or(u32::MAX),
             aging_ns: u64::try_from(config.switch.mac_aging.as_nanos()).unwrap_or(u64::MAX),
-            max_ports: config.ports.len().max(1),
+            max_ports: (config.ports.len() + config.vteps.len()).max(1),
         };
         let FdbGroup {
             mut workers,

@@ -17,8 +17,12 @@
 //! frames look it up. No stage allocates, locks or makes a syscall.
 
 mod tables;
+mod tunnel;
 
-pub use tables::{Ingress, NetEntry, PortEntry, Tables};
+pub use tables::{
+    ip_bits, Egress, Ingress, NetEntry, Overlay, PortEntry, Tables, UnderlayTable, VtepEntry,
+};
+use tunnel::VtepState;
 
 use encap::parse::parse_l2;
 use encap::vlan::{self, Tpid, VlanTag};
@@ -44,6 +48,11 @@ pub enum Action {
 /// Per-frame state between stages.
 #[derive(Debug, Clone, Copy)]
 struct Meta {
+    /// Where the frame entered: the receiving port, or for a decapsulated frame the
+    /// tunnel port of its remote VTEP. Learning and forwarding use it.
+    in_port: PortId,
+    /// It came out of a tunnel (split horizon: never back into one).
+    from_tunnel: bool,
     /// Network index, valid when `drop` is `None`.
     net: u16,
     /// The frame's outer tag as received (priority tags included), if any.
@@ -59,6 +68,8 @@ struct Meta {
 impl Default for Meta {
     fn default() -> Self {
         Meta {
+            in_port: PortId(0),
+            from_tunnel: false,
             net: 0,
             tag: None,
             dst: MacAddr::ZERO,
@@ -86,25 +97,33 @@ pub struct Pipeline {
     counters: Counters,
     meta: [Meta; BURST],
     txq: Vec<TxQueue>,
+    /// Per remote VTEP: its next hop's MAC and encap templates.
+    vteps: Vec<VtepState>,
+    /// IPv4 ID of outer headers sent with DF clear (RFC 6864: it must vary).
+    ip_id: u16,
 }
 
 impl Pipeline {
     /// A pipeline over `tables` with its FDB replica and flow cache.
     pub fn new(tables: Tables, fdb: WorkerFdb, cache: FlowCache<Action>) -> Self {
         let n = tables.ports.len();
-        Pipeline {
-            counters: Counters::new(n),
+        let mut p = Pipeline {
+            counters: Counters::new(tables.port_count()),
             txq: (0..n)
                 .map(|_| TxQueue {
                     descs: [Desc::EMPTY; BURST],
                     len: 0,
                 })
                 .collect(),
+            vteps: Vec::new(),
             tables,
             fdb,
             cache,
             meta: [Meta::default(); BURST],
-        }
+            ip_id: 0,
+        };
+        p.rebuild_vteps();
+        p
     }
 
     /// The decision of the first frame of the last batch: the action it took, or the
@@ -142,12 +161,15 @@ impl Pipeline {
     /// again (the generation is part of their stamp).
     pub fn set_tables(&mut self, tables: Tables) {
         let n = tables.ports.len();
+        self.counters
+            .ports
+            .resize(tables.port_count(), Default::default());
         self.tables = tables;
-        self.counters.ports.resize(n, Default::default());
         self.txq.resize_with(n, || TxQueue {
             descs: [Desc::EMPTY; BURST],
             len: 0,
         });
+        self.rebuild_vteps();
     }
 
     /// Receives one burst from every port and switches it: the worker's poll.
@@ -200,17 +222,30 @@ impl Pipeline {
                 pc.rx_bytes += d.len() as u64;
             }
         }
-        self.classify(in_port, descs, pool);
-        self.learn(in_port, descs.len(), now);
-        self.forward(in_port, descs.len(), now);
-        self.output(in_port, descs, pool);
+        // Decapsulation moves a frame's start: the stages work on a copy of the batch.
+        let mut ds = [Desc::EMPTY; BURST];
+        let ds = &mut ds[..descs.len()];
+        ds.copy_from_slice(descs);
+        self.classify(in_port, ds, pool);
+        self.learn(ds.len(), now);
+        self.forward(ds.len(), now);
+        self.output(ds, pool);
     }
 
     /// Stage 1: network of each frame, or why it is dropped.
-    fn classify(&mut self, in_port: PortId, descs: &[Desc], pool: &Pool) {
+    fn classify(&mut self, in_port: PortId, descs: &mut [Desc], pool: &mut Pool) {
         let ingress = &self.tables.ports[in_port.index()].ingress;
-        for (m, &d) in self.meta.iter_mut().zip(descs) {
-            *m = Meta::default();
+        if matches!(ingress, Ingress::Underlay) {
+            for (i, d) in descs.iter_mut().enumerate() {
+                self.classify_underlay(i, d, pool);
+            }
+            return;
+        }
+        for (m, &d) in self.meta.iter_mut().zip(descs.iter()) {
+            *m = Meta {
+                in_port,
+                ..Meta::default()
+            };
             let l2 = match parse_l2(pool.data(d)) {
                 Ok(l2) => l2,
                 Err(e) => {
@@ -247,13 +282,13 @@ impl Pipeline {
     }
 
     /// Stage 2: learn every source before any destination is looked up.
-    fn learn(&mut self, in_port: PortId, n: usize, now: u64) {
+    fn learn(&mut self, n: usize, now: u64) {
         for m in &mut self.meta[..n] {
             if m.drop.is_some() {
                 continue;
             }
             let vlan = self.tables.nets[usize::from(m.net)].local_vlan;
-            match self.fdb.learn(vlan, m.src, in_port, now) {
+            match self.fdb.learn(vlan, m.src, m.in_port, now) {
                 Learn::New => self.counters.learned += 1,
                 Learn::Moved { .. } => self.counters.moves += 1,
                 Learn::StaticMismatch => m.drop = Some(DropReason::StaticMove),
@@ -267,7 +302,7 @@ impl Pipeline {
     /// Stage 3: the decision per frame, from the flow cache or the FDB. Cache misses are
     /// set aside and resolved together with one batched FDB probe, so that their memory
     /// accesses overlap instead of stalling one after the other.
-    fn forward(&mut self, in_port: PortId, n: usize, now: u64) {
+    fn forward(&mut self, n: usize, now: u64) {
         // Generations are read once per batch, after learning.
         let gens = Gens {
             config: self.tables.generation,
@@ -277,7 +312,7 @@ impl Pipeline {
             return;
         };
         let mut keys = [FlowKey {
-            in_port,
+            in_port: PortId(0),
             vid: 0,
             dst: MacAddr::ZERO,
         }; BURST];
@@ -291,7 +326,7 @@ impl Pipeline {
             }
             let vlan = self.tables.nets[usize::from(m.net)].local_vlan;
             let key = FlowKey {
-                in_port,
+                in_port: m.in_port,
                 vid: vlan.get(),
                 dst: m.dst,
             };
@@ -326,8 +361,11 @@ impl Pipeline {
             let m = &mut self.meta[i];
             let vlan = self.tables.nets[usize::from(m.net)].local_vlan;
             let (action, deadline) = match *hit {
-                Some(hit) if hit.port == in_port => {
+                Some(hit) if hit.port == m.in_port => {
                     (Action::Drop(DropReason::SamePort), hit.deadline_ns)
+                }
+                Some(hit) if m.from_tunnel && self.tables.vtep_of(hit.port).is_some() => {
+                    (Action::Drop(DropReason::SplitHorizon), hit.deadline_ns)
                 }
                 // An entry on a port that no longer carries the network (a stale entry
                 // after a reconfiguration): as if unknown.
@@ -344,7 +382,7 @@ impl Pipeline {
     }
 
     /// Stage 4: rewrites and staging per egress port.
-    fn output(&mut self, in_port: PortId, descs: &[Desc], pool: &mut Pool) {
+    fn output(&mut self, descs: &[Desc], pool: &mut Pool) {
         for (i, &d) in descs.iter().enumerate() {
             let m = self.meta[i];
             let r = match (m.drop, m.action) {
@@ -358,7 +396,7 @@ impl Pipeline {
                 }
                 (None, Action::Flood) => {
                     self.counters.flooded += 1;
-                    self.flood(in_port, m.net, m.tag, d, pool)
+                    self.flood(m.in_port, m.from_tunnel, m.net, m.tag, d, pool)
                 }
             };
             if let Err(r) = r {
@@ -370,12 +408,14 @@ impl Pipeline {
         }
     }
 
-    /// Sends `d` to every other port of `net`: copies for all but the last port, the
-    /// original to the last. An error (the last port's reason, for the caller to count)
-    /// only when nothing left; failures of the other copies are counted here.
+    /// Sends `d` to every other port of `net` (to no tunnel port if it came from one):
+    /// copies for all but the last port, the original to the last. An error (the last
+    /// port's reason, for the caller to count) only when nothing left; failures of the
+    /// other copies are counted here.
     fn flood(
         &mut self,
         in_port: PortId,
+        from_tunnel: bool,
         net: u16,
         tag: Option<VlanTag>,
         d: Desc,
@@ -385,7 +425,7 @@ impl Pipeline {
         let (mut last, mut sent) = (None, false);
         for idx in 0..n {
             let p = self.tables.nets[usize::from(net)].members[idx];
-            if p == in_port {
+            if p == in_port || (from_tunnel && self.tables.vtep_of(p).is_some()) {
                 continue;
             }
             if let Some(prev) = last.replace(p) {
@@ -440,7 +480,10 @@ impl Pipeline {
         pool: &mut Pool,
     ) -> Result<(), DropReason> {
         // A port that does not carry the network never gets its frames.
-        let egress = self.tables.egress(port, net).ok_or(DropReason::NoPort)?;
+        let egress = match self.tables.egress(port, net).ok_or(DropReason::NoPort)? {
+            Egress::Tag(e) => e,
+            Egress::Tunnel(v) => return self.stage_tunnel(v, net, tag, d, pool),
+        };
         let q = &mut self.txq[port.index()];
         if q.len == BURST {
             return Err(DropReason::TxFull);

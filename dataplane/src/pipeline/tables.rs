@@ -1,10 +1,20 @@
 //! The configuration compiled into the dense tables the pipeline reads per frame: no
 //! strings, no maps keyed by names, one array index per question.
+//!
+//! Port numbers ([`PortId`]) are the configuration's ports (`0..ports`: `[[port]]`s,
+//! physnet ports, the underlay port), then one *tunnel port* per remote VTEP
+//! (`ports..ports + vteps`), as Open vSwitch has one tunnel port per remote host: the
+//! FDB learns a MAC against the tunnel port of the VTEP it came from, and a network's
+//! flood list holds the tunnel ports of its `remote_vteps`.
 
-use encap::VlanId;
+use core::net::IpAddr;
+
+use encap::tunnel::DecapConfig;
+use encap::{GreKey, MacAddr, VlanId, Vni};
 use flowtable::PortId;
+use hashbrown::HashMap;
 
-use crate::config::{Config, EgressTag, FdbTarget, NetIdx, PortMode};
+use crate::config::{Config, EgressTag, FdbTarget, NetIdx, PortMode, PortRole, Segment};
 
 /// Sentinel for "no network" in the VID map.
 const NONE: u16 = u16::MAX;
@@ -24,6 +34,18 @@ pub enum Ingress {
         /// Native network.
         native: Option<u16>,
     },
+    /// The underlay port: tunnel packets are decapsulated, ARP/ND for the local VTEP
+    /// answered, anything else dropped.
+    Underlay,
+}
+
+/// How a frame of a network leaves a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Egress {
+    /// Out of a configuration port, untagged or with a VID.
+    Tag(EgressTag),
+    /// Encapsulated toward remote VTEP number `.0`, out of the underlay port.
+    Tunnel(u16),
 }
 
 /// One port.
@@ -35,13 +57,62 @@ pub struct PortEntry {
     egress: Box<[Option<EgressTag>]>,
 }
 
+/// A network's overlay segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlay {
+    /// VXLAN with this VNI.
+    Vxlan(Vni),
+    /// GRE with this key.
+    Gre(GreKey),
+}
+
 /// One network.
 #[derive(Debug, Clone)]
 pub struct NetEntry {
     /// Its host-local VLAN: the FDB's key.
     pub local_vlan: VlanId,
-    /// Ports that carry it, in port order (the flood list).
+    /// Ports that carry it, in port order, then its remote VTEPs' tunnel ports (the
+    /// flood list).
     pub members: Box<[PortId]>,
+    /// The overlay segment of a vxlan/gre network.
+    pub overlay: Option<Overlay>,
+}
+
+/// One remote VTEP (tunnel port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VtepEntry {
+    /// Its address.
+    pub ip: IpAddr,
+    /// Where its packets go on the underlay link: itself when on-link, else the
+    /// gateway; `None` when off-link without a gateway (its frames are dropped).
+    pub next_hop: Option<IpAddr>,
+}
+
+/// The underlay: the local VTEP.
+#[derive(Debug, Clone)]
+pub struct UnderlayTable {
+    /// The underlay port.
+    pub port: PortId,
+    /// Local VTEP address.
+    pub local_ip: IpAddr,
+    /// `local_ip` in [`encap::tunnel::OuterInfo::src_ip_bits`] form.
+    pub local_ip_bits: u128,
+    /// Source MAC of tunnel frames (`None`: the netdev's, set by the port's owner).
+    pub local_mac: Option<MacAddr>,
+    /// Underlay MTU.
+    pub mtu: u16,
+    /// DF on outer IPv4.
+    pub df: bool,
+    /// How received tunnel packets are checked.
+    pub decap: DecapConfig,
+    /// VNI → network.
+    pub vni: HashMap<u32, u16>,
+    /// GRE key → network.
+    pub gre_key: HashMap<u32, u16>,
+    /// Remote address ([`ip_bits`]) → VTEP number.
+    pub vtep_by_ip: HashMap<u128, u16>,
+    /// Static neighbours.
+    pub neighbors: Vec<(IpAddr, MacAddr)>,
 }
 
 /// The compiled configuration.
@@ -49,15 +120,49 @@ pub struct NetEntry {
 pub struct Tables {
     /// Bumped on every change: part of every cached decision's stamp.
     pub generation: u64,
-    /// Indexed by port number.
+    /// Indexed by port number (configuration ports only).
     pub ports: Vec<PortEntry>,
     /// Indexed by network number.
     pub nets: Vec<NetEntry>,
+    /// Remote VTEPs: tunnel port `ports.len() + i` is `vteps[i]`.
+    pub vteps: Vec<VtepEntry>,
+    /// The local VTEP, when configured.
+    pub underlay: Option<UnderlayTable>,
+}
+
+/// An address as 128 bits, IPv4 mapped into `::ffff:0:0/96` (the form decapsulation
+/// reports).
+#[inline]
+pub fn ip_bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => 0xffff << 32 | u128::from(a.to_bits()),
+        IpAddr::V6(a) => a.to_bits(),
+    }
+}
+
+/// Whether `ip` is inside `net/len`.
+fn in_prefix(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(len.min(32)))
+                .unwrap_or(0);
+            a.to_bits() & mask == n.to_bits() & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(len.min(128)))
+                .unwrap_or(0);
+            a.to_bits() & mask == n.to_bits() & mask
+        }
+        _ => false,
+    }
 }
 
 impl Tables {
     /// Compiles `cfg`, stamping it with `generation`.
     pub fn compile(cfg: &Config, generation: u64) -> Tables {
+        let n_ports = cfg.ports.len();
         let nets = cfg
             .networks
             .iter()
@@ -70,16 +175,27 @@ impl Tables {
                     .enumerate()
                     .filter(|(_, p)| p.mode.carries(NetIdx(n as u16)))
                     .map(|(i, _)| PortId(i as u16))
+                    .chain(
+                        net.remote_vteps
+                            .iter()
+                            .map(|v| PortId((n_ports + v.index()) as u16)),
+                    )
                     .collect(),
+                overlay: match net.segment {
+                    Segment::Vxlan { vni } => Some(Overlay::Vxlan(vni)),
+                    Segment::Gre { key } => Some(Overlay::Gre(key)),
+                    _ => None,
+                },
             })
             .collect();
         let ports = cfg
             .ports
             .iter()
             .map(|p| {
-                let ingress = match &p.mode {
-                    PortMode::Access { network } => Ingress::Access { net: network.0 },
-                    PortMode::Trunk { vlans, native } => {
+                let ingress = match (&p.mode, p.role) {
+                    (_, PortRole::Underlay) => Ingress::Underlay,
+                    (PortMode::Access { network }, _) => Ingress::Access { net: network.0 },
+                    (PortMode::Trunk { vlans, native }, _) => {
                         let mut vid_map = Box::new([NONE; 4096]);
                         for &(vid, net) in vlans {
                             vid_map[usize::from(vid.get())] = net.0;
@@ -96,10 +212,60 @@ impl Tables {
                 PortEntry { ingress, egress }
             })
             .collect();
+        let u = cfg.underlay.as_ref();
+        let vteps = cfg
+            .vteps
+            .iter()
+            .map(|&ip| VtepEntry {
+                ip,
+                next_hop: u.and_then(|u| match u.prefix_len {
+                    Some(len) if !in_prefix(ip, u.local_ip, len) => u.gateway,
+                    _ => Some(ip),
+                }),
+            })
+            .collect();
+        let underlay = u.map(|u| {
+            let mut vni = HashMap::new();
+            let mut gre_key = HashMap::new();
+            for (i, n) in cfg.networks.iter().enumerate() {
+                match n.segment {
+                    Segment::Vxlan { vni: v } => {
+                        vni.insert(v.get(), i as u16);
+                    }
+                    Segment::Gre { key } => {
+                        gre_key.insert(key.get(), i as u16);
+                    }
+                    _ => {}
+                }
+            }
+            UnderlayTable {
+                port: PortId(u.port.0),
+                local_ip: u.local_ip,
+                local_ip_bits: ip_bits(u.local_ip),
+                local_mac: u.local_mac,
+                mtu: u.mtu,
+                df: u.df,
+                decap: DecapConfig {
+                    vxlan_port: u.vxlan_port,
+                    ..DecapConfig::default()
+                },
+                vni,
+                gre_key,
+                vtep_by_ip: cfg
+                    .vteps
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &ip)| (ip_bits(ip), i as u16))
+                    .collect(),
+                neighbors: u.neighbors.clone(),
+            }
+        });
         Tables {
             generation,
             ports,
             nets,
+            vteps,
+            underlay,
         }
     }
 
@@ -112,10 +278,35 @@ impl Tables {
         }
     }
 
-    /// How frames of `net` leave `port`: `None` if the port does not carry it.
+    /// Ports the FDB must know: configuration ports and tunnel ports.
+    pub fn port_count(&self) -> usize {
+        self.ports.len() + self.vteps.len()
+    }
+
+    /// The remote VTEP number of `port`, if it is a tunnel port.
     #[inline]
-    pub fn egress(&self, port: PortId, net: u16) -> Option<EgressTag> {
-        *self.ports.get(port.index())?.egress.get(usize::from(net))?
+    pub fn vtep_of(&self, port: PortId) -> Option<u16> {
+        let v = port.index().checked_sub(self.ports.len())?;
+        (v < self.vteps.len()).then_some(v as u16)
+    }
+
+    /// How frames of `net` leave `port`: `None` if the port does not carry it. Tunnel
+    /// ports carry every overlay network (a MAC may be learned behind any VTEP).
+    #[inline]
+    pub fn egress(&self, port: PortId, net: u16) -> Option<Egress> {
+        match self.ports.get(port.index()) {
+            Some(p) => p
+                .egress
+                .get(usize::from(net))
+                .copied()
+                .flatten()
+                .map(Egress::Tag),
+            None => {
+                let v = self.vtep_of(port)?;
+                self.nets.get(usize::from(net))?.overlay?;
+                Some(Egress::Tunnel(v))
+            }
+        }
     }
 }
 
@@ -132,6 +323,7 @@ impl Ingress {
                 NONE => Err(DropReason::UnknownVid),
                 net => Ok(net),
             },
+            (Ingress::Underlay, _) => Err(DropReason::NotTunnel),
         }
     }
 }
