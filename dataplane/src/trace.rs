@@ -5,11 +5,127 @@
 
 use std::fmt::Write as _;
 
-use encap::parse::parse_l2;
+use encap::parse::{parse, parse_l2, Tunnel, L3, L4};
+use encap::tunnel::{decap_gre, decap_vxlan, DecapConfig};
+use encap::Frame;
 
-use crate::config::{EgressTag, PortIdx, PortMode};
+use crate::config::{Config, EgressTag, NetIdx, PortIdx, PortMode, PortRole, Segment};
 use crate::offline::OfflineSwitch;
 use crate::pipeline::Action;
+
+/// A port's name for people: a configured port's name, or `tunnel to IP` for the tunnel
+/// port of a remote VTEP.
+fn port_label(cfg: &Config, i: PortIdx) -> String {
+    match cfg.port(i) {
+        Some(p) => p.name.clone(),
+        None => match cfg.vteps.get(i.index().wrapping_sub(cfg.ports.len())) {
+            Some(ip) => format!("tunnel to {ip}"),
+            None => "?".to_string(),
+        },
+    }
+}
+
+/// What decapsulating a frame received on the underlay port gives: the inner frame and
+/// its network, or why not.
+struct Decapped {
+    inner: Vec<u8>,
+    line: String,
+    net: Option<NetIdx>,
+}
+
+fn decap_for_trace(cfg: &Config, frame: &[u8]) -> Decapped {
+    let mut buf = frame.to_vec();
+    let n = buf.len();
+    let dcfg = DecapConfig {
+        vxlan_port: cfg.underlay.as_ref().map_or(4789, |u| u.vxlan_port),
+        ..DecapConfig::default()
+    };
+    let Ok(mut f) = Frame::new(&mut buf[..], 0, n) else {
+        return Decapped {
+            inner: Vec::new(),
+            line: "Decap: empty frame".into(),
+            net: None,
+        };
+    };
+    let (outer, what, net) = match decap_vxlan(&mut f, &dcfg) {
+        Ok(i) => (
+            i.outer,
+            format!("VXLAN VNI {} (UDP source port {})", i.vni, i.src_port),
+            cfg.networks
+                .iter()
+                .position(|n| matches!(n.segment, Segment::Vxlan { vni } if vni == i.vni)),
+        ),
+        Err(e) => match decap_gre(&mut f) {
+            Ok(i) => (
+                i.outer,
+                match i.key {
+                    Some(k) => format!("GRE key {k}"),
+                    None => "GRE without key".to_string(),
+                },
+                cfg.networks
+                    .iter()
+                    .position(|n| matches!(n.segment, Segment::Gre { key } if Some(key) == i.key)),
+            ),
+            Err(_) => {
+                return Decapped {
+                    inner: frame.to_vec(),
+                    line: format!("Decap: not a valid tunnel packet ({e})"),
+                    net: None,
+                }
+            }
+        },
+    };
+    let vtep = cfg.vteps.iter().position(|&ip| ip == outer.src_ip());
+    let line = format!(
+        "Decap: {what} from {} to {}, outer {} > {}: {}",
+        outer.src_ip(),
+        outer.dst_ip(),
+        outer.src_mac(),
+        outer.dst_mac(),
+        match (vtep, net) {
+            (None, _) => "source is not a known VTEP".to_string(),
+            (_, None) => "no network has this segment".to_string(),
+            (Some(_), Some(n)) => format!("network {:?}", cfg.networks[n].name),
+        }
+    );
+    Decapped {
+        inner: f.data().to_vec(),
+        line,
+        net: net.map(|n| NetIdx(n as u16)),
+    }
+}
+
+/// How a sent frame looks, for the output lines: its tag, or its tunnel headers.
+fn describe_output(cfg: &Config, to: PortIdx, net: NetIdx, bytes: &[u8]) -> String {
+    let Some(p) = cfg.port(to) else {
+        return "?".to_string();
+    };
+    if p.role == PortRole::Underlay {
+        let vxlan_port = cfg.underlay.as_ref().map_or(4789, |u| u.vxlan_port);
+        return match parse(bytes, vxlan_port) {
+            Ok(pp) => {
+                let (src, dst) = match pp.l3 {
+                    L3::Ip { src, dst, .. } => (src.to_string(), dst.to_string()),
+                    _ => ("?".into(), "?".into()),
+                };
+                let tun = match (pp.tunnel, pp.l4) {
+                    (Some(Tunnel::Vxlan { vni, .. }), L4::Udp { src_port, .. }) => {
+                        format!("VXLAN VNI {vni}, UDP source port {src_port}")
+                    }
+                    (Some(Tunnel::Gre { key: Some(k), .. }), _) => format!("GRE key {k}"),
+                    _ => "not encapsulated".to_string(),
+                };
+                format!("encap {tun}, {src} > {dst}, next hop {}", pp.l2.dst)
+            }
+            Err(e) => format!("unparseable ({e})"),
+        };
+    }
+    match p.mode.egress(net) {
+        Some(EgressTag::Untagged) => "untagged".to_string(),
+        Some(EgressTag::Tagged(v)) => format!("VID {v}"),
+        None => "?".to_string(),
+    }
+}
 
 /// Traces `frame` received on `port` at `now` (ns) and returns the report, one stage per
 /// line.
@@ -20,7 +136,13 @@ pub fn trace(sw: &mut OfflineSwitch, port: PortIdx, frame: &[u8], now: u64) -> S
         let _ = writeln!(s, "Ingress: no port {}", port.0);
         return s;
     };
-    let l2 = parse_l2(frame);
+    let decapped = (p.role == PortRole::Underlay).then(|| decap_for_trace(&cfg, frame));
+    let inner: &[u8] = decapped.as_ref().map_or(frame, |d| &d.inner);
+    let l2 = parse_l2(inner);
+    if let Some(d) = &decapped {
+        let _ = writeln!(s, "Outer: {} bytes on the underlay", frame.len());
+        let _ = writeln!(s, "{}", d.line);
+    }
     match &l2 {
         Ok(l2) => {
             let tag = match l2.outer_tag() {
@@ -33,7 +155,7 @@ pub fn trace(sw: &mut OfflineSwitch, port: PortIdx, frame: &[u8], now: u64) -> S
             let _ = writeln!(
                 s,
                 "Frame: {} bytes, {} > {}, {}, type 0x{:04x}",
-                frame.len(),
+                inner.len(),
                 l2.src,
                 l2.dst,
                 tag,
@@ -41,10 +163,11 @@ pub fn trace(sw: &mut OfflineSwitch, port: PortIdx, frame: &[u8], now: u64) -> S
             );
         }
         Err(e) => {
-            let _ = writeln!(s, "Frame: {} bytes, unparseable: {e}", frame.len());
+            let _ = writeln!(s, "Frame: {} bytes, unparseable: {e}", inner.len());
         }
     }
     let mode = match &p.mode {
+        _ if p.role == PortRole::Underlay => "underlay".to_string(),
         PortMode::Access { network } => {
             format!("access, network {:?}", cfg.networks[network.index()].name)
         }
@@ -60,17 +183,21 @@ pub fn trace(sw: &mut OfflineSwitch, port: PortIdx, frame: &[u8], now: u64) -> S
     let _ = writeln!(s, "Ingress: port {:?} ({mode})", p.name);
 
     // The frame's network, and where its source was before this frame.
-    let net = l2
-        .as_ref()
-        .ok()
-        .and_then(|l2| p.mode.ingress(l2.outer_tag().and_then(|t| t.vid)));
+    let net = match &decapped {
+        Some(d) => d.net,
+        None => l2
+            .as_ref()
+            .ok()
+            .and_then(|l2| p.mode.ingress(l2.outer_tag().and_then(|t| t.vid))),
+    };
+
     let before_src = match (&l2, net) {
         (Ok(l2), Some(n)) => sw.fdb_lookup(n, l2.src, now),
         _ => None,
     };
 
     let out = sw.inject(port, frame, now);
-    let port_name = |i: PortIdx| cfg.port(i).map_or("?".to_string(), |p| p.name.clone());
+    let port_name = |i: PortIdx| port_label(&cfg, i);
 
     if let (Some(crate::counters::DropReason::StaticMove), None, Ok(l2), Some(n)) =
         (out.dropped, out.action, &l2, net)
@@ -138,11 +265,7 @@ pub fn trace(sw: &mut OfflineSwitch, port: PortIdx, frame: &[u8], now: u64) -> S
         None => {}
     }
     for (to, bytes) in &out.sent {
-        let how = match cfg.port(*to).and_then(|p| p.mode.egress(net)) {
-            Some(EgressTag::Untagged) => "untagged".to_string(),
-            Some(EgressTag::Tagged(v)) => format!("VID {v}"),
-            None => "?".to_string(),
-        };
+        let how = describe_output(&cfg, *to, net, bytes);
         let _ = writeln!(
             s,
             "Output: port {:?}: {how}, {} bytes",

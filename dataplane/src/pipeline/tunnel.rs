@@ -375,4 +375,22 @@ mod tests {
         assert!(o.sent.is_empty());
         assert_eq!(o.dropped, Some(DropReason::MtuExceeded));
     }
+
+    #[test]
+    fn trace_shows_decap_and_encap() {
+        let mut sw = OfflineSwitch::new(config()).unwrap();
+        let pkt = vxlan_from(REMOTE, 5010, &inner(MacAddr::BROADCAST, VM2, 60));
+        let t = crate::trace::trace(&mut sw, PortIdx(1), &pkt, 1);
+        assert!(t.contains("Decap: VXLAN VNI 5010"), "{t}");
+        assert!(t.contains("network \"net-b\""), "{t}");
+        assert!(
+            t.contains("new entry on port \"tunnel to 198.18.0.2\""),
+            "{t}"
+        );
+        assert!(t.contains("Output: port \"vm1\""), "{t}");
+        let t = crate::trace::trace(&mut sw, PortIdx(0), &inner(VM2, VM1, 60), 2);
+        assert!(t.contains("known on port \"tunnel to 198.18.0.2\""), "{t}");
+        assert!(t.contains("encap VXLAN VNI 5010, UDP source port"), "{t}");
+        assert!(t.contains("198.18.0.1 > 198.18.0.2"), "{t}");
+    }
 }
