@@ -231,7 +231,7 @@ fn run(
         capacity: cfg.switch.mac_table_size,
         per_port_limit: u32::try_from(cfg.switch.mac_limit_per_port).unwrap_or(u32::MAX),
         aging_ns: u64::try_from(cfg.switch.mac_aging.as_nanos()).unwrap_or(u64::MAX),
-        max_ports: cfg.ports.len().max(1),
+        max_ports: (cfg.ports.len() + cfg.vteps.len()).max(1),
     };
     let group = FdbGroup::new(workers, fdb_cfg, ReplicaConfig::default())?;
     let tables = Tables::compile(cfg, 1);
@@ -309,7 +309,7 @@ mod tests {
     #[test]
     fn profiles_switch_what_they_claim() {
         let cores = core_affinity::get_core_ids().unwrap_or_default();
-        for profile in [Profile::L2, Profile::Flood, Profile::Trunk] {
+        for &profile in <Profile as clap::ValueEnum>::value_variants() {
             for rx in [RxMode::Ring, RxMode::Inject] {
                 for workers in [1, 2] {
                     let a = args(profile, rx, workers);

@@ -56,6 +56,8 @@ pub struct RingPort {
     ring: Box<[Desc]>,
     next: usize,
     feed: Box<[Hdr]>,
+    /// Where the fed bytes go in a frame.
+    feed_at: usize,
     next_hdr: usize,
     chunks: Rc<Chunks>,
     /// Frames sent to this port.
@@ -89,17 +91,21 @@ pub fn build(
     let ring_len = ring.max(MIN_RING);
     let mut owner = vec![POOL; pool.capacity() as usize];
     let mut orig = vec![(Desc::EMPTY, [0u8; HDR_LEN]); pool.capacity() as usize];
-    let mut rings: Vec<(Vec<Desc>, Vec<Hdr>)> = (0..ports).map(|_| Default::default()).collect();
+    let mut rings: Vec<(Vec<Desc>, Vec<Hdr>, usize)> =
+        (0..ports).map(|_| Default::default()).collect();
     let mut info = RingInfo::default();
     let mut frame = Vec::new();
     for s in streams {
         let fed = s.hdrs.len() > ring_len;
-        let (ring, feed) = rings.get_mut(usize::from(s.port))?;
+        let (ring, feed, feed_at) = rings.get_mut(usize::from(s.port))?;
+        *feed_at = s.hdr_at;
         for k in 0..ring_len {
             let hdr = *s.hdrs.get(k % s.hdrs.len())?;
             frame.clear();
             frame.extend_from_slice(&s.template);
-            frame[..HDR_LEN].copy_from_slice(&hdr);
+            frame
+                .get_mut(s.hdr_at..s.hdr_at + HDR_LEN)?
+                .copy_from_slice(&hdr);
             let d = pool.alloc_with(&frame)?;
             let c = d.chunk() as usize;
             owner[c] = if fed || !s.rewritten { KEEP } else { RESTORE };
@@ -118,10 +124,11 @@ pub fn build(
     });
     let ports = rings
         .into_iter()
-        .map(|(ring, feed)| RingPort {
+        .map(|(ring, feed, feed_at)| RingPort {
             ring: ring.into_boxed_slice(),
             next: 0,
             feed: feed.into_boxed_slice(),
+            feed_at,
             next_hdr: 0,
             chunks: Rc::clone(&chunks),
             tx_frames: 0,
@@ -150,7 +157,10 @@ impl Port for RingPort {
                 if self.next_hdr == self.feed.len() {
                     self.next_hdr = 0;
                 }
-                pool.frame(d).data_mut()[..HDR_LEN].copy_from_slice(hdr);
+                let at = self.feed_at;
+                if let Some(b) = pool.frame(d).data_mut().get_mut(at..at + HDR_LEN) {
+                    b.copy_from_slice(hdr);
+                }
             }
             *slot = d;
         }

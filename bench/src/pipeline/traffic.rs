@@ -9,8 +9,12 @@
 //! Workers take the flows `j ≡ w (mod W)`, as RSS would spread them over queues, in an
 //! order shuffled once with a fixed seed.
 
+use core::net::Ipv4Addr;
+
 use anyhow::{bail, Context, Result};
 use dataplane::config::Config;
+use encap::tunnel::{v4_params, GreOptions, GreTemplate, VxlanTemplate};
+use encap::{Frame, GreKey, MacAddr, Vni};
 
 /// A profile of traffic and the switch it runs through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -21,6 +25,20 @@ pub enum Profile {
     Flood,
     /// Access port to a trunk (tag push) and back (tag pop), half each.
     Trunk,
+    /// Access port to hosts behind a remote VTEP: VXLAN encapsulation over IPv4.
+    VxlanEncap,
+    /// VXLAN over IPv4 from a remote VTEP to hosts on an access port: decapsulation.
+    VxlanDecap,
+    /// As `vxlan-encap`, with GRE (key) over IPv4.
+    GreEncap,
+    /// As `vxlan-decap`, with GRE (key) over IPv4.
+    GreDecap,
+    /// A `vlan` provider network: access port to the physnet port (provider VID pushed)
+    /// and back (popped), half each.
+    VlanProvider,
+    /// A quarter each of `l2`, `vxlan-encap`, `vxlan-decap` and `vlan-provider`, on one
+    /// switch.
+    Mixed,
 }
 
 impl Profile {
@@ -30,6 +48,12 @@ impl Profile {
             Profile::L2 => "l2",
             Profile::Flood => "flood",
             Profile::Trunk => "trunk",
+            Profile::VxlanEncap => "vxlan-encap",
+            Profile::VxlanDecap => "vxlan-decap",
+            Profile::GreEncap => "gre-encap",
+            Profile::GreDecap => "gre-decap",
+            Profile::VlanProvider => "vlan-provider",
+            Profile::Mixed => "mixed",
         }
     }
 }
@@ -44,6 +68,57 @@ pub type Hdr = [u8; HDR_LEN];
 
 const BROADCAST: [u8; 6] = [0xff; 6];
 
+/// The local VTEP of the tunnel profiles, and the remote one its hosts sit behind.
+const LOCAL_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const REMOTE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+const LOCAL_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
+const REMOTE_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x02]);
+/// VNI / GRE key of the tunnel profiles' networks.
+const SEGMENT_ID: u32 = 5010;
+/// Provider VID of `vlan-provider` (local VLAN 1).
+pub const PROVIDER_VID: u16 = 200;
+
+/// How hosts behind the underlay port reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tunnel {
+    /// VXLAN over IPv4 (50 bytes).
+    Vxlan,
+    /// GRE with a key over IPv4 (42 bytes).
+    Gre,
+}
+
+impl Tunnel {
+    /// Bytes in front of the inner frame.
+    pub fn overhead(self) -> usize {
+        match self {
+            Tunnel::Vxlan => 50,
+            Tunnel::Gre => 42,
+        }
+    }
+
+    /// `inner` as the remote VTEP sends it to us.
+    pub fn encapsulate(self, inner: &[u8]) -> Vec<u8> {
+        let head = 128;
+        let mut buf = vec![0u8; head + inner.len()];
+        buf[head..].copy_from_slice(inner);
+        let p = v4_params(REMOTE_MAC, LOCAL_MAC, REMOTE_IP, LOCAL_IP);
+        let Ok(mut f) = Frame::new(&mut buf[..], head, inner.len()) else {
+            return Vec::new();
+        };
+        let hash = encap::tunnel::flow_hash(inner);
+        let r = match self {
+            Tunnel::Vxlan => VxlanTemplate::new(&p, 4789)
+                .and_then(|t| t.encap(&mut f, Vni::from_bits(SEGMENT_ID), hash, 0)),
+            Tunnel::Gre => GreTemplate::new(&p, GreOptions::default())
+                .and_then(|t| t.encap(&mut f, GreKey::new(SEGMENT_ID), 0, 0)),
+        };
+        match r {
+            Ok(()) => f.data().to_vec(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
 /// Hosts behind one port, learned before the measurement.
 #[derive(Debug, Clone, Copy)]
 pub struct Group {
@@ -53,6 +128,8 @@ pub struct Group {
     pub vid: Option<u16>,
     /// MAC side byte.
     pub side: u8,
+    /// Behind a remote VTEP: learned from frames arriving encapsulated.
+    pub tunnel: Option<Tunnel>,
 }
 
 /// Where a stream's frames go.
@@ -81,6 +158,8 @@ pub struct StreamSpec {
     pub flows: u32,
     /// Whether the switch rewrites these frames (a tag pushed or popped).
     pub rewritten: bool,
+    /// The frames arrive encapsulated from the remote VTEP.
+    pub tunnel: Option<Tunnel>,
 }
 
 /// A profile instantiated with its sizes.
@@ -111,7 +190,10 @@ pub struct Stream {
     pub rewritten: bool,
     /// A whole frame (the headers of the first flow).
     pub template: Vec<u8>,
-    /// Per flow, in sending order: the first [`HDR_LEN`] bytes.
+    /// Where the per-flow bytes are in the frame: 0, or the inner frame's offset of an
+    /// encapsulated stream.
+    pub hdr_at: usize,
+    /// Per flow, in sending order: the [`HDR_LEN`] bytes at `hdr_at`.
     pub hdrs: Vec<Hdr>,
 }
 
@@ -157,90 +239,7 @@ impl Spec {
         if macs == 0 || macs > 1 << 24 {
             bail!("--macs {macs}: must be 1..=16777216");
         }
-        let (groups, streams, toml) = match profile {
-            Profile::L2 => (
-                vec![
-                    Group {
-                        port: 0,
-                        vid: None,
-                        side: 0xa,
-                    },
-                    Group {
-                        port: 1,
-                        vid: None,
-                        side: 0xb,
-                    },
-                ],
-                vec![StreamSpec {
-                    port: 0,
-                    egress: 1,
-                    vid: None,
-                    src_side: 0xa,
-                    dst: Dst::Side(0xb),
-                    flows,
-                    rewritten: false,
-                }],
-                access_ports(&["a", "b"]),
-            ),
-            Profile::Flood => (
-                vec![Group {
-                    port: 0,
-                    vid: None,
-                    side: 0xa,
-                }],
-                vec![StreamSpec {
-                    port: 0,
-                    egress: 1,
-                    vid: None,
-                    src_side: 0xa,
-                    dst: Dst::Broadcast,
-                    flows,
-                    rewritten: false,
-                }],
-                access_ports(&["p0", "p1", "p2", "p3"]),
-            ),
-            Profile::Trunk => {
-                let half = flows / 2;
-                (
-                    vec![
-                        Group {
-                            port: 0,
-                            vid: None,
-                            side: 0xa,
-                        },
-                        Group {
-                            port: 1,
-                            vid: Some(TRUNK_VID),
-                            side: 0xc,
-                        },
-                    ],
-                    vec![
-                        StreamSpec {
-                            port: 0,
-                            egress: 1,
-                            vid: None,
-                            src_side: 0xa,
-                            dst: Dst::Side(0xc),
-                            flows: flows - half,
-                            rewritten: true,
-                        },
-                        StreamSpec {
-                            port: 1,
-                            egress: 0,
-                            vid: Some(TRUNK_VID),
-                            src_side: 0xc,
-                            dst: Dst::Side(0xa),
-                            flows: half,
-                            rewritten: true,
-                        },
-                    ],
-                    format!(
-                        "[[port]]\nname = \"a\"\nmode = \"access\"\nnetwork = \"net-a\"\n\n\
-                         [[port]]\nname = \"t\"\nmode = \"trunk\"\nvlans = {{ {TRUNK_VID} = \"net-a\" }}\n"
-                    ),
-                )
-            }
-        };
+        let (groups, streams, toml) = profile_parts(profile, flows);
         for s in &streams {
             if (s.flows as usize) < workers {
                 bail!(
@@ -251,10 +250,7 @@ impl Spec {
         }
         // Room for every host with a margin, so that nothing is evicted.
         let table = groups.len() as u64 * u64::from(macs) + 64;
-        let toml = format!(
-            "[switch]\nworkers = {workers}\nmac_table_size = {table}\n\n\
-             [[network]]\nname = \"net-a\"\nsegment = \"local\"\nlocal_vlan = 1\n\n{toml}"
-        );
+        let toml = format!("[switch]\nworkers = {workers}\nmac_table_size = {table}\n\n{toml}");
         let config = Config::from_str(&toml, "<vswitch-bench>")
             .with_context(|| format!("generated configuration:\n{toml}"))?;
         Ok(Spec {
@@ -283,7 +279,11 @@ impl Spec {
                 .filter(move |i| *i as usize % workers == w)
                 .map(move |i| {
                     let size = if g.vid.is_some() { 64 } else { 60 };
-                    (g.port, frame(BROADCAST, mac(g.side, i), g.vid, size))
+                    let f = frame(BROADCAST, mac(g.side, i), g.vid, size);
+                    match g.tunnel {
+                        Some(t) => (g.port, t.encapsulate(&f)),
+                        None => (g.port, f),
+                    }
                 })
         })
     }
@@ -314,15 +314,178 @@ impl Spec {
                 if let Some(h) = hdrs.first() {
                     template[..HDR_LEN].copy_from_slice(h);
                 }
+                let (template, hdr_at) = match s.tunnel {
+                    Some(t) => (t.encapsulate(&template), t.overhead()),
+                    None => (template, 0),
+                };
                 Stream {
                     port: s.port,
                     egress: s.egress,
                     rewritten: s.rewritten,
                     template,
+                    hdr_at,
                     hdrs,
                 }
             })
             .collect()
+    }
+}
+
+const fn group(port: u16, vid: Option<u16>, side: u8, tunnel: Option<Tunnel>) -> Group {
+    Group {
+        port,
+        vid,
+        side,
+        tunnel,
+    }
+}
+
+/// A stream of `flows` flows from `src_side` on `port` to `dst`; `egress` is where the
+/// null pipeline moves it.
+#[allow(clippy::too_many_arguments)]
+const fn stream(
+    port: u16,
+    egress: u16,
+    vid: Option<u16>,
+    src_side: u8,
+    dst: Dst,
+    flows: u32,
+    rewritten: bool,
+    tunnel: Option<Tunnel>,
+) -> StreamSpec {
+    StreamSpec {
+        port,
+        egress,
+        vid,
+        src_side,
+        dst,
+        flows,
+        rewritten,
+        tunnel,
+    }
+}
+
+const LOCAL_NET: &str = "[[network]]\nname = \"net-a\"\nsegment = \"local\"\nlocal_vlan = 1\n\n";
+
+/// The underlay of the tunnel profiles: the remote VTEP's MAC is a static neighbour.
+fn underlay() -> String {
+    format!(
+        "[underlay]\nport = \"uplink\"\nlocal_ip = \"{LOCAL_IP}/24\"\nlocal_mac = \"{LOCAL_MAC}\"\n\
+         neighbors = [ {{ ip = \"{REMOTE_IP}\", mac = \"{REMOTE_MAC}\" }} ]\n\n"
+    )
+}
+
+fn tunnel_net(t: Tunnel) -> String {
+    let seg = match t {
+        Tunnel::Vxlan => "vxlan",
+        Tunnel::Gre => "gre",
+    };
+    format!(
+        "[[network]]\nname = \"net-a\"\nsegment = \"{seg}\"\nid = {SEGMENT_ID}\nlocal_vlan = 1\n\
+         remote_vteps = [\"{REMOTE_IP}\"]\n\n"
+    )
+}
+
+const PROVIDER: &str = "[[physnet]]\nname = \"physnet1\"\nport = \"phys1\"\n\n";
+
+fn provider_net(name: &str, local_vlan: u16) -> String {
+    format!(
+        "[[network]]\nname = \"{name}\"\nsegment = \"vlan\"\nphysnet = \"physnet1\"\n\
+         id = {PROVIDER_VID}\nlocal_vlan = {local_vlan}\n\n"
+    )
+}
+
+/// Hosts, streams and the configuration (without `[switch]`) of a profile.
+fn profile_parts(profile: Profile, flows: u32) -> (Vec<Group>, Vec<StreamSpec>, String) {
+    let half = flows / 2;
+    let (a, b, c) = (0xa, 0xb, 0xc);
+    match profile {
+        Profile::L2 => (
+            vec![group(0, None, a, None), group(1, None, b, None)],
+            vec![stream(0, 1, None, a, Dst::Side(b), flows, false, None)],
+            format!("{LOCAL_NET}{}", access_ports(&["a", "b"])),
+        ),
+        Profile::Flood => (
+            vec![group(0, None, a, None)],
+            vec![stream(0, 1, None, a, Dst::Broadcast, flows, false, None)],
+            format!("{LOCAL_NET}{}", access_ports(&["p0", "p1", "p2", "p3"])),
+        ),
+        Profile::Trunk => (
+            vec![group(0, None, a, None), group(1, Some(TRUNK_VID), c, None)],
+            vec![
+                stream(0, 1, None, a, Dst::Side(c), flows - half, true, None),
+                stream(1, 0, Some(TRUNK_VID), c, Dst::Side(a), half, true, None),
+            ],
+            format!(
+                "{LOCAL_NET}[[port]]\nname = \"a\"\nmode = \"access\"\nnetwork = \"net-a\"\n\n\
+                 [[port]]\nname = \"t\"\nmode = \"trunk\"\nvlans = {{ {TRUNK_VID} = \"net-a\" }}\n"
+            ),
+        ),
+        // Ports: a (0), then the underlay port (1).
+        Profile::VxlanEncap | Profile::GreEncap | Profile::VxlanDecap | Profile::GreDecap => {
+            let t = match profile {
+                Profile::VxlanEncap | Profile::VxlanDecap => Tunnel::Vxlan,
+                _ => Tunnel::Gre,
+            };
+            let s = if matches!(profile, Profile::VxlanEncap | Profile::GreEncap) {
+                stream(0, 1, None, a, Dst::Side(c), flows, false, None)
+            } else {
+                stream(1, 0, None, c, Dst::Side(a), flows, false, Some(t))
+            };
+            (
+                vec![group(0, None, a, None), group(1, None, c, Some(t))],
+                vec![s],
+                format!("{}{}{}", underlay(), tunnel_net(t), access_ports(&["a"])),
+            )
+        }
+        // Ports: a (0), then the physnet port (1).
+        Profile::VlanProvider => (
+            vec![
+                group(0, None, a, None),
+                group(1, Some(PROVIDER_VID), c, None),
+            ],
+            vec![
+                stream(0, 1, None, a, Dst::Side(c), flows - half, true, None),
+                stream(1, 0, Some(PROVIDER_VID), c, Dst::Side(a), half, true, None),
+            ],
+            format!(
+                "{PROVIDER}{}[[port]]\nname = \"a\"\nmode = \"access\"\nnetwork = \"net-a\"\n\n",
+                provider_net("net-a", 1)
+            ),
+        ),
+        // Ports: a, b (local network), p (provider network), v (vxlan network), then the
+        // physnet port (4) and the underlay port (5).
+        Profile::Mixed => {
+            let q = flows / 4;
+            let d = Some(Tunnel::Vxlan);
+            (
+                vec![
+                    group(0, None, a, None),
+                    group(1, None, b, None),
+                    group(2, None, 0xd, None),
+                    group(4, Some(PROVIDER_VID), 0xe, None),
+                    group(3, None, 0xf, None),
+                    group(5, None, c, d),
+                ],
+                vec![
+                    stream(0, 1, None, a, Dst::Side(b), flows - 3 * q, false, None),
+                    stream(2, 4, None, 0xd, Dst::Side(0xe), q, true, None),
+                    stream(3, 5, None, 0xf, Dst::Side(c), q, false, None),
+                    stream(5, 3, None, c, Dst::Side(0xf), q, false, d),
+                ],
+                format!(
+                    "{PROVIDER}{}{LOCAL_NET}{}\
+                     [[network]]\nname = \"net-v\"\nsegment = \"vxlan\"\nid = {SEGMENT_ID}\n\
+                     local_vlan = 3\nremote_vteps = [\"{REMOTE_IP}\"]\n\n\
+                     [[port]]\nname = \"a\"\nmode = \"access\"\nnetwork = \"net-a\"\n\n\
+                     [[port]]\nname = \"b\"\nmode = \"access\"\nnetwork = \"net-a\"\n\n\
+                     [[port]]\nname = \"p\"\nmode = \"access\"\nnetwork = \"net-p\"\n\n\
+                     [[port]]\nname = \"v\"\nmode = \"access\"\nnetwork = \"net-v\"\n\n",
+                    provider_net("net-p", 2),
+                    underlay()
+                ),
+            )
+        }
     }
 }
 
@@ -355,7 +518,7 @@ mod tests {
 
     #[test]
     fn profiles_parse_and_split() {
-        for p in [Profile::L2, Profile::Flood, Profile::Trunk] {
+        for &p in <Profile as clap::ValueEnum>::value_variants() {
             let s = Spec::new(p, 1000, 1000, 64, 2).unwrap();
             let total: usize = (0..2)
                 .map(|w| {

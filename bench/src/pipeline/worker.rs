@@ -311,7 +311,9 @@ impl Injector {
             };
             while port.rx_pending() < INJECT_QUEUE {
                 let Some(h) = s.hdrs.get(*next) else { break };
-                buf[..HDR_LEN].copy_from_slice(h);
+                if let Some(b) = buf.get_mut(s.hdr_at..s.hdr_at + HDR_LEN) {
+                    b.copy_from_slice(h);
+                }
                 if !port.inject(pool, buf) {
                     break;
                 }

@@ -10,17 +10,19 @@
 //!   known hosts); the VNI / key must be a network's; an inner frame with a VLAN tag is
 //!   dropped; the inner source is learned against the VTEP's tunnel port;
 //! - toward a tunnel the local VLAN is popped and the frame encapsulated with the
-//!   network's VNI / key from the VTEP's template; a frame whose encapsulated size would
+//!   network's VNI / key from the VTEP's template (the inner frame is what an access
+//!   port would send: untagged, padded to 60 bytes); a frame whose encapsulated size would
 //!   exceed the underlay MTU is dropped and counted, never truncated;
 //! - nothing from a tunnel goes back into a tunnel (split horizon).
 
 use encap::parse::parse_l2;
 use encap::tunnel::{self, GreOptions, GreTemplate, OuterParams, VxlanTemplate};
-use encap::vlan::{self, VlanTag};
+use encap::vlan::VlanTag;
 use encap::{ErrorKind, MacAddr};
 use flowtable::PortId;
 
 use super::{Meta, Overlay, Pipeline};
+use crate::config::EgressTag;
 use crate::counters::DropReason;
 use crate::pool::{Desc, Pool};
 use crate::port::BURST;
@@ -179,10 +181,10 @@ impl Pipeline {
         if q.len == BURST {
             return Err(DropReason::TxFull);
         }
+        // The inner frame is what an access port of the network would send: untagged,
+        // at least 60 bytes.
         let mut f = pool.frame(d);
-        if tag.is_some() {
-            vlan::pop(&mut f).map_err(|_| DropReason::RewriteFailed)?;
-        }
+        super::rewrite(&mut f, tag, EgressTag::Untagged).map_err(|_| DropReason::RewriteFailed)?;
         let ip_id = if df {
             0
         } else {
