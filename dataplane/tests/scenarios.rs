@@ -31,13 +31,12 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::Command;
 
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
-use pcap_file::DataLink;
+mod pcapio;
+
+use pcapio::{bless, golden_root, read_pcap, tmp_dir, vswitch, write_pcap};
 
 use dataplane::config::Config;
 use dataplane::counters::DropReason;
@@ -662,64 +661,6 @@ fn compare_frames(
 // Files and processes
 // ---------------------------------------------------------------------------------------
 
-fn golden_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden")
-}
-
-fn bless() -> bool {
-    std::env::var_os("VSWITCH_BLESS").is_some_and(|v| v == "1")
-}
-
-/// A fresh scratch directory for `name`.
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("scenarios")
-        .join(name);
-    if d.exists() {
-        let _ = fs::remove_dir_all(&d);
-    }
-    fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Writes an Ethernet pcap (µs timestamps), with the header `vswitch replay` writes.
-fn write_pcap(path: &Path, frames: &[(u64, Vec<u8>)]) {
-    let file = fs::File::create(path).unwrap();
-    let header = PcapHeader {
-        datalink: DataLink::ETHERNET,
-        ..Default::default()
-    };
-    let mut w = PcapWriter::with_header(BufWriter::new(file), header).unwrap();
-    for (t, f) in frames {
-        let len = u32::try_from(f.len()).unwrap();
-        w.write_packet(&PcapPacket::new(Duration::from_micros(*t), len, f))
-            .unwrap();
-    }
-    w.into_writer().flush().unwrap();
-}
-
-/// Reads a pcap: (timestamp µs, frame), checking that nothing was truncated.
-fn read_pcap(path: &Path) -> Vec<(u64, Vec<u8>)> {
-    let file = fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut r = PcapReader::new(file).unwrap();
-    assert_eq!(
-        r.header().datalink,
-        DataLink::ETHERNET,
-        "{}",
-        path.display()
-    );
-    let mut v = Vec::new();
-    while let Some(p) = r.next_packet() {
-        let p = p.unwrap();
-        assert_eq!(p.orig_len as usize, p.data.len(), "{}", path.display());
-        v.push((
-            u64::try_from(p.timestamp.as_micros()).unwrap(),
-            p.data.into_owned(),
-        ));
-    }
-    v
-}
-
 /// What `vswitch replay` printed on stderr.
 #[derive(Debug, Default)]
 struct Summary {
@@ -766,13 +707,6 @@ fn parse_summary(stderr: &str) -> Summary {
     }
     assert!(saw_totals, "no counter summary on stderr:\n{stderr}");
     s
-}
-
-fn vswitch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vswitch"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------
