@@ -124,7 +124,28 @@ pub const DEFAULT_CONTROL_SOCKET: &str = "/run/vswitch/vswitch.sock";
 /// Most networks: one local VLAN each.
 pub const MAX_NETWORKS: usize = 4094;
 /// Most ports: `PortIdx(0..=65534)`, so `u16::MAX` is never a valid port.
+/// Remote VTEPs share this space: ports + VTEPs <= `MAX_PORTS`.
 pub const MAX_PORTS: usize = u16::MAX as usize;
+/// Default `[underlay] mtu` and `[[physnet]] mtu`.
+pub const DEFAULT_MTU: u16 = 1500;
+/// Smallest `[underlay] mtu` over IPv4 (RFC 791's minimum datagram every host takes).
+pub const MIN_UNDERLAY_MTU_V4: u16 = 576;
+/// Smallest `[underlay] mtu` over IPv6 (RFC 8200's minimum link MTU).
+pub const MIN_UNDERLAY_MTU_V6: u16 = 1280;
+/// Largest `[underlay] mtu` (a common jumbo-frame limit of NICs and switches).
+pub const MAX_UNDERLAY_MTU: u16 = 9216;
+/// Smallest `[[physnet]] mtu` (RFC 791's minimum IPv4 MTU).
+pub const MIN_PHYSNET_MTU: u16 = 68;
+/// Default `[underlay] vxlan_port` (IANA's; the Linux kernel's own default is 8472).
+pub const DEFAULT_VXLAN_PORT: u16 = 4789;
+/// Outer headers of VXLAN over IPv4: Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8.
+pub const VXLAN_OVERHEAD_V4: u16 = 50;
+/// Outer headers of VXLAN over IPv6: Ethernet 14 + IPv6 40 + UDP 8 + VXLAN 8.
+pub const VXLAN_OVERHEAD_V6: u16 = 70;
+/// Outer headers of GRE with key over IPv4: Ethernet 14 + IPv4 20 + GRE 8.
+pub const GRE_OVERHEAD_V4: u16 = 42;
+/// Outer headers of GRE with key over IPv6: Ethernet 14 + IPv6 40 + GRE 8.
+pub const GRE_OVERHEAD_V6: u16 = 62;
 
 // The defaults obey the limits they are checked against.
 const _: () = {
@@ -132,6 +153,10 @@ const _: () = {
     assert!(DEFAULT_MAC_AGING_SECS >= MIN_MAC_AGING_SECS);
     assert!(DEFAULT_MAC_AGING_SECS <= MAX_MAC_AGING_SECS);
     assert!(DEFAULT_MAC_TABLE_SIZE >= 1 && DEFAULT_MAC_TABLE_SIZE <= MAX_MAC_TABLE_SIZE);
+    assert!(DEFAULT_MTU >= MIN_UNDERLAY_MTU_V6 && DEFAULT_MTU <= MAX_UNDERLAY_MTU);
+    assert!(DEFAULT_MTU >= MIN_PHYSNET_MTU);
+    // The overheads never exceed the smallest underlay MTU.
+    assert!(VXLAN_OVERHEAD_V4 < MIN_UNDERLAY_MTU_V4 && VXLAN_OVERHEAD_V6 < MIN_UNDERLAY_MTU_V6);
 };
 
 /// A validated switch configuration. The rest of the switch consumes only this.
@@ -329,6 +354,9 @@ pub struct Physnet {
     pub name: String,
     /// Its port in [`Config::ports`] (role [`PortRole::Physnet`]).
     pub port: PortIdx,
+    /// The MTU of the physical network: the usable MTU of its flat and vlan
+    /// networks (68..=65535, default 1500).
+    pub mtu: u16,
 }
 
 /// An l2population ARP responder entry (`[[arp]]`): IPv4 only, as in Neutron.
@@ -501,6 +529,44 @@ impl Config {
     /// The port at `idx`.
     pub fn port(&self, idx: PortIdx) -> Option<&Port> {
         self.ports.get(idx.index())
+    }
+
+    /// The physnet called `name`.
+    pub fn physnet_by_name(&self, name: &str) -> Option<PhysnetIdx> {
+        let i = self.physnets.iter().position(|p| p.name == name)?;
+        u16::try_from(i).ok().map(PhysnetIdx)
+    }
+
+    /// The physnet at `idx`.
+    pub fn physnet(&self, idx: PhysnetIdx) -> Option<&Physnet> {
+        self.physnets.get(idx.index())
+    }
+
+    /// The address of the remote VTEP at `idx`.
+    pub fn vtep(&self, idx: VtepIdx) -> Option<IpAddr> {
+        self.vteps.get(idx.index()).copied()
+    }
+
+    /// The largest frame payload (IP packet) a network carries, Neutron's formula:
+    /// vxlan = underlay MTU − 50 (IPv4 underlay) / − 70 (IPv6); gre (with key) =
+    /// underlay MTU − 42 / − 62; flat and vlan = the physnet's MTU. `None` for a
+    /// local network (no limit), and for an index or reference out of range (only
+    /// hand-built configs have those).
+    pub fn network_mtu(&self, net: NetIdx) -> Option<u16> {
+        let n = self.network(net)?;
+        let tunnel = |v4: u16, v6: u16| {
+            let u = self.underlay.as_ref()?;
+            let overhead = if u.local_ip.is_ipv4() { v4 } else { v6 };
+            Some(u.mtu.saturating_sub(overhead))
+        };
+        match n.segment {
+            Segment::Local => None,
+            Segment::Flat { physnet } | Segment::Vlan { physnet, .. } => {
+                self.physnet(physnet).map(|p| p.mtu)
+            }
+            Segment::Vxlan { .. } => tunnel(VXLAN_OVERHEAD_V4, VXLAN_OVERHEAD_V6),
+            Segment::Gre { .. } => tunnel(GRE_OVERHEAD_V4, GRE_OVERHEAD_V6),
+        }
     }
 
     /// The resolved configuration as TOML, for `vswitch check-config`: every default

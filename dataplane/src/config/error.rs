@@ -9,6 +9,7 @@
 //! ```
 
 use std::io;
+use std::net::{IpAddr, Ipv4Addr};
 
 use encap::MacAddr;
 
@@ -115,13 +116,145 @@ pub enum ErrorKind {
     /// A `segment` that is not a segment type at all.
     #[error("unknown segment type '{0}': expected one of local, flat, vlan, vxlan, gre")]
     UnknownSegment(String),
-    /// A segment type the switch does not implement yet.
-    #[error("segment type '{0}' is not supported yet")]
-    UnsupportedSegment(String),
+    /// A key the network's segment type requires is absent.
+    #[error("required on a {segment} network{hint}")]
+    RequiredForSegment {
+        /// The segment type (`vlan`, `vxlan`...).
+        segment: &'static str,
+        /// What the key is (empty, or starting with ": ").
+        hint: &'static str,
+    },
+    /// A key the network's segment type does not take.
+    #[error("not allowed on a {segment} network{hint}")]
+    NotAllowedForSegment {
+        /// The segment type.
+        segment: &'static str,
+        /// Which segment types take it (empty, or starting with ": ").
+        hint: &'static str,
+    },
+    /// A vxlan or gre network in a file without `[underlay]`.
+    #[error("a {segment} network needs an [underlay] section (the local VTEP)")]
+    NeedsUnderlay {
+        /// The segment type.
+        segment: &'static str,
+    },
+    /// Two vxlan networks with one VNI.
+    #[error("VNI {vni} is already used by network {other:?} (line {other_line})")]
+    DuplicateVni {
+        /// The VNI.
+        vni: u32,
+        /// The network that has it first.
+        other: String,
+        /// Where that network sets it.
+        other_line: u32,
+    },
+    /// Two gre networks with one key.
+    #[error("GRE key {key} is already used by network {other:?} (line {other_line})")]
+    DuplicateGreKey {
+        /// The key.
+        key: u32,
+        /// The network that has it first.
+        other: String,
+        /// Where that network sets it.
+        other_line: u32,
+    },
+    /// Two vlan networks with one provider VID on one physnet.
+    #[error("provider VID {vid} on this physnet is already used by network {other:?} (line {other_line})")]
+    DuplicateProviderVid {
+        /// The VID.
+        vid: u16,
+        /// The network that has it first.
+        other: String,
+        /// Where that network sets it.
+        other_line: u32,
+    },
+    /// Two flat networks on one physnet.
+    #[error("this physnet already has a flat network: {other:?} (line {other_line}); at most one per physnet")]
+    DuplicateFlat {
+        /// The flat network already on the physnet.
+        other: String,
+        /// Where that network names the physnet.
+        other_line: u32,
+    },
+    /// A reference to a physnet that is not defined.
+    #[error("physnet {0:?} does not exist")]
+    NoSuchPhysnet(String),
+    /// A port name (of a physnet or the underlay) already used by another port.
+    #[error("port name already used by {other} (line {other_line}): ports, physnet ports and the underlay port share one name space")]
+    PortNameTaken {
+        /// The entry that has it too (`port "p"`, `physnet "physnet1"`, `[underlay]`).
+        other: String,
+        /// Where that entry names it.
+        other_line: u32,
+    },
+    /// A netdev opened by two ports.
+    #[error("interface already used by {other} (line {other_line})")]
+    DuplicateIfname {
+        /// The entry that has it too.
+        other: String,
+        /// Where that entry names it.
+        other_line: u32,
+    },
+    /// Text that is not an IP address.
+    #[error("invalid IP address {0:?}")]
+    InvalidIp(String),
+    /// `local_ip` that is neither `IP` nor `IP/len` with a valid length.
+    #[error("invalid address {0:?}: expected IP or IP/prefix-length (at most 32 for IPv4, 128 for IPv6)")]
+    InvalidLocalIp(String),
+    /// An address of the other family than the underlay's `local_ip`.
+    #[error("must be an {expected} address, the family of the underlay's local_ip")]
+    WrongFamily {
+        /// `IPv4` or `IPv6`.
+        expected: &'static str,
+    },
+    /// The underlay's own address where another host's belongs.
+    #[error("{0} is the underlay's local_ip")]
+    IsLocalIp(IpAddr),
+    /// An unspecified, multicast or broadcast address where a host's belongs.
+    #[error(
+        "{0} is not a unicast address (unspecified, multicast and broadcast addresses are refused)"
+    )]
+    NotUnicastIp(IpAddr),
+    /// One address twice in one list.
+    #[error("{ip} is listed twice (first at line {first_line})")]
+    DuplicateAddress {
+        /// The address.
+        ip: IpAddr,
+        /// Where it is first listed.
+        first_line: u32,
+    },
+    /// A `gateway` while `local_ip` has no prefix.
+    #[error("a gateway needs local_ip with a /prefix-length: without one every VTEP is on-link")]
+    GatewayWithoutPrefix,
+    /// A `gateway` outside `local_ip`'s prefix.
+    #[error("the gateway {0} is not inside local_ip's prefix, so it is not on-link")]
+    GatewayOffLink(IpAddr),
+    /// Both `port` and `remote` in a static entry, or neither.
+    #[error(
+        "a static entry has exactly one of `port` (a local port) and `remote` (a remote VTEP){0}"
+    )]
+    FdbTarget(&'static str),
+    /// More remote VTEPs than port ids left.
+    #[error("too many remote VTEPs: ports and VTEPs share 65535 ids, {max} are left for VTEPs")]
+    TooManyVteps {
+        /// VTEPs allowed with this many ports.
+        max: usize,
+    },
+    /// An IPv6 address in an `[[arp]]` entry.
+    #[error("the ARP responder is IPv4 only (as in Neutron): {0} is not an IPv4 address")]
+    ArpNotIpv4(IpAddr),
+    /// Two `[[arp]]` entries for one (network, IP).
+    #[error("duplicate ARP entry for {ip} in this network (first at line {first_line})")]
+    DuplicateArpEntry {
+        /// The address.
+        ip: Ipv4Addr,
+        /// Where the first entry is.
+        first_line: u32,
+    },
     /// Two entries of the same kind with one name (the name is in the error's context).
     #[error("duplicate {what} name (first defined at line {first_line})")]
     DuplicateName {
-        /// `network` or `port`.
+        /// `network`, `port` or `physnet`.
         what: &'static str,
         /// Line of the first definition.
         first_line: u32,
@@ -180,7 +313,7 @@ pub enum ErrorKind {
     #[error("invalid MAC address {0:?}: expected six hex pairs like fa:16:3e:00:00:01")]
     InvalidMac(String),
     /// A multicast, broadcast or all-zero address where only unicast makes sense.
-    #[error("MAC address {0} is not unicast: static entries take unicast, non-zero addresses")]
+    #[error("MAC address {0} is not unicast: expected a unicast, non-zero address")]
     NotUnicast(MacAddr),
     /// A static entry on a port (the key's value) that does not carry the entry's network.
     #[error("the port is not in network {network:?}")]

@@ -14,7 +14,7 @@ use toml::Spanned;
 use super::error::{ConfigError, ErrorKind};
 
 /// The top-level arrays of tables whose elements are named entries.
-pub(super) const NAMED_ENTRIES: &[&str] = &["network", "port"];
+pub(super) const NAMED_ENTRIES: &[&str] = &["network", "port", "physnet"];
 
 /// 1-based line of byte `offset` in `text` (offsets past the end count as the last line).
 pub(super) fn line_of(text: &str, offset: usize) -> u32 {
@@ -100,8 +100,8 @@ fn split_path(doc: &DeTable<'_>, path: &[Step]) -> (Option<String>, Option<Strin
         (!parts.is_empty()).then(|| parts.join("."))
     }
     match path {
-        [Step::Key(s), rest @ ..] if s == "switch" && !rest.is_empty() => {
-            (Some("[switch]".to_owned()), dotted(rest))
+        [Step::Key(s), rest @ ..] if s == "switch" || s == "underlay" => {
+            (Some(format!("[{s}]")), dotted(rest))
         }
         [Step::Key(s), Step::Index(i), rest @ ..] => {
             let name = entry_name(doc, s, *i);

@@ -13,18 +13,24 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-/// The whole file. Issue 4 adds `underlay`, `physnet` and `arp` here.
+/// The whole file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a table")]
 pub(super) struct RawConfig {
     #[serde(default)]
     pub switch: Option<Spanned<RawSwitch>>,
     #[serde(default)]
+    pub underlay: Option<Spanned<RawUnderlay>>,
+    #[serde(default)]
+    pub physnet: Vec<Spanned<RawPhysnet>>,
+    #[serde(default)]
     pub network: Vec<Spanned<RawNetwork>>,
     #[serde(default)]
     pub port: Vec<Spanned<RawPort>>,
     #[serde(default)]
     pub fdb: Vec<Spanned<RawFdb>>,
+    #[serde(default)]
+    pub arp: Vec<Spanned<RawArp>>,
 }
 
 /// `[switch]`: every key optional.
@@ -38,13 +44,50 @@ pub(super) struct RawSwitch {
     pub control_socket: Option<Spanned<String>>,
 }
 
-/// `[[network]]`. Issue 4 adds `id`, `physnet` and `remote_vteps`.
+/// `[underlay]`: the local VTEP. Addresses are strings, parsed by validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawUnderlay {
+    pub port: Spanned<String>,
+    pub ifname: Option<Spanned<String>>,
+    pub local_ip: Spanned<String>,
+    pub local_mac: Option<Spanned<String>>,
+    pub gateway: Option<Spanned<String>>,
+    pub mtu: Option<Spanned<i64>>,
+    pub df: Option<Spanned<bool>>,
+    pub vxlan_port: Option<Spanned<i64>>,
+    pub neighbors: Option<Spanned<Vec<Spanned<RawNeighbor>>>>,
+}
+
+/// One of `[underlay] neighbors`: `{ ip = "...", mac = "..." }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawNeighbor {
+    pub ip: Spanned<String>,
+    pub mac: Spanned<String>,
+}
+
+/// `[[physnet]]`: a physical network and the port that reaches it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawPhysnet {
+    pub name: Spanned<String>,
+    pub port: Spanned<String>,
+    pub ifname: Option<Spanned<String>>,
+    pub mtu: Option<Spanned<i64>>,
+}
+
+/// `[[network]]`: which of `id`, `physnet` and `remote_vteps` are allowed depends
+/// on `segment`, checked by validation.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a table")]
 pub(super) struct RawNetwork {
     pub name: Spanned<String>,
     pub segment: Spanned<String>,
     pub local_vlan: Option<Spanned<i64>>,
+    pub id: Option<Spanned<i64>>,
+    pub physnet: Option<Spanned<String>>,
+    pub remote_vteps: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `vlans = { 10 = "net-a" }`: TOML keys are strings, parsed as VIDs by validation.
@@ -62,11 +105,22 @@ pub(super) struct RawPort {
     pub native: Option<Spanned<String>>,
 }
 
-/// `[[fdb]]`: a static MAC entry. Issue 4 adds `remote`.
+/// `[[fdb]]`: a static MAC entry on a local `port` or a `remote` VTEP (exactly one,
+/// checked by validation).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a table")]
 pub(super) struct RawFdb {
     pub network: Spanned<String>,
     pub mac: Spanned<String>,
-    pub port: Spanned<String>,
+    pub port: Option<Spanned<String>>,
+    pub remote: Option<Spanned<String>>,
+}
+
+/// `[[arp]]`: an l2population ARP responder entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawArp {
+    pub network: Spanned<String>,
+    pub ip: Spanned<String>,
+    pub mac: Spanned<String>,
 }

@@ -1,10 +1,13 @@
 //! [`Config`] back to TOML: what `vswitch check-config` prints. Every default is
 //! written out and every local VLAN too, so that the output is the configuration
-//! the switch runs, and parsing it gives [`Config::pinned`].
+//! the switch runs, and parsing it gives [`Config::pinned`]. The ports of physnets
+//! and of the underlay are written in their sections, not as `[[port]]`s, and each
+//! network's usable MTU is a comment.
 
 use std::fmt::{self, Write as _};
+use std::net::IpAddr;
 
-use super::{Config, FdbTarget, NetIdx, PortIdx, PortMode};
+use super::{Config, FdbTarget, NetIdx, PhysnetIdx, PortIdx, PortMode, PortRole, Segment, VtepIdx};
 
 /// Formats a [`Config`] as TOML.
 pub(super) struct Rendered<'a>(pub &'a Config);
@@ -47,6 +50,37 @@ impl Rendered<'_> {
                 .map_or("", |p| p.name.as_str()),
         )
     }
+
+    fn physnet(&self, idx: PhysnetIdx) -> Quoted<'_> {
+        Quoted(
+            self.0
+                .physnets
+                .get(idx.index())
+                .map_or("", |p| p.name.as_str()),
+        )
+    }
+
+    fn vtep(&self, idx: VtepIdx) -> String {
+        self.0
+            .vteps
+            .get(idx.index())
+            .map(IpAddr::to_string)
+            .unwrap_or_default()
+    }
+
+    /// `port = ...` and, when the port has one, `ifname = ...`.
+    fn port_keys(&self, f: &mut fmt::Formatter<'_>, idx: PortIdx) -> fmt::Result {
+        writeln!(f, "port = {}", self.port(idx))?;
+        if let Some(ifname) = self
+            .0
+            .ports
+            .get(idx.index())
+            .and_then(|p| p.ifname.as_ref())
+        {
+            writeln!(f, "ifname = {}", Quoted(ifname))?;
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Display for Rendered<'_> {
@@ -64,18 +98,72 @@ impl fmt::Display for Rendered<'_> {
         writeln!(f, "mac_limit_per_port = {}", s.mac_limit_per_port)?;
         let socket = s.control_socket.to_string_lossy();
         writeln!(f, "control_socket = {}", Quoted(&socket))?;
-        for n in &c.networks {
+        if let Some(u) = &c.underlay {
+            writeln!(f, "\n[underlay]")?;
+            self.port_keys(f, u.port)?;
+            match u.prefix_len {
+                Some(len) => writeln!(f, "local_ip = \"{}/{len}\"", u.local_ip)?,
+                None => writeln!(f, "local_ip = \"{}\"", u.local_ip)?,
+            }
+            if let Some(mac) = u.local_mac {
+                writeln!(f, "local_mac = \"{mac}\"")?;
+            }
+            if let Some(gw) = u.gateway {
+                writeln!(f, "gateway = \"{gw}\"")?;
+            }
+            writeln!(f, "mtu = {}", u.mtu)?;
+            writeln!(f, "df = {}", u.df)?;
+            writeln!(f, "vxlan_port = {}", u.vxlan_port)?;
+            f.write_str("neighbors = [")?;
+            for (i, (ip, mac)) in u.neighbors.iter().enumerate() {
+                let sep = if i == 0 { "" } else { "," };
+                write!(f, "{sep}\n  {{ ip = \"{ip}\", mac = \"{mac}\" }}")?;
+            }
+            let end = if u.neighbors.is_empty() { "" } else { ",\n" };
+            writeln!(f, "{end}]")?;
+        }
+        for p in &c.physnets {
+            writeln!(f, "\n[[physnet]]")?;
+            writeln!(f, "name = {}", Quoted(&p.name))?;
+            self.port_keys(f, p.port)?;
+            writeln!(f, "mtu = {}", p.mtu)?;
+        }
+        for (i, n) in c.networks.iter().enumerate() {
             writeln!(f, "\n[[network]]")?;
             writeln!(f, "name = {}", Quoted(&n.name))?;
             writeln!(f, "segment = {}", Quoted(n.segment.as_str()))?;
+            match n.segment {
+                Segment::Local => {}
+                Segment::Flat { physnet } => writeln!(f, "physnet = {}", self.physnet(physnet))?,
+                Segment::Vlan { physnet, vid } => {
+                    writeln!(f, "id = {vid}")?;
+                    writeln!(f, "physnet = {}", self.physnet(physnet))?;
+                }
+                Segment::Vxlan { vni } => writeln!(f, "id = {vni}")?,
+                Segment::Gre { key } => writeln!(f, "id = {key}")?,
+            }
             let note = if n.local_vlan_allocated {
                 "  # allocated"
             } else {
                 ""
             };
             writeln!(f, "local_vlan = {}{note}", n.local_vlan)?;
+            if n.segment.is_tunnel() {
+                f.write_str("remote_vteps = [")?;
+                for (j, v) in n.remote_vteps.iter().enumerate() {
+                    let sep = if j == 0 { "" } else { ", " };
+                    write!(f, "{sep}\"{}\"", self.vtep(*v))?;
+                }
+                f.write_str("]\n")?;
+            }
+            let idx = NetIdx(u16::try_from(i).unwrap_or(u16::MAX));
+            match c.network_mtu(idx) {
+                Some(mtu) => writeln!(f, "# mtu {mtu}")?,
+                None if n.segment == Segment::Local => writeln!(f, "# mtu: no limit (local)")?,
+                None => writeln!(f, "# mtu: unknown (no underlay or physnet)")?,
+            }
         }
-        for p in &c.ports {
+        for p in c.ports.iter().filter(|p| p.role == PortRole::Local) {
             writeln!(f, "\n[[port]]")?;
             writeln!(f, "name = {}", Quoted(&p.name))?;
             if let Some(ifname) = &p.ifname {
@@ -108,11 +196,14 @@ impl fmt::Display for Rendered<'_> {
             writeln!(f, "mac = \"{}\"", e.mac)?;
             match e.target {
                 FdbTarget::Port(p) => writeln!(f, "port = {}", self.port(p))?,
-                FdbTarget::Remote(v) => {
-                    let ip = c.vteps.get(v.index()).map(|ip| ip.to_string());
-                    writeln!(f, "remote = \"{}\"", ip.unwrap_or_default())?
-                }
+                FdbTarget::Remote(v) => writeln!(f, "remote = \"{}\"", self.vtep(v))?,
             }
+        }
+        for a in &c.arp {
+            writeln!(f, "\n[[arp]]")?;
+            writeln!(f, "network = {}", self.net(a.network))?;
+            writeln!(f, "ip = \"{}\"", a.ip)?;
+            writeln!(f, "mac = \"{}\"", a.mac)?;
         }
         Ok(())
     }
