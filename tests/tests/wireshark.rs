@@ -1,6 +1,6 @@
 //! Wireshark cross-check: frames produced by `encap` (VXLAN and GRE encapsulation, VLAN
-//! push / QinQ / translate / pop-with-padding, the ARP and ND frames of `encap::neigh`) are written to a classic libpcap file and
-//! dissected by `tshark` with checksum validation on. Every frame must decode to the
+//! push / QinQ / translate / pop-with-padding, the ARP and ND frames of `encap::neigh`)
+//! are written to a classic libpcap file and dissected by `tshark` with checksum validation on. Every frame must decode to the
 //! fields we meant to write, every checksum Wireshark can validate must be good, and
 //! Wireshark must report no malformed packet and no warning or error expert item.
 //!
