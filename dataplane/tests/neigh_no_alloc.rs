@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -17,10 +18,21 @@ struct Counting;
 
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
+thread_local! {
+    /// Only the test's own thread is counted (the harness allocates on its threads).
+    static TRACK: Cell<bool> = const { Cell::new(false) };
+}
+
+fn count() {
+    if TRACK.with(Cell::get) {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 // SAFETY: forwards to the system allocator unchanged; only counts calls.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(l) }
     }
@@ -29,7 +41,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(p, l, n) }
     }
@@ -49,6 +61,7 @@ fn no_allocation_after_new() {
     let mut frame = [0u8; 128];
     let mut out = [0u8; 128];
     let before = ALLOCS.load(Ordering::Relaxed);
+    TRACK.with(|t| t.set(true));
     let mut now = 0u64;
     let mut released = 0u64;
     let mut dropped = 0u64;
@@ -99,6 +112,7 @@ fn no_allocation_after_new() {
         Control::Reply { .. }
     ));
     let shown = cache.iter(now).count() + cache6.iter(now).count();
+    TRACK.with(|t| t.set(false));
     let after = ALLOCS.load(Ordering::Relaxed);
     assert_eq!(after - before, 0, "allocations after new()");
     assert!(released > 0 && dropped > 0 && shown == 2 * CAP);

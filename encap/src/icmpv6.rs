@@ -328,9 +328,9 @@ pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 impl NdRepr {
     /// Parses and validates an NS or NA carried by the IPv6 packet `ip`.
     ///
-    /// Checks, per RFC 4861 §7.1.1/§7.1.2: hop limit 255 ([`ErrorKind::BadValue`]), the
-    /// checksum ([`ErrorKind::BadChecksum`]), code 0 ([`ErrorKind::BadValue`]), type
-    /// 135/136 (else [`ErrorKind::NotMatched`]), length ≥ 24 (by [`Packet::new_checked`]),
+    /// Checks, per RFC 4861 §7.1.1/§7.1.2: type 135/136 (else [`ErrorKind::NotMatched`]),
+    /// hop limit 255 ([`ErrorKind::BadValue`]), the checksum ([`ErrorKind::BadChecksum`]),
+    /// code 0 ([`ErrorKind::BadValue`]), length ≥ 24 (by [`Packet::new_checked`]),
     /// target not multicast ([`ErrorKind::BadValue`]), every option of non-zero length
     /// inside the message, link-layer address options of 8 bytes
     /// ([`ErrorKind::BadLength`] / [`ErrorKind::Truncated`]); for an NS from the
@@ -339,14 +339,16 @@ impl NdRepr {
     /// multicast ([`ErrorKind::BadValue`]). Unknown options are skipped; of repeated
     /// link-layer address options the first counts.
     pub fn parse<T: AsRef<[u8]>>(ip: &Ipv6Repr, p: &Packet<T>) -> Result<Self, Error> {
-        if ip.hop_limit != ND_HOP_LIMIT {
-            return Err(err(ErrorKind::BadValue));
-        }
+        // The type first: another ICMPv6 message (a ping with hop limit 64) is not a
+        // malformed ND message.
         let solicit = match p.msg_type() {
             msg::NEIGHBOR_SOLICIT => true,
             msg::NEIGHBOR_ADVERT => false,
             _ => return Err(err(ErrorKind::NotMatched)),
         };
+        if ip.hop_limit != ND_HOP_LIMIT {
+            return Err(err(ErrorKind::BadValue));
+        }
         if !p.verify_checksum(&ip.src, &ip.dst) {
             return Err(err(ErrorKind::BadChecksum));
         }

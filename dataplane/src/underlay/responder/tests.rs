@@ -379,6 +379,8 @@ fn na_is_learned_and_bad_nd_refused() {
     let mut f = na(PEER6, Some(PEER_MAC), true, OUR6);
     f[54] = 128;
     assert_eq!(classify(&f, local).0, Control::NotForUs);
+    f[21] = 64; // an ordinary hop limit: still not ND, not malformed
+    assert_eq!(classify(&f, local).0, Control::NotForUs);
     let mut f = na(PEER6, Some(PEER_MAC), true, OUR6);
     f[20] = 17;
     assert_eq!(classify(&f, local).0, Control::NotForUs);
