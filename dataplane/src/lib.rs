@@ -7,6 +7,7 @@
 //! - [`pipeline`]: the switching stages over a batch (br-int's NORMAL).
 //! - [`offline`]: the whole switch over in-memory ports, driven frame by frame.
 //! - [`replay`], [`trace`]: `vswitch replay` and `vswitch trace`.
+//! - [`underlay`]: the neighbour cache and ARP/ND handling of the tunnel underlay.
 
 pub mod config;
 pub mod counters;
@@ -17,3 +18,4 @@ pub mod pool;
 pub mod port;
 pub mod replay;
 pub mod trace;
+pub mod underlay;

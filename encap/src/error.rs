@@ -17,6 +17,8 @@ pub enum Layer {
     Ipv4,
     /// IPv6 header or one of its extension headers.
     Ipv6,
+    /// ICMPv6 (Neighbor Discovery messages).
+    Icmpv6,
     /// UDP header.
     Udp,
     /// VXLAN header.
@@ -110,6 +112,7 @@ impl fmt::Display for Layer {
             Layer::Arp => "arp",
             Layer::Ipv4 => "ipv4",
             Layer::Ipv6 => "ipv6",
+            Layer::Icmpv6 => "icmpv6",
             Layer::Udp => "udp",
             Layer::Vxlan => "vxlan",
             Layer::Gre => "gre",

@@ -5,7 +5,9 @@
 //! `wire` module) and small `Copy` *Repr* types that describe a header, parse it and
 //! emit it. On top of them sit the in-place operations the dataplane applies per frame:
 //! 802.1Q push/pop/translate ([`vlan`]), VXLAN and GRE encapsulation from a per-tunnel
-//! template and validated decapsulation ([`tunnel`]).
+//! template and validated decapsulation ([`tunnel`]). For the underlay it also reads and
+//! builds the neighbour-resolution frames: ARP and IPv6 Neighbor Discovery ([`icmpv6`],
+//! [`neigh`]).
 //!
 //! Rules this crate keeps:
 //! - No allocation and no `unsafe`: every accessor works on a slice whose length was
@@ -23,8 +25,10 @@ mod error;
 pub mod ethernet;
 mod frame;
 pub mod gre;
+pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
+pub mod neigh;
 pub mod parse;
 pub mod tunnel;
 mod types;

@@ -1,6 +1,6 @@
 //! Wireshark cross-check: frames produced by `encap` (VXLAN and GRE encapsulation, VLAN
-//! push / QinQ / translate / pop-with-padding) are written to a classic libpcap file and
-//! dissected by `tshark` with checksum validation on. Every frame must decode to the
+//! push / QinQ / translate / pop-with-padding, the ARP and ND frames of `encap::neigh`)
+//! are written to a classic libpcap file and dissected by `tshark` with checksum validation on. Every frame must decode to the
 //! fields we meant to write, every checksum Wireshark can validate must be good, and
 //! Wireshark must report no malformed packet and no warning or error expert item.
 //!
@@ -18,6 +18,7 @@ use std::process::Command;
 use encap::arp::{self, ArpRepr, Operation};
 use encap::ethernet::{self, EthernetRepr};
 use encap::ipv4::{self, Ipv4Repr};
+use encap::neigh;
 use encap::tunnel::{self, GreOptions, GreTemplate, VxlanTemplate};
 use encap::udp::{self, UdpRepr};
 use encap::vlan::{self, Tpid, VlanTag};
@@ -137,6 +138,18 @@ const FIELDS: &[&str] = &[
     "arp.opcode",
     "arp.src.hw_mac",
     "arp.dst.proto_ipv4",
+    "arp.src.proto_ipv4",
+    "arp.dst.hw_mac",
+    "arp.isgratuitous",
+    "icmpv6.type",
+    "icmpv6.code",
+    "icmpv6.checksum.status",
+    "icmpv6.nd.ns.target_address",
+    "icmpv6.nd.na.target_address",
+    "icmpv6.nd.na.flag.s",
+    "icmpv6.nd.na.flag.o",
+    "icmpv6.opt.type",
+    "icmpv6.opt.linkaddr",
     "_ws.malformed",
     "_ws.expert.severity",
     "_ws.expert.message",
@@ -792,6 +805,144 @@ fn random_cases() -> Vec<Case> {
     cases
 }
 
+/// Underlay neighbour resolution and the l2population ARP responder: one frame from each
+/// builder of `encap::neigh`. Addresses are distinct from every other case so that
+/// Wireshark's duplicate-address detection (a warning) sees one MAC per IP in the file.
+fn neigh_cases() -> Vec<Case> {
+    const OUR: MacAddr = MacAddr([0x02, 0, 0, 0, 0x0a, 0x01]);
+    const PEER: MacAddr = MacAddr([0x02, 0, 0, 0, 0x0a, 0x02]);
+    let our4 = Ipv4Addr::new(198, 51, 100, 1);
+    let peer4 = Ipv4Addr::new(198, 51, 100, 2);
+    let our6: Ipv6Addr = "2001:db8:a::1".parse().unwrap();
+    let peer6: Ipv6Addr = "2001:db8:a::12:3456".parse().unwrap();
+    let mut cases = Vec::new();
+    let build = |f: &dyn Fn(&mut [u8]) -> Result<usize, encap::Error>| {
+        let mut b = vec![0u8; 128];
+        let n = f(&mut b).unwrap();
+        b.truncate(n);
+        b
+    };
+    const ND_NONE: &[&str] = &["icmpv6.type", "ipv6.nxt"];
+    cases.push(
+        Case::new(
+            "arp request",
+            build(&|b| neigh::arp_request(b, OUR, our4, peer4)),
+        )
+        .expect("eth.dst", mac(MacAddr::BROADCAST))
+        .expect("eth.src", mac(OUR))
+        .expect("eth.type", "0x0806")
+        .expect("eth.padding", "00".repeat(18))
+        .expect("arp.opcode", "1")
+        .expect("arp.src.hw_mac", mac(OUR))
+        .expect("arp.src.proto_ipv4", our4.to_string())
+        .expect("arp.dst.hw_mac", mac(MacAddr::ZERO))
+        .expect("arp.dst.proto_ipv4", peer4.to_string())
+        .expect("arp.isgratuitous", "")
+        .none_of(ND_NONE)
+        .none_of(VLAN_FIELDS),
+    );
+    cases.push(
+        Case::new(
+            "arp reply",
+            build(&|b| neigh::arp_reply(b, OUR, our4, PEER, peer4)),
+        )
+        .expect("eth.dst", mac(PEER))
+        .expect("eth.src", mac(OUR))
+        .expect("arp.opcode", "2")
+        .expect("arp.src.hw_mac", mac(OUR))
+        .expect("arp.src.proto_ipv4", our4.to_string())
+        .expect("arp.dst.hw_mac", mac(PEER))
+        .expect("arp.dst.proto_ipv4", peer4.to_string())
+        .none_of(ND_NONE),
+    );
+    cases.push(
+        Case::new(
+            "gratuitous arp",
+            build(&|b| neigh::gratuitous_arp(b, OUR, our4)),
+        )
+        .expect("eth.dst", mac(MacAddr::BROADCAST))
+        .expect("arp.opcode", "1")
+        .expect("arp.isgratuitous", "1")
+        .expect("arp.src.proto_ipv4", our4.to_string())
+        .expect("arp.dst.proto_ipv4", our4.to_string()),
+    );
+    // The l2population responder, out of place and in place (a 42-byte request keeps its
+    // length: Wireshark sees an unpadded reply).
+    let vm = MacAddr([0xfa, 0x16, 0x3e, 0xaa, 0, 0x10]);
+    let answer = MacAddr([0xfa, 0x16, 0x3e, 0xaa, 0, 0x20]);
+    let (vm4, asked4) = (
+        Ipv4Addr::new(198, 51, 100, 10),
+        Ipv4Addr::new(198, 51, 100, 20),
+    );
+    let request = build(&|b| neigh::arp_request(b, vm, vm4, asked4));
+    let responder = |c: Case| {
+        c.expect("eth.dst", mac(vm))
+            .expect("eth.src", mac(answer))
+            .expect("eth.type", "0x0806")
+            .expect("arp.opcode", "2")
+            .expect("arp.src.hw_mac", mac(answer))
+            .expect("arp.src.proto_ipv4", asked4.to_string())
+            .expect("arp.dst.hw_mac", mac(vm))
+            .expect("arp.dst.proto_ipv4", vm4.to_string())
+            .expect("arp.isgratuitous", "")
+    };
+    cases.push(responder(Case::new(
+        "arp responder",
+        build(&|b| neigh::arp_responder(&request, answer, b)),
+    )));
+    let mut inplace = request[..42].to_vec();
+    assert_eq!(neigh::arp_responder_in_place(&mut inplace, answer), Ok(42));
+    cases.push(responder(Case::new("arp responder in place", inplace)).expect("eth.padding", ""));
+    // IPv6 ND.
+    cases.push(
+        Case::new(
+            "nd solicit",
+            build(&|b| neigh::nd_solicit(b, OUR, our6, peer6)),
+        )
+        .expect("eth.dst", "33:33:ff:12:34:56")
+        .expect("eth.src", mac(OUR))
+        .expect("eth.type", "0x86dd")
+        .expect("ipv6.nxt", "58")
+        .expect("ipv6.hlim", "255")
+        .expect("ipv6.plen", "32")
+        .expect("icmpv6.type", "135")
+        .expect("icmpv6.code", "0")
+        .expect("icmpv6.checksum.status", "1")
+        .expect("icmpv6.nd.ns.target_address", peer6.to_string())
+        .expect("icmpv6.opt.type", "1")
+        .expect("icmpv6.opt.linkaddr", mac(OUR)),
+    );
+    cases.push(
+        Case::new(
+            "nd advert solicited",
+            build(&|b| neigh::nd_advert(b, OUR, our6, Some((peer6, PEER)))),
+        )
+        .expect("eth.dst", mac(PEER))
+        .expect("eth.src", mac(OUR))
+        .expect("ipv6.hlim", "255")
+        .expect("icmpv6.type", "136")
+        .expect("icmpv6.checksum.status", "1")
+        .expect("icmpv6.nd.na.target_address", our6.to_string())
+        .expect("icmpv6.nd.na.flag.s", "1")
+        .expect("icmpv6.nd.na.flag.o", "1")
+        .expect("icmpv6.opt.type", "2")
+        .expect("icmpv6.opt.linkaddr", mac(OUR)),
+    );
+    cases.push(
+        Case::new(
+            "nd advert to all nodes (DAD)",
+            build(&|b| neigh::nd_advert(b, OUR, our6, None)),
+        )
+        .expect("eth.dst", "33:33:00:00:00:01")
+        .expect("icmpv6.type", "136")
+        .expect("icmpv6.checksum.status", "1")
+        .expect("icmpv6.nd.na.flag.s", "0")
+        .expect("icmpv6.nd.na.flag.o", "1")
+        .expect("icmpv6.opt.linkaddr", mac(OUR)),
+    );
+    cases
+}
+
 // ---------------------------------------------------------------------------------------
 // The test
 // ---------------------------------------------------------------------------------------
@@ -803,6 +954,7 @@ fn wireshark_dissects_encap_output() {
     cases.extend(vlan_cases());
     cases.extend(checksum_corner_cases());
     cases.extend(random_cases());
+    cases.extend(neigh_cases());
     let pcap = scratch_dir().join("encap-frames.pcap");
     let frames: Vec<Vec<u8>> = cases.iter().map(|c| c.frame.clone()).collect();
     write_pcap(&pcap, &frames);
