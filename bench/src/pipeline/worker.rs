@@ -137,10 +137,13 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn of(c: &Counters) -> Tally {
+    /// The counters of `c` summed over its first `ports` ports: the configuration's
+    /// ports, whose frames are on the wire (tunnel ports count the same frames again,
+    /// per remote VTEP).
+    fn of(c: &Counters, ports: usize) -> Tally {
         Tally {
-            rx: c.ports.iter().map(|p| p.rx_frames).sum(),
-            tx: c.ports.iter().map(|p| p.tx_frames).sum(),
+            rx: c.ports.iter().take(ports).map(|p| p.rx_frames).sum(),
+            tx: c.ports.iter().take(ports).map(|p| p.tx_frames).sum(),
             unicast: c.unicast,
             flooded: c.flooded,
             drops: c.total_drops(),
@@ -470,7 +473,8 @@ impl Worker<'_, '_> {
         feed: &mut Feed,
     ) -> (Measure, Measure, Tally) {
         let sh = self.sh;
-        let before = Tally::of(self.pipeline.counters());
+        let wire = self.pipeline.tables().ports.len();
+        let before = Tally::of(self.pipeline.counters(), wire);
         let (mut pipe, mut null) = (Measure::default(), Measure::default());
         let slices = ((sh.seconds / sh.slice.as_secs_f64()).ceil() as usize).max(1);
         let slice = Duration::from_secs_f64(sh.seconds / slices as f64);
@@ -484,7 +488,7 @@ impl Worker<'_, '_> {
                 }
             }
         }
-        let tally = Tally::of(self.pipeline.counters()).since(before);
+        let tally = Tally::of(self.pipeline.counters(), wire).since(before);
         (pipe, null, tally)
     }
 
