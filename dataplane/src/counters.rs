@@ -163,6 +163,10 @@ pub struct Counters {
     pub cache_hits: u64,
     /// Flow-cache misses (stale entries included).
     pub cache_misses: u64,
+    /// ARP requests answered by the l2population ARP responder.
+    pub arp_replies: u64,
+    /// ARP/ND frames for the local VTEP handled on the underlay port.
+    pub underlay_control: u64,
 }
 
 impl Counters {
@@ -213,5 +217,7 @@ impl Counters {
         self.learn_port_limit += other.learn_port_limit;
         self.cache_hits += other.cache_hits;
         self.cache_misses += other.cache_misses;
+        self.arp_replies += other.arp_replies;
+        self.underlay_control += other.underlay_control;
     }
 }

@@ -22,8 +22,12 @@ mod tunnel;
 pub use tables::{
     ip_bits, Egress, Ingress, NetEntry, Overlay, PortEntry, Tables, UnderlayTable, VtepEntry,
 };
+pub use tunnel::Pending;
 use tunnel::VtepState;
 
+use crate::underlay::NeighborCache;
+
+use encap::ethernet::EtherType;
 use encap::parse::parse_l2;
 use encap::vlan::{self, Tpid, VlanTag};
 use encap::{Frame, MacAddr, ETH_ZLEN};
@@ -53,6 +57,12 @@ struct Meta {
     in_port: PortId,
     /// It came out of a tunnel (split horizon: never back into one).
     from_tunnel: bool,
+    /// Flood to local ports only: an ARP request the ARP responder answered (Neutron
+    /// sends it to the network's other local ports, not to the tunnels).
+    local_only: bool,
+    /// Consumed by the switch itself (ARP/ND for the local VTEP): neither forwarded nor
+    /// counted as a drop.
+    consumed: bool,
     /// Network index, valid when `drop` is `None`.
     net: u16,
     /// The frame's outer tag as received (priority tags included), if any.
@@ -70,6 +80,8 @@ impl Default for Meta {
         Meta {
             in_port: PortId(0),
             from_tunnel: false,
+            local_only: false,
+            consumed: false,
             net: 0,
             tag: None,
             dst: MacAddr::ZERO,
@@ -99,8 +111,14 @@ pub struct Pipeline {
     txq: Vec<TxQueue>,
     /// Per remote VTEP: its next hop's MAC and encap templates.
     vteps: Vec<VtepState>,
+    /// Underlay next hops: IP → MAC, with frames waiting for a resolution.
+    neigh: NeighborCache<Pending>,
     /// IPv4 ID of outer headers sent with DF clear (RFC 6864: it must vary).
     ip_id: u16,
+    /// The time of the batch or poll being processed (ns).
+    now: u64,
+    /// When the VTEPs' next hops were last checked against the neighbour cache.
+    neigh_checked: u64,
 }
 
 impl Pipeline {
@@ -116,11 +134,14 @@ impl Pipeline {
                 })
                 .collect(),
             vteps: Vec::new(),
+            neigh: NeighborCache::new(tunnel::neigh_capacity(&tables)),
             tables,
             fdb,
             cache,
             meta: [Meta::default(); BURST],
             ip_id: 0,
+            now: 0,
+            neigh_checked: 0,
         };
         p.rebuild_vteps();
         p
@@ -175,7 +196,9 @@ impl Pipeline {
     /// Receives one burst from every port and switches it: the worker's poll.
     /// Returns the number of frames received.
     pub fn poll<P: Port>(&mut self, ports: &mut [P], pool: &mut Pool, now: u64) -> usize {
+        self.now = now;
         self.fdb.apply_updates(now, 64);
+        self.neigh_poll(pool);
         let mut descs = [Desc::EMPTY; BURST];
         let mut total = 0;
         for i in 0..ports.len() {
@@ -192,12 +215,15 @@ impl Pipeline {
             vlans: self.fdb.fdb().vlan_gens(),
         };
         self.cache.sweep(&gens, now, 16);
+        // Neighbour requests and frames released by a resolution.
+        self.flush_tx(ports, pool);
         total
     }
 
     /// Switches a batch received on `in_port` and stages the results per egress port;
     /// [`Pipeline::flush_tx`] hands them to the ports.
     pub fn process(&mut self, in_port: PortId, descs: &[Desc], pool: &mut Pool, now: u64) {
+        self.now = now;
         // A batch is at most BURST frames: anything beyond is dropped, never leaked.
         let (descs, excess) = descs.split_at(descs.len().min(BURST));
         for &d in excess {
@@ -230,6 +256,8 @@ impl Pipeline {
         self.learn(ds.len(), now);
         self.forward(ds.len(), now);
         self.output(ds, pool);
+        // A next hop that started resolving in this batch is asked for at once.
+        self.neigh_poll(pool);
     }
 
     /// Stage 1: network of each frame, or why it is dropped.
@@ -278,13 +306,22 @@ impl Pipeline {
                 Ok(net) => m.net = net,
                 Err(r) => m.drop = Some(r),
             }
+            if m.drop.is_none()
+                && l2.ethertype == EtherType::Arp
+                && l2.dst.is_broadcast()
+                && !self.tables.arp.is_empty()
+            {
+                m.local_only =
+                    arp_answer(&self.tables, m.net, &pool.data(d)[l2.l3_offset..]).is_some();
+            }
         }
+        self.arp_respond(in_port, descs, pool);
     }
 
     /// Stage 2: learn every source before any destination is looked up.
     fn learn(&mut self, n: usize, now: u64) {
         for m in &mut self.meta[..n] {
-            if m.drop.is_some() {
+            if m.drop.is_some() || m.consumed {
                 continue;
             }
             let vlan = self.tables.nets[usize::from(m.net)].local_vlan;
@@ -321,7 +358,7 @@ impl Pipeline {
         let mut fkeys = [FdbKey::new(v0, MacAddr::ZERO); BURST];
         let mut nmiss = 0;
         for (i, m) in self.meta[..n].iter_mut().enumerate() {
-            if m.drop.is_some() {
+            if m.drop.is_some() || m.consumed {
                 continue;
             }
             let vlan = self.tables.nets[usize::from(m.net)].local_vlan;
@@ -385,6 +422,10 @@ impl Pipeline {
     fn output(&mut self, descs: &[Desc], pool: &mut Pool) {
         for (i, &d) in descs.iter().enumerate() {
             let m = self.meta[i];
+            if m.consumed {
+                pool.free(d);
+                continue;
+            }
             let r = match (m.drop, m.action) {
                 (Some(r), _) | (None, Action::Drop(r)) => {
                     pool.free(d);
@@ -396,7 +437,14 @@ impl Pipeline {
                 }
                 (None, Action::Flood) => {
                     self.counters.flooded += 1;
-                    self.flood(m.in_port, m.from_tunnel, m.net, m.tag, d, pool)
+                    self.flood(
+                        m.in_port,
+                        m.from_tunnel || m.local_only,
+                        m.net,
+                        m.tag,
+                        d,
+                        pool,
+                    )
                 }
             };
             if let Err(r) = r {
@@ -408,14 +456,15 @@ impl Pipeline {
         }
     }
 
-    /// Sends `d` to every other port of `net` (to no tunnel port if it came from one):
+    /// Sends `d` to every other port of `net` (to no tunnel port with `no_tunnels`: it
+    /// came from one, or the ARP responder answered it):
     /// copies for all but the last port, the original to the last. An error (the last
     /// port's reason, for the caller to count) only when nothing left; failures of the
     /// other copies are counted here.
     fn flood(
         &mut self,
         in_port: PortId,
-        from_tunnel: bool,
+        no_tunnels: bool,
         net: u16,
         tag: Option<VlanTag>,
         d: Desc,
@@ -425,7 +474,7 @@ impl Pipeline {
         let (mut last, mut sent) = (None, false);
         for idx in 0..n {
             let p = self.tables.nets[usize::from(net)].members[idx];
-            if p == in_port || (from_tunnel && self.tables.vtep_of(p).is_some()) {
+            if p == in_port || (no_tunnels && self.tables.vtep_of(p).is_some()) {
                 continue;
             }
             if let Some(prev) = last.replace(p) {
@@ -523,6 +572,18 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// The l2population ARP responder's answer to an ARP request (`arp`: the ARP packet)
+/// in network `net`: the MAC of the asked-for IP, if configured.
+fn arp_answer(tables: &Tables, net: u16, arp: &[u8]) -> Option<(encap::arp::ArpRepr, MacAddr)> {
+    let p = encap::arp::Packet::new_checked(arp).ok()?;
+    let r = encap::arp::ArpRepr::parse(&p).ok()?;
+    if r.operation != encap::arp::Operation::Request || !r.sender_mac.is_unicast() {
+        return None;
+    }
+    let mac = tables.arp.get(&tables::arp_key(net, r.target_ip))?;
+    Some((r, *mac))
 }
 
 /// 01:80:c2:00:00:00–0f: IEEE 802.1D link-local control frames (STP, pause, LACP, 802.1X,

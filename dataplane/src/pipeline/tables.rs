@@ -128,6 +128,14 @@ pub struct Tables {
     pub vteps: Vec<VtepEntry>,
     /// The local VTEP, when configured.
     pub underlay: Option<UnderlayTable>,
+    /// The l2population ARP responder: [`arp_key`]`(network, IPv4)` → MAC.
+    pub arp: HashMap<u64, MacAddr>,
+}
+
+/// The ARP responder's key of an IPv4 address in a network.
+#[inline]
+pub fn arp_key(net: u16, ip: core::net::Ipv4Addr) -> u64 {
+    u64::from(net) << 32 | u64::from(ip.to_bits())
 }
 
 /// An address as 128 bits, IPv4 mapped into `::ffff:0:0/96` (the form decapsulation
@@ -260,12 +268,18 @@ impl Tables {
                 neighbors: u.neighbors.clone(),
             }
         });
+        let arp = cfg
+            .arp
+            .iter()
+            .map(|a| (arp_key(a.network.0, a.ip), a.mac))
+            .collect();
         Tables {
             generation,
             ports,
             nets,
             vteps,
             underlay,
+            arp,
         }
     }
 

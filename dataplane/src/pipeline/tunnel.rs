@@ -14,6 +14,17 @@
 //!   port would send: untagged, padded to 60 bytes); a frame whose encapsulated size would
 //!   exceed the underlay MTU is dropped and counted, never truncated;
 //! - nothing from a tunnel goes back into a tunnel (split horizon).
+//!
+//! The underlay next hop of a VTEP (itself when on-link, else the gateway) is resolved
+//! by the worker's neighbour cache ([`crate::underlay::neigh`]): static neighbours at
+//! once; otherwise a frame for an unresolved next hop waits (at most
+//! [`crate::underlay::neigh::DEFAULT_QUEUE_LEN`] per next hop, the rest dropped as
+//! `neighbor_unresolved`) while ARP requests or neighbour solicitations go out, and is
+//! sent when the answer comes or dropped when resolution fails (3 requests, 1 s
+//! apart). ARP and ND for the local VTEP address are answered on the underlay port.
+//! The templates of a VTEP are rebuilt when its next hop's MAC changes; the VTEPs are
+//! checked against the cache once a second, so a stale entry is refreshed and a
+//! failed one stops being used.
 
 use encap::parse::parse_l2;
 use encap::tunnel::{self, GreOptions, GreTemplate, OuterParams, VxlanTemplate};
@@ -21,11 +32,35 @@ use encap::vlan::VlanTag;
 use encap::{ErrorKind, MacAddr};
 use flowtable::PortId;
 
-use super::{Meta, Overlay, Pipeline};
+use core::net::IpAddr;
+
+use super::{Meta, Overlay, Pipeline, Tables};
 use crate::config::EgressTag;
 use crate::counters::DropReason;
 use crate::pool::{Desc, Pool};
 use crate::port::BURST;
+use crate::underlay::{self, Control};
+
+/// A frame waiting for its VTEP's next hop to resolve: already rewritten as the inner
+/// frame (untagged), to be encapsulated for `vtep` with `net`'s segment.
+#[derive(Debug, Clone, Copy)]
+pub struct Pending {
+    d: Desc,
+    vtep: u16,
+    net: u16,
+}
+
+/// Neighbour-cache entries a worker keeps: every VTEP's next hop, static neighbours,
+/// and room for the hosts that ask for us.
+pub(super) fn neigh_capacity(tables: &Tables) -> usize {
+    let statics = tables.underlay.as_ref().map_or(0, |u| u.neighbors.len());
+    (2 * tables.vteps.len() + statics + 16).max(64)
+}
+
+/// Bytes of an ARP or ND frame the switch builds (ND: 86).
+const CONTROL_FRAME: usize = 128;
+/// How often the VTEPs' next hops are checked against the neighbour cache (ns).
+const NEIGH_CHECK_NS: u64 = 1_000_000_000;
 
 /// What a worker knows of a remote VTEP beyond the configuration: its next hop's MAC
 /// and the encap templates built from it.
@@ -57,6 +92,7 @@ impl Pipeline {
             };
             n
         ];
+        self.neigh = underlay::NeighborCache::new(neigh_capacity(&self.tables));
         let statics: Vec<_> = self
             .tables
             .underlay
@@ -64,7 +100,153 @@ impl Pipeline {
             .map(|u| u.neighbors.clone())
             .unwrap_or_default();
         for (ip, mac) in statics {
+            // The cache is sized for every static entry: this cannot fail.
+            let _ = self.neigh.add_static(ip, mac);
             self.set_neighbor(ip, mac);
+        }
+    }
+
+    /// The neighbour cache (for `ctl` and tests).
+    pub fn neighbors(&self) -> &underlay::NeighborCache<Pending> {
+        &self.neigh
+    }
+
+    /// Periodic neighbour work: requests due (sent on the underlay port), resolutions
+    /// that failed (their frames dropped), and once a second each VTEP's next hop
+    /// checked against the cache (a refreshed or changed MAC rebuilds the templates, a
+    /// failed one clears them).
+    pub(super) fn neigh_poll(&mut self, pool: &mut Pool) {
+        let Some(u) = self.tables.underlay.as_ref() else {
+            return;
+        };
+        let (local_ip, local_mac, up) = (u.local_ip, u.local_mac, u.port);
+        let now = self.now;
+        let mut asks = [None::<IpAddr>; 16];
+        let mut n_asks = 0;
+        let mut dropped = 0u64;
+        self.neigh.poll(
+            now,
+            &mut |ip| {
+                if let Some(slot) = asks.get_mut(n_asks) {
+                    *slot = Some(ip);
+                    n_asks += 1;
+                }
+            },
+            &mut |p: Pending| {
+                pool.free(p.d);
+                dropped += 1;
+            },
+        );
+        for _ in 0..dropped {
+            self.counters.drop(DropReason::NeighborUnresolved);
+        }
+        if let Some(mac) = local_mac {
+            for ip in asks.iter().flatten() {
+                let mut buf = [0u8; CONTROL_FRAME];
+                let len = underlay::solicit(*ip, local_ip, mac, &mut buf);
+                self.send_control(up, &buf[..len], pool);
+            }
+        }
+        if now >= self.neigh_checked.saturating_add(NEIGH_CHECK_NS) {
+            self.neigh_checked = now;
+            for v in 0..self.vteps.len() {
+                let Some(nh) = self.tables.vteps[v].next_hop else {
+                    continue;
+                };
+                match self.neigh.lookup(nh, now) {
+                    Some(mac) if self.vteps[v].mac != Some(mac) => self.set_neighbor(nh, mac),
+                    Some(_) => {}
+                    None => {
+                        let st = &mut self.vteps[v];
+                        (st.mac, st.vxlan, st.gre) = (None, None, None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stages a frame the switch built (ARP/ND) on port `port`, as is.
+    fn send_control(&mut self, port: PortId, bytes: &[u8], pool: &mut Pool) {
+        if bytes.is_empty() {
+            return;
+        }
+        let Some(q) = self.txq.get_mut(port.index()) else {
+            return;
+        };
+        if q.len == BURST {
+            self.counters.drop(DropReason::TxFull);
+            return;
+        }
+        match pool.alloc_with(bytes) {
+            Some(d) => {
+                q.descs[q.len] = d;
+                q.len += 1;
+            }
+            None => self.counters.drop(DropReason::NoBuffer),
+        }
+    }
+
+    /// `ip` is at `mac` (an answer or announcement on the underlay): the cache is
+    /// confirmed, the VTEPs behind it get templates, and the frames that waited for it
+    /// are encapsulated and staged.
+    fn neighbor_confirmed(&mut self, ip: IpAddr, mac: MacAddr, pool: &mut Pool) {
+        let mut released = [None::<Pending>; underlay::neigh::DEFAULT_QUEUE_LEN];
+        let mut n = 0;
+        self.neigh.confirm(ip, mac, self.now, &mut |p, _| {
+            if let Some(slot) = released.get_mut(n) {
+                *slot = Some(p);
+                n += 1;
+            }
+        });
+        if self
+            .vteps
+            .iter()
+            .zip(&self.tables.vteps)
+            .any(|(st, v)| v.next_hop == Some(ip) && st.mac != Some(mac))
+        {
+            self.set_neighbor(ip, mac);
+        }
+        for p in released.into_iter().flatten() {
+            if let Err(r) = self.stage_tunnel(p.vtep, p.net, None, p.d, pool) {
+                pool.free(p.d);
+                self.counters.drop(r);
+            }
+        }
+    }
+
+    /// The l2population ARP responder: every ARP request of the batch that asks for a
+    /// configured (network, IP) is answered back out of its ingress port, tagged as
+    /// that port carries the network.
+    pub(super) fn arp_respond(&mut self, in_port: PortId, descs: &[Desc], pool: &mut Pool) {
+        for i in 0..descs.len() {
+            let m = self.meta[i];
+            if !m.local_only {
+                continue;
+            }
+            let data = pool.data(descs[i]);
+            let Ok(l2) = parse_l2(data) else { continue };
+            let Some((req, mac)) = super::arp_answer(&self.tables, m.net, &data[l2.l3_offset..])
+            else {
+                continue;
+            };
+            let mut buf = [0u8; CONTROL_FRAME];
+            let Ok(len) = encap::neigh::arp_reply(
+                &mut buf,
+                mac,
+                req.target_ip,
+                req.sender_mac,
+                req.sender_ip,
+            ) else {
+                continue;
+            };
+            let Some(d) = pool.alloc_with(&buf[..len]) else {
+                self.counters.drop(DropReason::NoBuffer);
+                continue;
+            };
+            self.counters.arp_replies += 1;
+            if let Err(r) = self.emit(in_port, m.net, None, d, pool) {
+                self.counters.drop(r);
+            }
         }
     }
 
@@ -92,17 +274,46 @@ impl Pipeline {
     /// Classifies frame `i` of a batch received on the underlay port: decapsulates a
     /// tunnel packet into its network, or records why it is dropped.
     pub(super) fn classify_underlay(&mut self, i: usize, d: &mut Desc, pool: &mut Pool) {
-        let r = self.decap_one(d, pool);
-        let m = &mut self.meta[i];
-        match r {
-            Ok(meta) => *m = meta,
-            Err(reason) => {
-                *m = Meta {
-                    drop: Some(reason),
-                    ..Meta::default()
+        let r = match self.decap_one(d, pool) {
+            Err(DropReason::NotTunnel) => self.underlay_control(*d, pool),
+            r => r,
+        };
+        self.meta[i] = match r {
+            Ok(meta) => meta,
+            Err(reason) => Meta {
+                drop: Some(reason),
+                ..Meta::default()
+            },
+        };
+    }
+
+    /// A frame on the underlay port that is not a tunnel packet: ARP/ND for us is
+    /// answered or learned from (the frame is consumed), anything else dropped.
+    fn underlay_control(&mut self, d: Desc, pool: &mut Pool) -> Result<Meta, DropReason> {
+        let Some(u) = self.tables.underlay.as_ref() else {
+            return Err(DropReason::NotTunnel);
+        };
+        let Some(local_mac) = u.local_mac else {
+            return Err(DropReason::NotTunnel);
+        };
+        let (local_ip, up) = (u.local_ip, u.port);
+        let mut buf = [0u8; CONTROL_FRAME];
+        match underlay::underlay_control(pool.data(d), local_ip, local_mac, &mut buf) {
+            Control::Reply { len, asker } => {
+                self.send_control(up, &buf[..len], pool);
+                if let Some((ip, mac)) = asker {
+                    self.neighbor_confirmed(ip, mac, pool);
                 }
             }
+            Control::Learn(ip, mac) => self.neighbor_confirmed(ip, mac, pool),
+            Control::NotForUs => return Err(DropReason::NotTunnel),
+            Control::Invalid(_) => return Err(DropReason::Malformed),
         }
+        self.counters.underlay_control += 1;
+        Ok(Meta {
+            consumed: true,
+            ..Meta::default()
+        })
     }
 
     fn decap_one(&mut self, d: &mut Desc, pool: &mut Pool) -> Result<Meta, DropReason> {
@@ -173,8 +384,10 @@ impl Pipeline {
         let u = self.tables.underlay.as_ref().ok_or(DropReason::NoRoute)?;
         let up = u.port;
         let df = u.df;
-        let st = &self.vteps[usize::from(v)];
-        if self.tables.vteps[usize::from(v)].next_hop.is_none() || u.local_mac.is_none() {
+        let Some(next_hop) = self.tables.vteps[usize::from(v)].next_hop else {
+            return Err(DropReason::NoRoute);
+        };
+        if u.local_mac.is_none() {
             return Err(DropReason::NoRoute);
         }
         let q = &self.txq[up.index()];
@@ -185,6 +398,19 @@ impl Pipeline {
         // at least 60 bytes.
         let mut f = pool.frame(d);
         super::rewrite(&mut f, tag, EgressTag::Untagged).map_err(|_| DropReason::RewriteFailed)?;
+        let st = &self.vteps[usize::from(v)];
+        if st.mac.is_none() {
+            // Unresolved next hop: the inner frame waits for the answer.
+            let p = Pending {
+                d: d.settle(&f),
+                vtep: v,
+                net,
+            };
+            return match self.neigh.enqueue(next_hop, p, self.now) {
+                Ok(()) => Ok(()),
+                Err(_) => Err(DropReason::NeighborUnresolved),
+            };
+        }
         let ip_id = if df {
             0
         } else {
@@ -394,5 +620,129 @@ mod tests {
         assert!(t.contains("known on port \"tunnel to 198.18.0.2\""), "{t}");
         assert!(t.contains("encap VXLAN VNI 5010, UDP source port"), "{t}");
         assert!(t.contains("198.18.0.1 > 198.18.0.2"), "{t}");
+    }
+
+    fn arp_frame(op: u16, sha: MacAddr, spa: Ipv4Addr, tha: MacAddr, tpa: Ipv4Addr) -> Vec<u8> {
+        let dst = if op == 1 { MacAddr::BROADCAST } else { tha };
+        let mut f = Vec::new();
+        f.extend_from_slice(&dst.0);
+        f.extend_from_slice(&sha.0);
+        f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4]);
+        f.extend_from_slice(&op.to_be_bytes());
+        f.extend_from_slice(&sha.0);
+        f.extend_from_slice(&spa.octets());
+        f.extend_from_slice(&tha.0);
+        f.extend_from_slice(&tpa.octets());
+        f.resize(60, 0);
+        f
+    }
+
+    #[test]
+    fn next_hop_is_resolved_by_arp_and_waiting_frames_follow() {
+        let mut cfg = config();
+        cfg.underlay.as_mut().unwrap().neighbors.clear();
+        let mut sw = OfflineSwitch::new(cfg).unwrap();
+        let f = inner(MacAddr::BROADCAST, VM1, 60);
+        let o = sw.inject(PortIdx(0), &f, 1);
+        // The frame waits; an ARP request for the VTEP goes out at once.
+        assert_eq!(o.sent.len(), 1, "{o:?}");
+        let want = arp_frame(1, LMAC, LOCAL, MacAddr::ZERO, REMOTE);
+        assert_eq!(o.sent[0], (PortIdx(1), want));
+        // The answer releases it, encapsulated toward the MAC learned.
+        let o = sw.inject(PortIdx(1), &arp_frame(2, RMAC, REMOTE, LMAC, LOCAL), 2);
+        assert_eq!(o.sent.len(), 1, "{o:?}");
+        let mut b = o.sent[0].1.clone();
+        let n = b.len();
+        let mut fr = Frame::new(&mut b[..], 0, n).unwrap();
+        let info = decap_vxlan(&mut fr, &DecapConfig::default()).unwrap();
+        assert_eq!(info.outer.dst_mac(), RMAC);
+        assert_eq!(fr.data(), &f[..]);
+        assert_eq!(sw.pipeline().counters().underlay_control, 1);
+        // From now on frames go straight out.
+        let o = sw.inject(PortIdx(0), &f, 3);
+        assert_eq!(o.sent.len(), 1);
+    }
+
+    #[test]
+    fn unanswered_resolution_drops_the_waiting_frames() {
+        let mut cfg = config();
+        cfg.underlay.as_mut().unwrap().neighbors.clear();
+        let mut sw = OfflineSwitch::new(cfg).unwrap();
+        let f = inner(MacAddr::BROADCAST, VM1, 60);
+        for i in 0..10 {
+            sw.inject(PortIdx(0), &f, 1 + i);
+        }
+        // 8 wait, 2 are refused at once.
+        let c = sw.pipeline().counters();
+        assert_eq!(c.dropped(DropReason::NeighborUnresolved), 2);
+        for s in 1..=4u64 {
+            sw.tick(s * 1_000_000_000 + 10);
+        }
+        let c = sw.pipeline().counters();
+        assert_eq!(c.dropped(DropReason::NeighborUnresolved), 10);
+    }
+
+    #[test]
+    fn arp_for_the_local_vtep_is_answered() {
+        let mut sw = OfflineSwitch::new(config()).unwrap();
+        let asker = MacAddr([2, 0, 0, 0, 0, 0x77]);
+        let ip = Ipv4Addr::new(198, 18, 0, 77);
+        let o = sw.inject(
+            PortIdx(1),
+            &arp_frame(1, asker, ip, MacAddr::ZERO, LOCAL),
+            1,
+        );
+        assert_eq!(
+            o.sent,
+            vec![(PortIdx(1), arp_frame(2, LMAC, LOCAL, asker, ip))]
+        );
+        assert_eq!(o.dropped, None);
+        // A request for another address is only learned from (it updates a known
+        // neighbour, as Linux does), never answered.
+        let o = sw.inject(
+            PortIdx(1),
+            &arp_frame(1, asker, ip, MacAddr::ZERO, OTHER),
+            2,
+        );
+        assert!(o.sent.is_empty());
+        assert_eq!(o.dropped, None);
+        // A unicast frame to another host's MAC is not for us.
+        let mut f = inner(MacAddr([2, 0, 0, 0, 0, 0x55]), asker, 60);
+        f[12..14].copy_from_slice(&[0x08, 0x06]);
+        let o = sw.inject(PortIdx(1), &f, 3);
+        assert_eq!(o.dropped, Some(DropReason::NotTunnel));
+    }
+
+    #[test]
+    fn l2population_arp_responder() {
+        let mut cfg = config();
+        cfg.ports.insert(
+            1,
+            Port {
+                name: "vm2".into(),
+                ifname: None,
+                mode: PortMode::Access { network: NetIdx(0) },
+                role: PortRole::Local,
+            },
+        );
+        cfg.underlay.as_mut().unwrap().port = PortIdx(2);
+        let target = Ipv4Addr::new(10, 1, 0, 2);
+        cfg.arp.push(crate::config::ArpEntry {
+            network: NetIdx(0),
+            ip: target,
+            mac: VM2,
+        });
+        let mut sw = OfflineSwitch::new(cfg).unwrap();
+        let me = Ipv4Addr::new(10, 1, 0, 1);
+        let req = arp_frame(1, VM1, me, MacAddr::ZERO, target);
+        let o = sw.inject(PortIdx(0), &req, 1);
+        let reply = arp_frame(2, VM2, target, VM1, me);
+        // Answered back to the asker, flooded to the other local port, not to tunnels.
+        assert_eq!(o.sent, vec![(PortIdx(0), reply), (PortIdx(1), req)]);
+        // An IP without an entry is flooded everywhere, tunnels included.
+        let other = arp_frame(1, VM1, me, MacAddr::ZERO, Ipv4Addr::new(10, 1, 0, 9));
+        let o = sw.inject(PortIdx(0), &other, 2);
+        assert_eq!(o.sent.len(), 2);
+        assert_eq!(o.sent[1].0, PortIdx(2));
     }
 }
