@@ -94,20 +94,47 @@ fn example_file_parses_to_expected_values() {
             control_socket: PathBuf::from("/run/vswitch/vswitch.sock"),
         }
     );
-    let net = |name: &str, v: u16, allocated: bool| Network {
+    let net = |name: &str, segment, v: u16, vteps: &[u16]| Network {
         name: name.into(),
-        segment: Segment::Local,
+        segment,
         local_vlan: vid(v),
-        local_vlan_allocated: allocated,
-        remote_vteps: Vec::new(),
+        local_vlan_allocated: !matches!(v, 1 | 3),
+        remote_vteps: vteps.iter().map(|&i| VtepIdx(i)).collect(),
     };
+    let physnet = PhysnetIdx(0);
     assert_eq!(
         c.networks,
         vec![
-            net("net-a", 1, false),
-            net("net-b", 2, true),
-            net("net-c", 3, false),
-            net("net-d", 4, true),
+            net("net-a", Segment::Local, 1, &[]),
+            net("net-b", Segment::Local, 2, &[]),
+            net("net-c", Segment::Local, 3, &[]),
+            net("net-d", Segment::Local, 4, &[]),
+            net(
+                "net-e",
+                Segment::Vxlan {
+                    vni: Vni::try_new(5010).unwrap()
+                },
+                5,
+                &[0, 1]
+            ),
+            net(
+                "net-f",
+                Segment::Gre {
+                    key: GreKey::new(7)
+                },
+                6,
+                &[0]
+            ),
+            net(
+                "net-g",
+                Segment::Vlan {
+                    physnet,
+                    vid: vid(100)
+                },
+                7,
+                &[]
+            ),
+            net("net-h", Segment::Flat { physnet }, 8, &[]),
         ]
     );
     let access = |name: &str, ifname: Option<&str>, n: u16| Port {
@@ -135,8 +162,57 @@ fn example_file_parses_to_expected_values() {
                 },
                 role: PortRole::Local,
             },
+            access("vm4", Some("tap-vm4"), 4),
+            Port {
+                name: "phys1".into(),
+                ifname: Some("eth3".into()),
+                mode: PortMode::Trunk {
+                    vlans: vec![(vid(100), NetIdx(6))],
+                    native: Some(NetIdx(7)),
+                },
+                role: PortRole::Physnet(physnet),
+            },
+            Port {
+                name: "uplink".into(),
+                ifname: Some("eth2".into()),
+                mode: PortMode::Trunk {
+                    vlans: vec![],
+                    native: None,
+                },
+                role: PortRole::Underlay,
+            },
         ]
     );
+    assert_eq!(
+        c.physnets,
+        vec![Physnet {
+            name: "physnet1".into(),
+            port: PortIdx(5),
+            mtu: 1500,
+        }]
+    );
+    assert_eq!(
+        c.underlay,
+        Some(Underlay {
+            port: PortIdx(6),
+            local_ip: "198.18.0.1".parse().unwrap(),
+            prefix_len: Some(24),
+            local_mac: Some(MacAddr::new([2, 0, 0, 0, 0, 1])),
+            gateway: Some("198.18.0.254".parse().unwrap()),
+            mtu: 1500,
+            df: true,
+            vxlan_port: 4789,
+            neighbors: vec![(
+                "198.18.0.2".parse().unwrap(),
+                MacAddr::new([2, 0, 0, 0, 0, 2])
+            )],
+        })
+    );
+    let ips: Vec<IpAddr> = ["198.18.0.2", "198.18.0.3"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert_eq!(c.vteps, ips);
     assert_eq!(
         c.static_fdb,
         vec![
@@ -152,12 +228,34 @@ fn example_file_parses_to_expected_values() {
             },
         ]
     );
+    assert_eq!(
+        c.arp,
+        vec![ArpEntry {
+            network: NetIdx(4),
+            ip: "10.1.0.5".parse().unwrap(),
+            mac: MacAddr::new([0xfa, 0x16, 0x3e, 0, 0, 5]),
+        }]
+    );
+    let mtus: Vec<Option<u16>> = (0..8).map(|n| c.network_mtu(NetIdx(n))).collect();
+    assert_eq!(
+        mtus,
+        vec![
+            None,
+            None,
+            None,
+            None,
+            Some(1450),
+            Some(1458),
+            Some(1500),
+            Some(1500)
+        ]
+    );
     assert_eq!(c.network_by_name("net-c"), Some(NetIdx(2)));
     assert_eq!(c.network_by_name("nope"), None);
     assert_eq!(c.port_by_name("trunk1"), Some(PortIdx(3)));
     assert_eq!(c.port_by_name("nope"), None);
     assert_eq!(c.network(NetIdx(3)).map(|n| n.name.as_str()), Some("net-d"));
-    assert_eq!(c.port(PortIdx(4)), None);
+    assert_eq!(c.port(PortIdx(7)), None);
 }
 
 #[test]
