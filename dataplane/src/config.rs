@@ -28,10 +28,39 @@
 //! mac_limit_per_port = 0      # learned entries per port, 0 = no limit
 //! control_socket = "/run/vswitch/vswitch.sock"
 //!
+//! [underlay]                  # the local VTEP (needed by vxlan/gre networks)
+//! port = "uplink"             # its port's name; not repeated as a [[port]]
+//! ifname = "eth1"             # optional
+//! local_ip = "198.18.0.1/24"  # IPv4 or IPv6, optional /prefix
+//! local_mac = "02:00:00:00:00:01"   # optional (replay needs it)
+//! gateway = "198.18.0.254"    # optional, inside the prefix
+//! mtu = 1500                  # default 1500
+//! df = true                   # default true
+//! vxlan_port = 4789           # default 4789
+//! neighbors = [ { ip = "198.18.0.2", mac = "02:00:00:00:00:02" } ]   # optional
+//!
+//! [[physnet]]                 # Neutron bridge_mappings
+//! name = "physnet1"
+//! port = "phys1"              # its port's name; not repeated as a [[port]]
+//! ifname = "eth2"             # optional
+//! mtu = 1500                  # default 1500
+//!
 //! [[network]]
 //! name = "net-a"
-//! segment = "local"           # only "local" for now
+//! segment = "local"           # local | flat | vlan | vxlan | gre
 //! local_vlan = 1              # optional: allocated when omitted
+//!
+//! [[network]]
+//! name = "net-b"
+//! segment = "vxlan"
+//! id = 5010                   # vlan: provider VID; vxlan: VNI; gre: key
+//! remote_vteps = ["198.18.0.2"]   # vxlan/gre: the flood list
+//!
+//! [[network]]
+//! name = "net-p"
+//! segment = "vlan"
+//! id = 100
+//! physnet = "physnet1"        # flat and vlan
 //!
 //! [[port]]
 //! name = "vm1"
@@ -48,12 +77,18 @@
 //! [[fdb]]
 //! network = "net-a"
 //! mac = "fa:16:3e:00:00:01"
-//! port = "vm1"
+//! port = "vm1"                # or, on vxlan/gre networks, remote = "198.18.0.2"
+//!
+//! [[arp]]                     # l2population ARP responder
+//! network = "net-b"
+//! ip = "10.1.0.2"
+//! mac = "fa:16:3e:00:00:02"
 //! ```
 //!
 //! # Rules and choices
 //!
-//! - Unknown keys are errors (a typo must not silently fall back to a default).
+//! - Unknown keys are errors (a typo must not silently fall back to a default),
+//!   including inside `neighbors`' inline tables.
 //! - `mac_aging_secs` outside 15..=3600 is **rejected**, not clamped as Open vSwitch
 //!   does: a value the switch would not use should not be accepted silently.
 //! - `workers` is limited to 1..=1024, `mac_table_size` to 1..=2³²−1,
@@ -63,9 +98,22 @@
 //!   once); the others get, in file order, the lowest VLAN not yet taken. An
 //!   explicit VLAN always wins, wherever it is in the file, so adding a network with
 //!   an explicit VLAN never moves another explicit one. At most 4094 networks.
-//! - Names (of networks and ports) are non-empty and without control characters;
-//!   networks and ports have separate name spaces. `ifname` follows Linux's rules
-//!   (1 to 15 bytes, not `.`/`..`, no `/`, `:` or whitespace). At most 65535 ports.
+//!   Every network has one, whatever its segment.
+//! - Names (of networks, ports and physnets) are non-empty and without control
+//!   characters; networks, physnets and ports have separate name spaces. `ifname`
+//!   follows Linux's rules (1 to 15 bytes, not `.`/`..`, no `/`, `:` or
+//!   whitespace), and no two ports (of any kind) have the same `ifname`.
+//! - Ports: [`Config::ports`] is the `[[port]]`s in file order, then one port per
+//!   `[[physnet]]` in file order ([`PortRole::Physnet`]), then the underlay's port
+//!   last ([`PortRole::Underlay`]). All of them share one name space: a physnet or
+//!   underlay `port` equal to another port's name is an error naming both entries.
+//!   At most 65535 ports, and ports + remote VTEPs <= 65535 (they share the `u16`
+//!   port ids of the pipeline).
+//! - A physnet's port is a trunk: `vlans` are the (provider VID, network) of the
+//!   vlan networks on the physnet sorted by VID, `native` its flat network if any.
+//!   The underlay's port is a trunk with neither: it carries no network at L2.
+//!   `[[port]]`s may carry networks of any segment (the VM ports of a vxlan network
+//!   are access ports of its local VLAN).
 //! - Trunks: VIDs are 1..=4094 written in decimal; one VID maps to one network
 //!   (`10` and `010` are the same VID and rejected together). Several VIDs may map
 //!   to the same network, as Open vSwitch allows: all of them are accepted on
@@ -73,12 +121,44 @@
 //!   network may also be listed in `vlans`: its frames leave untagged and are
 //!   accepted both untagged and with that VID. A trunk with neither `vlans` nor
 //!   `native` is valid and carries nothing.
-//! - Static FDB entries take unicast, non-zero MACs, on a port that carries the
-//!   entry's network; one entry per (network, MAC). The same MAC may be static in
-//!   several networks.
-//! - `[switch]` is one table and `[[network]]`, `[[port]]`, `[[fdb]]` are arrays of
-//!   tables (writing `[[switch]]` or `[network]` is an error that says so); all are
-//!   optional. An empty file is a valid switch with no networks and no ports.
+//! - Segments: `id` is required by vlan (provider VID, 1..=4094), vxlan (VNI,
+//!   1..=16777215: 0 is refused, as Neutron never allocates it) and gre (key,
+//!   1..=2³²−1), and refused on local and flat. `physnet` is required by flat and
+//!   vlan (an existing `[[physnet]]`) and refused otherwise. `remote_vteps` is
+//!   allowed on vxlan and gre only (optional, may be empty). vxlan and gre need
+//!   `[underlay]`. Unique: the VNI among vxlan networks, the key among gre networks
+//!   (a VNI may equal a key), (physnet, VID) among vlan networks, one flat network
+//!   per physnet; the error names the other network and its line.
+//! - Remote addresses (`remote_vteps`, `[[fdb]] remote`, `gateway`, `neighbors`):
+//!   of the family of `local_ip`, not `local_ip` itself, not unspecified, multicast
+//!   or 255.255.255.255; each at most once per list. Off-link VTEPs are not checked
+//!   against the prefix: they are reached through the gateway, or by ARP/ND.
+//!   List elements are named by a 0-based index in errors (`remote_vteps.1`,
+//!   `neighbors.0.mac`), as TOML paths are.
+//! - `[underlay]`: `port` and `local_ip` are required. `local_ip` is `IP` or
+//!   `IP/len` (len <= 32 or <= 128; host bits are accepted, as `ip addr` does) and
+//!   a unicast address. `local_mac` is unicast and non-zero. `gateway` needs a
+//!   prefix on `local_ip` and must lie inside it. `mtu` is 576..=9216 over IPv4,
+//!   1280..=9216 over IPv6 (default 1500); `df` defaults to true; `vxlan_port` is
+//!   1..=65535 (default 4789). An `[underlay]` without tunnel networks is valid.
+//! - `[[physnet]]`: `name` unique, `port` required, `mtu` 68..=65535 (default 1500).
+//! - [`Config::vteps`]: the distinct addresses of every vxlan/gre network's
+//!   `remote_vteps` (networks in file order), then of `[[fdb]]` remotes, in order of
+//!   first mention; [`Network::remote_vteps`] and [`FdbTarget::Remote`] index it.
+//! - Static FDB entries take unicast, non-zero MACs and exactly one of `port` (a
+//!   port that carries the entry's network) and `remote` (a remote VTEP address, on
+//!   vxlan/gre networks only); one entry per (network, MAC). The same MAC may be
+//!   static in several networks.
+//! - `[[arp]]`: an existing network (any segment), an IPv4 address (an IPv6 one is
+//!   refused: the ARP responder is IPv4, as in Neutron) that is not unspecified,
+//!   multicast or broadcast, a unicast non-zero MAC; one entry per (network, IP).
+//! - Usable MTU ([`Config::network_mtu`], printed by `check-config`): Neutron's
+//!   formula, underlay MTU − 50 (vxlan over IPv4) / − 70 (over IPv6), − 42 / − 62
+//!   (gre with key); flat and vlan: the physnet's MTU; local: no limit.
+//! - `[switch]` and `[underlay]` are tables and `[[network]]`, `[[port]]`,
+//!   `[[fdb]]`, `[[physnet]]`, `[[arp]]` are arrays of tables (writing `[[switch]]`
+//!   or `[network]` is an error that says so); all are optional. An empty file is
+//!   a valid switch with no networks and no ports.
 //!
 //! # Extending the schema
 //!
@@ -86,9 +166,9 @@
 //! check in `build.rs` that turns it into a typed value of [`Config`] (with the
 //! key's name in its errors), a line in `render.rs` so that `check-config` shows it,
 //! and a commented line in `examples/vswitch.toml`; the round-trip proptest then
-//! covers it once its generator draws it. A new section (issue 4's `[underlay]`,
-//! `[[physnet]]`, `[[arp]]`) is a field of `RawConfig` and, if it is an array of
-//! tables, an entry in `check_shape`.
+//! covers it once its generator draws it. A new section is a field of `RawConfig`
+//! and an entry in `check_shape` (and in `locate::NAMED_ENTRIES` if its entries
+//! have a `name`).
 
 mod build;
 mod error;

@@ -4,14 +4,16 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use dataplane::config::{
-    Config, ConfigError, EgressTag, ErrorKind, FdbTarget, NetIdx, Network, Port, PortIdx, PortMode,
-    PortRole, Segment, StaticFdb, SwitchParams, MAX_NETWORKS, MAX_PORTS,
+    ArpEntry, Config, ConfigError, EgressTag, ErrorKind, FdbTarget, NetIdx, Network, Physnet,
+    PhysnetIdx, Port, PortIdx, PortMode, PortRole, Segment, StaticFdb, SwitchParams, Underlay,
+    VtepIdx, MAX_NETWORKS, MAX_PORTS,
 };
-use encap::{MacAddr, VlanId};
+use encap::{GreKey, MacAddr, VlanId, Vni};
 
 fn example_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/vswitch.toml")
@@ -92,20 +94,47 @@ fn example_file_parses_to_expected_values() {
             control_socket: PathBuf::from("/run/vswitch/vswitch.sock"),
         }
     );
-    let net = |name: &str, v: u16, allocated: bool| Network {
+    let net = |name: &str, segment, v: u16, vteps: &[u16]| Network {
         name: name.into(),
-        segment: Segment::Local,
+        segment,
         local_vlan: vid(v),
-        local_vlan_allocated: allocated,
-        remote_vteps: Vec::new(),
+        local_vlan_allocated: !matches!(v, 1 | 3),
+        remote_vteps: vteps.iter().map(|&i| VtepIdx(i)).collect(),
     };
+    let physnet = PhysnetIdx(0);
     assert_eq!(
         c.networks,
         vec![
-            net("net-a", 1, false),
-            net("net-b", 2, true),
-            net("net-c", 3, false),
-            net("net-d", 4, true),
+            net("net-a", Segment::Local, 1, &[]),
+            net("net-b", Segment::Local, 2, &[]),
+            net("net-c", Segment::Local, 3, &[]),
+            net("net-d", Segment::Local, 4, &[]),
+            net(
+                "net-e",
+                Segment::Vxlan {
+                    vni: Vni::try_new(5010).unwrap()
+                },
+                5,
+                &[0, 1]
+            ),
+            net(
+                "net-f",
+                Segment::Gre {
+                    key: GreKey::new(7)
+                },
+                6,
+                &[0]
+            ),
+            net(
+                "net-g",
+                Segment::Vlan {
+                    physnet,
+                    vid: vid(100)
+                },
+                7,
+                &[]
+            ),
+            net("net-h", Segment::Flat { physnet }, 8, &[]),
         ]
     );
     let access = |name: &str, ifname: Option<&str>, n: u16| Port {
@@ -133,8 +162,57 @@ fn example_file_parses_to_expected_values() {
                 },
                 role: PortRole::Local,
             },
+            access("vm4", Some("tap-vm4"), 4),
+            Port {
+                name: "phys1".into(),
+                ifname: Some("eth3".into()),
+                mode: PortMode::Trunk {
+                    vlans: vec![(vid(100), NetIdx(6))],
+                    native: Some(NetIdx(7)),
+                },
+                role: PortRole::Physnet(physnet),
+            },
+            Port {
+                name: "uplink".into(),
+                ifname: Some("eth2".into()),
+                mode: PortMode::Trunk {
+                    vlans: vec![],
+                    native: None,
+                },
+                role: PortRole::Underlay,
+            },
         ]
     );
+    assert_eq!(
+        c.physnets,
+        vec![Physnet {
+            name: "physnet1".into(),
+            port: PortIdx(5),
+            mtu: 1500,
+        }]
+    );
+    assert_eq!(
+        c.underlay,
+        Some(Underlay {
+            port: PortIdx(6),
+            local_ip: "198.18.0.1".parse().unwrap(),
+            prefix_len: Some(24),
+            local_mac: Some(MacAddr::new([2, 0, 0, 0, 0, 1])),
+            gateway: Some("198.18.0.254".parse().unwrap()),
+            mtu: 1500,
+            df: true,
+            vxlan_port: 4789,
+            neighbors: vec![(
+                "198.18.0.2".parse().unwrap(),
+                MacAddr::new([2, 0, 0, 0, 0, 2])
+            )],
+        })
+    );
+    let ips: Vec<IpAddr> = ["198.18.0.2", "198.18.0.3"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert_eq!(c.vteps, ips);
     assert_eq!(
         c.static_fdb,
         vec![
@@ -150,12 +228,34 @@ fn example_file_parses_to_expected_values() {
             },
         ]
     );
+    assert_eq!(
+        c.arp,
+        vec![ArpEntry {
+            network: NetIdx(4),
+            ip: "10.1.0.5".parse().unwrap(),
+            mac: MacAddr::new([0xfa, 0x16, 0x3e, 0, 0, 5]),
+        }]
+    );
+    let mtus: Vec<Option<u16>> = (0..8).map(|n| c.network_mtu(NetIdx(n))).collect();
+    assert_eq!(
+        mtus,
+        vec![
+            None,
+            None,
+            None,
+            None,
+            Some(1450),
+            Some(1458),
+            Some(1500),
+            Some(1500)
+        ]
+    );
     assert_eq!(c.network_by_name("net-c"), Some(NetIdx(2)));
     assert_eq!(c.network_by_name("nope"), None);
     assert_eq!(c.port_by_name("trunk1"), Some(PortIdx(3)));
     assert_eq!(c.port_by_name("nope"), None);
     assert_eq!(c.network(NetIdx(3)).map(|n| n.name.as_str()), Some("net-d"));
-    assert_eq!(c.port(PortIdx(4)), None);
+    assert_eq!(c.port(PortIdx(7)), None);
 }
 
 #[test]
@@ -1104,4 +1204,1274 @@ fn rejects_bad_and_non_unicast_macs() {
         check(&e, 17, Some("fdb #1"), Some("mac"));
         assert_eq!(e.kind, ErrorKind::NotUnicast(bad.parse().unwrap()));
     }
+}
+
+// ------------------------------------------------- issue 4: tunnels, physnets
+
+/// An underlay (lines 1–5) and a physnet (lines 6–9); `rest` starts at line 10.
+const INFRA: &[&str] = &[
+    "[underlay]",                        // 1
+    "port = \"uplink\"",                 // 2
+    "ifname = \"eth1\"",                 // 3
+    "local_ip = \"198.18.0.1/24\"",      // 4
+    "local_mac = \"02:00:00:00:00:01\"", // 5
+    "[[physnet]]",                       // 6
+    "name = \"physnet1\"",               // 7
+    "port = \"phys1\"",                  // 8
+    "ifname = \"eth2\"",                 // 9
+];
+
+fn with_infra(rest: &[&str]) -> Vec<String> {
+    INFRA.iter().chain(rest).map(|s| s.to_string()).collect()
+}
+
+/// `INFRA`, then a vxlan network "net-x" (lines 10–14, VNI 5010, local VLAN 1),
+/// then `rest` from line 15.
+fn with_vxlan(rest: &[&str]) -> Vec<String> {
+    let net: &[&str] = &[
+        "[[network]]",                     // 10
+        "name = \"net-x\"",                // 11
+        "segment = \"vxlan\"",             // 12
+        "id = 5010",                       // 13
+        "remote_vteps = [\"198.18.0.2\"]", // 14
+    ];
+    let rest: Vec<&str> = net.iter().chain(rest).copied().collect();
+    with_infra(&rest)
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn mac(s: &str) -> MacAddr {
+    s.parse().unwrap()
+}
+
+const ISSUE4: &[&str] = &[
+    "[underlay]",
+    "port = \"uplink\"",
+    "ifname = \"eth1\"",
+    "local_ip = \"198.18.0.1/24\"",
+    "local_mac = \"02:00:00:00:00:01\"",
+    "gateway = \"198.18.0.254\"",
+    "mtu = 1600",
+    "df = false",
+    "vxlan_port = 8472",
+    "neighbors = [ { ip = \"198.18.0.2\", mac = \"02:00:00:00:00:02\" },",
+    "              { ip = \"10.9.0.1\", mac = \"02:00:00:00:00:03\" } ]",
+    "",
+    "[[physnet]]",
+    "name = \"physnet1\"",
+    "port = \"phys1\"",
+    "ifname = \"eth2\"",
+    "[[physnet]]",
+    "name = \"physnet2\"",
+    "port = \"phys2\"",
+    "mtu = 9000",
+    "",
+    "[[network]]",
+    "name = \"net-a\"",
+    "segment = \"local\"",
+    "[[network]]",
+    "name = \"net-b\"",
+    "segment = \"vxlan\"",
+    "id = 5010",
+    "remote_vteps = [\"198.18.0.2\", \"198.18.0.3\"]",
+    "[[network]]",
+    "name = \"net-v200\"",
+    "segment = \"vlan\"",
+    "id = 200",
+    "physnet = \"physnet1\"",
+    "[[network]]",
+    "name = \"net-v100\"",
+    "segment = \"vlan\"",
+    "id = 100",
+    "physnet = \"physnet1\"",
+    "local_vlan = 7",
+    "[[network]]",
+    "name = \"net-flat\"",
+    "segment = \"flat\"",
+    "physnet = \"physnet1\"",
+    "[[network]]",
+    "name = \"net-g\"",
+    "segment = \"gre\"",
+    "id = 4294967295",
+    "remote_vteps = [\"198.18.0.3\", \"10.9.0.1\"]",
+    "[[network]]",
+    "name = \"net-v100b\"",
+    "segment = \"vlan\"",
+    "id = 100",
+    "physnet = \"physnet2\"",
+    "",
+    "[[port]]",
+    "name = \"vm1\"",
+    "ifname = \"tap-vm1\"",
+    "mode = \"access\"",
+    "network = \"net-b\"",
+    "",
+    "[[fdb]]",
+    "network = \"net-b\"",
+    "mac = \"fa:16:3e:00:00:02\"",
+    "remote = \"198.18.0.9\"",
+    "[[fdb]]",
+    "network = \"net-g\"",
+    "mac = \"fa:16:3e:00:00:02\"",
+    "remote = \"198.18.0.2\"",
+    "[[fdb]]",
+    "network = \"net-v100\"",
+    "mac = \"fa:16:3e:00:00:05\"",
+    "port = \"phys1\"",
+    "",
+    "[[arp]]",
+    "network = \"net-b\"",
+    "ip = \"10.1.0.2\"",
+    "mac = \"fa:16:3e:00:00:02\"",
+    "[[arp]]",
+    "network = \"net-a\"",
+    "ip = \"10.1.0.2\"",
+    "mac = \"fa:16:3e:00:00:03\"",
+];
+
+#[test]
+fn issue4_config_resolves_field_by_field() {
+    let c = parse(ISSUE4);
+    // VTEPs: networks' remote_vteps in file order, then [[fdb]] remotes, each once.
+    assert_eq!(
+        c.vteps,
+        vec![
+            ip("198.18.0.2"),
+            ip("198.18.0.3"),
+            ip("10.9.0.1"),
+            ip("198.18.0.9")
+        ]
+    );
+    let net = |name: &str, segment, v: u16, allocated, vteps: &[u16]| Network {
+        name: name.into(),
+        segment,
+        local_vlan: vid(v),
+        local_vlan_allocated: allocated,
+        remote_vteps: vteps.iter().map(|&i| VtepIdx(i)).collect(),
+    };
+    let p1 = PhysnetIdx(0);
+    let p2 = PhysnetIdx(1);
+    assert_eq!(
+        c.networks,
+        vec![
+            net("net-a", Segment::Local, 1, true, &[]),
+            net(
+                "net-b",
+                Segment::Vxlan {
+                    vni: Vni::try_new(5010).unwrap()
+                },
+                2,
+                true,
+                &[0, 1]
+            ),
+            net(
+                "net-v200",
+                Segment::Vlan {
+                    physnet: p1,
+                    vid: vid(200)
+                },
+                3,
+                true,
+                &[]
+            ),
+            net(
+                "net-v100",
+                Segment::Vlan {
+                    physnet: p1,
+                    vid: vid(100)
+                },
+                7,
+                false,
+                &[]
+            ),
+            net("net-flat", Segment::Flat { physnet: p1 }, 4, true, &[]),
+            net(
+                "net-g",
+                Segment::Gre {
+                    key: GreKey::new(u32::MAX)
+                },
+                5,
+                true,
+                &[1, 2]
+            ),
+            net(
+                "net-v100b",
+                Segment::Vlan {
+                    physnet: p2,
+                    vid: vid(100)
+                },
+                6,
+                true,
+                &[]
+            ),
+        ]
+    );
+    // Ports: [[port]]s, then one per physnet, then the underlay's.
+    assert_eq!(
+        c.ports,
+        vec![
+            Port {
+                name: "vm1".into(),
+                ifname: Some("tap-vm1".into()),
+                mode: PortMode::Access { network: NetIdx(1) },
+                role: PortRole::Local,
+            },
+            Port {
+                name: "phys1".into(),
+                ifname: Some("eth2".into()),
+                mode: PortMode::Trunk {
+                    vlans: vec![(vid(100), NetIdx(3)), (vid(200), NetIdx(2))],
+                    native: Some(NetIdx(4)),
+                },
+                role: PortRole::Physnet(p1),
+            },
+            Port {
+                name: "phys2".into(),
+                ifname: None,
+                mode: PortMode::Trunk {
+                    vlans: vec![(vid(100), NetIdx(6))],
+                    native: None,
+                },
+                role: PortRole::Physnet(p2),
+            },
+            Port {
+                name: "uplink".into(),
+                ifname: Some("eth1".into()),
+                mode: PortMode::Trunk {
+                    vlans: vec![],
+                    native: None,
+                },
+                role: PortRole::Underlay,
+            },
+        ]
+    );
+    assert_eq!(
+        c.physnets,
+        vec![
+            Physnet {
+                name: "physnet1".into(),
+                port: PortIdx(1),
+                mtu: 1500,
+            },
+            Physnet {
+                name: "physnet2".into(),
+                port: PortIdx(2),
+                mtu: 9000,
+            },
+        ]
+    );
+    assert_eq!(
+        c.underlay,
+        Some(Underlay {
+            port: PortIdx(3),
+            local_ip: ip("198.18.0.1"),
+            prefix_len: Some(24),
+            local_mac: Some(mac("02:00:00:00:00:01")),
+            gateway: Some(ip("198.18.0.254")),
+            mtu: 1600,
+            df: false,
+            vxlan_port: 8472,
+            neighbors: vec![
+                (ip("198.18.0.2"), mac("02:00:00:00:00:02")),
+                (ip("10.9.0.1"), mac("02:00:00:00:00:03")),
+            ],
+        })
+    );
+    assert_eq!(
+        c.static_fdb,
+        vec![
+            StaticFdb {
+                network: NetIdx(1),
+                mac: mac("fa:16:3e:00:00:02"),
+                target: FdbTarget::Remote(VtepIdx(3)),
+            },
+            StaticFdb {
+                network: NetIdx(5),
+                mac: mac("fa:16:3e:00:00:02"),
+                target: FdbTarget::Remote(VtepIdx(0)),
+            },
+            StaticFdb {
+                network: NetIdx(3),
+                mac: mac("fa:16:3e:00:00:05"),
+                target: FdbTarget::Port(PortIdx(1)),
+            },
+        ]
+    );
+    assert_eq!(
+        c.arp,
+        vec![
+            ArpEntry {
+                network: NetIdx(1),
+                ip: "10.1.0.2".parse().unwrap(),
+                mac: mac("fa:16:3e:00:00:02"),
+            },
+            ArpEntry {
+                network: NetIdx(0),
+                ip: "10.1.0.2".parse().unwrap(),
+                mac: mac("fa:16:3e:00:00:03"),
+            },
+        ]
+    );
+    // Usable MTUs: underlay 1600 over IPv4.
+    let mtus: Vec<Option<u16>> = (0..7).map(|n| c.network_mtu(NetIdx(n))).collect();
+    assert_eq!(
+        mtus,
+        vec![
+            None,
+            Some(1550),
+            Some(1500),
+            Some(1500),
+            Some(1500),
+            Some(1558),
+            Some(9000)
+        ]
+    );
+    assert_eq!(c.network_mtu(NetIdx(7)), None);
+    assert_eq!(c.physnet_by_name("physnet2"), Some(p2));
+    assert_eq!(c.physnet(p2).map(|p| p.mtu), Some(9000));
+    assert_eq!(c.vtep(VtepIdx(2)), Some(ip("10.9.0.1")));
+    assert_eq!(c.vtep(VtepIdx(4)), None);
+    assert_eq!(c.port_by_name("uplink"), Some(PortIdx(3)));
+    // A physnet port is the reference for provider tagging.
+    let phys1 = &c.ports[1].mode;
+    assert_eq!(phys1.ingress(Some(vid(100))), Some(NetIdx(3)));
+    assert_eq!(phys1.ingress(None), Some(NetIdx(4)));
+    assert_eq!(phys1.egress(NetIdx(2)), Some(EgressTag::Tagged(vid(200))));
+    assert_eq!(phys1.egress(NetIdx(1)), None);
+}
+
+#[test]
+fn issue4_config_renders_and_round_trips() {
+    let c = parse(ISSUE4);
+    let out = c.render();
+    for line in [
+        "[underlay]",
+        "port = \"uplink\"",
+        "local_ip = \"198.18.0.1/24\"",
+        "gateway = \"198.18.0.254\"",
+        "df = false",
+        "vxlan_port = 8472",
+        "  { ip = \"198.18.0.2\", mac = \"02:00:00:00:00:02\" },",
+        "mtu = 9000",
+        "remote_vteps = [\"198.18.0.2\", \"198.18.0.3\"]",
+        "remote = \"198.18.0.9\"",
+        "# mtu 1550",
+        "# mtu 1558",
+        "# mtu 9000",
+        "# mtu: no limit (local)",
+        "[[arp]]",
+        "ip = \"10.1.0.2\"",
+    ] {
+        assert!(out.lines().any(|l| l == line), "{line:?} missing in\n{out}");
+    }
+    // Physnet and underlay ports are written in their sections only.
+    assert_eq!(out.matches("[[port]]").count(), 1, "{out}");
+    let back = Config::from_str(&out, "rendered").unwrap();
+    assert_eq!(back, c.pinned());
+    assert_eq!(back.render(), c.pinned().render());
+}
+
+#[test]
+fn underlay_and_physnet_defaults() {
+    let c = parse(&[
+        "[underlay]",
+        "port = \"uplink\"",
+        "local_ip = \"2001:db8::1\"",
+        "[[physnet]]",
+        "name = \"p\"",
+        "port = \"phys\"",
+        "[[network]]",
+        "name = \"v\"",
+        "segment = \"vxlan\"",
+        "id = 1",
+        "[[network]]",
+        "name = \"g\"",
+        "segment = \"gre\"",
+        "id = 1",
+        "[[network]]",
+        "name = \"f\"",
+        "segment = \"flat\"",
+        "physnet = \"p\"",
+    ]);
+    let u = c.underlay.as_ref().unwrap();
+    assert_eq!(
+        *u,
+        Underlay {
+            port: PortIdx(1),
+            local_ip: ip("2001:db8::1"),
+            prefix_len: None,
+            local_mac: None,
+            gateway: None,
+            mtu: 1500,
+            df: true,
+            vxlan_port: 4789,
+            neighbors: vec![],
+        }
+    );
+    assert_eq!(c.physnets[0].mtu, 1500);
+    assert_eq!(c.ports[0].ifname, None);
+    // A VNI and a GRE key may be equal; an empty flood list is valid.
+    assert!(c.networks[0].remote_vteps.is_empty());
+    assert!(c.vteps.is_empty());
+    // Over IPv6: VXLAN − 70, GRE − 62.
+    assert_eq!(c.network_mtu(NetIdx(0)), Some(1430));
+    assert_eq!(c.network_mtu(NetIdx(1)), Some(1438));
+    assert_eq!(c.network_mtu(NetIdx(2)), Some(1500));
+    let out = c.render();
+    assert!(out.contains("\nneighbors = []\n"), "{out}");
+    assert!(out.contains("\nremote_vteps = []\n"), "{out}");
+    assert!(!out.contains("local_mac"), "{out}");
+    assert_eq!(Config::from_str(&out, "r").unwrap(), c.pinned());
+}
+
+#[test]
+fn underlay_without_tunnel_networks_and_same_vid_on_two_physnets_are_valid() {
+    let c = parse(&with_infra(&[
+        "[[physnet]]",
+        "name = \"physnet2\"",
+        "port = \"phys2\"",
+        "[[network]]",
+        "name = \"a\"",
+        "segment = \"vlan\"",
+        "id = 10",
+        "physnet = \"physnet1\"",
+        "[[network]]",
+        "name = \"b\"",
+        "segment = \"vlan\"",
+        "id = 10",
+        "physnet = \"physnet2\"",
+    ]));
+    assert!(c.underlay.is_some());
+    assert_eq!(c.ports.len(), 3);
+    // The physnet port carries nothing but its own networks; a physnet without
+    // networks is an empty trunk.
+    let c = parse(INFRA);
+    assert_eq!(
+        c.ports[0].mode,
+        PortMode::Trunk {
+            vlans: vec![],
+            native: None
+        }
+    );
+    assert_eq!(c.ports[0].role, PortRole::Physnet(PhysnetIdx(0)));
+    assert_eq!(c.ports[1].role, PortRole::Underlay);
+}
+
+#[test]
+fn a_vtep_named_twice_is_one_vtep() {
+    let c = parse(&with_vxlan(&[
+        "[[network]]",
+        "name = \"net-g\"",
+        "segment = \"gre\"",
+        "id = 9",
+        "remote_vteps = [\"198.18.0.3\", \"198.18.0.2\"]",
+        "[[fdb]]",
+        "network = \"net-g\"",
+        "mac = \"02:00:00:00:00:09\"",
+        "remote = \"198.18.0.3\"",
+    ]));
+    assert_eq!(c.vteps, vec![ip("198.18.0.2"), ip("198.18.0.3")]);
+    assert_eq!(c.networks[1].remote_vteps, vec![VtepIdx(1), VtepIdx(0)]);
+    assert_eq!(c.static_fdb[0].target, FdbTarget::Remote(VtepIdx(1)));
+}
+
+#[test]
+fn rejects_shape_mistakes_of_new_sections() {
+    let e = err(&["", "[[underlay]]", "port = \"u\""]);
+    check(&e, 2, None, Some("underlay"));
+    assert!(
+        matches!(e.kind, ErrorKind::WrongShape { expected } if expected.starts_with("a table: write [underlay]")),
+        "{e}"
+    );
+    let e = err(&["", "[physnet]", "name = \"p\""]);
+    check(&e, 2, None, Some("physnet"));
+    assert!(
+        matches!(e.kind, ErrorKind::WrongShape { expected } if expected.contains("[[physnet]]")),
+        "{e}"
+    );
+    let e = err(&["", "[arp]", "ip = \"10.0.0.1\""]);
+    check(&e, 2, None, Some("arp"));
+    assert!(
+        matches!(e.kind, ErrorKind::WrongShape { expected } if expected.contains("[[arp]]")),
+        "{e}"
+    );
+    let e = err(&["physnet = [", "  3,", "]"]);
+    check(&e, 2, Some("physnet #1"), None);
+    let e = err(&["underlay = 3"]);
+    check(&e, 1, None, Some("underlay"));
+}
+
+#[test]
+fn rejects_unknown_keys_in_new_sections() {
+    let e = err(&with_infra(&[
+        "[[arp]]",
+        "network = \"x\"",
+        "ip = \"10.0.0.1\"",
+        "mac = \"02:00:00:00:00:01\"",
+        "port = \"p\"",
+    ]));
+    check(&e, 14, Some("arp #1"), Some("port"));
+    assert!(matches!(e.kind, ErrorKind::UnknownKey(_)), "{e}");
+
+    let mut lines = INFRA.to_vec();
+    lines.insert(5, "tunnel_csum = true");
+    let e = err(&lines);
+    check(&e, 6, Some("[underlay]"), Some("tunnel_csum"));
+    assert!(matches!(e.kind, ErrorKind::UnknownKey(_)), "{e}");
+
+    let e = err(&with_infra(&["bridge = \"br-phys\""]));
+    check(&e, 10, Some("physnet \"physnet1\""), Some("bridge"));
+
+    let mut lines = INFRA.to_vec();
+    lines.insert(
+        5,
+        "neighbors = [ { ip = \"198.18.0.2\", mac = \"02:00:00:00:00:02\", age = 1 } ]",
+    );
+    let e = err(&lines);
+    check(&e, 6, Some("[underlay]"), Some("neighbors.0.age"));
+    assert!(matches!(e.kind, ErrorKind::UnknownKey(_)), "{e}");
+
+    let mut lines = INFRA.to_vec();
+    lines.insert(5, "neighbors = [ { ip = \"198.18.0.2\" } ]");
+    let e = err(&lines);
+    check(&e, 6, Some("[underlay]"), Some("neighbors.0.mac"));
+    assert_eq!(e.kind, ErrorKind::MissingKey);
+
+    let e = err(&with_vxlan(&["vni = 3"]));
+    check(&e, 15, Some("network \"net-x\""), Some("vni"));
+}
+
+#[test]
+fn rejects_missing_required_keys_of_underlay_and_physnet() {
+    let e = err(&["", "[underlay]", "local_ip = \"198.18.0.1\""]);
+    check(&e, 2, Some("[underlay]"), Some("port"));
+    assert_eq!(e.kind, ErrorKind::MissingKey);
+    let e = err(&["[underlay]", "port = \"u\""]);
+    check(&e, 1, Some("[underlay]"), Some("local_ip"));
+    assert_eq!(e.kind, ErrorKind::MissingKey);
+    let e = err(&["[[physnet]]", "name = \"p\""]);
+    check(&e, 1, Some("physnet \"p\""), Some("port"));
+    assert_eq!(e.kind, ErrorKind::MissingKey);
+}
+
+#[test]
+fn rejects_bad_physnets() {
+    let e = err(&with_infra(&[
+        "[[physnet]]",
+        "name = \"physnet1\"",
+        "port = \"phys2\"",
+    ]));
+    check(&e, 11, Some("physnet \"physnet1\""), Some("name"));
+    assert_eq!(
+        e.kind,
+        ErrorKind::DuplicateName {
+            what: "physnet",
+            first_line: 7
+        }
+    );
+    let e = err(&["[[physnet]]", "name = \"\"", "port = \"p\""]);
+    check(&e, 2, Some("physnet #1"), Some("name"));
+    assert_eq!(e.kind, ErrorKind::Empty);
+    let e = err(&["[[physnet]]", "name = \"p\"", "port = \"\""]);
+    check(&e, 3, Some("physnet \"p\""), Some("port"));
+    assert_eq!(e.kind, ErrorKind::Empty);
+    let e = err(&[
+        "[[physnet]]",
+        "name = \"p\"",
+        "port = \"p\"",
+        "ifname = \"a/b\"",
+    ]);
+    check(&e, 4, Some("physnet \"p\""), Some("ifname"));
+    assert!(matches!(e.kind, ErrorKind::InvalidIfname { .. }), "{e}");
+    for bad in ["67", "65536", "0", "-1"] {
+        let line = format!("mtu = {bad}");
+        let e = err(&["[[physnet]]", "name = \"p\"", "port = \"p\"", &line]);
+        check(&e, 4, Some("physnet \"p\""), Some("mtu"));
+        assert!(
+            matches!(
+                e.kind,
+                ErrorKind::OutOfRange {
+                    min: 68,
+                    max: 65535,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn rejects_port_names_shared_across_sections() {
+    // A physnet port named like a [[port]].
+    let e = err(&with_infra(&[
+        "[[port]]",
+        "name = \"phys1\"",
+        "mode = \"trunk\"",
+    ]));
+    check(&e, 8, Some("physnet \"physnet1\""), Some("port"));
+    assert_eq!(
+        e.kind,
+        ErrorKind::PortNameTaken {
+            other: "port \"phys1\"".into(),
+            other_line: 11
+        }
+    );
+    assert!(
+        e.to_string()
+            .contains("already used by port \"phys1\" (line 11)"),
+        "{e}"
+    );
+    // The underlay port named like a physnet port.
+    let mut lines = INFRA.to_vec();
+    lines[1] = "port = \"phys1\"";
+    let e = err(&lines);
+    check(&e, 2, Some("[underlay]"), Some("port"));
+    assert_eq!(
+        e.kind,
+        ErrorKind::PortNameTaken {
+            other: "physnet \"physnet1\"".into(),
+            other_line: 8
+        }
+    );
+    // Two physnets with one port.
+    let e = err(&with_infra(&[
+        "[[physnet]]",
+        "name = \"physnet2\"",
+        "port = \"phys1\"",
+    ]));
+    check(&e, 12, Some("physnet \"physnet2\""), Some("port"));
+    assert!(
+        matches!(e.kind, ErrorKind::PortNameTaken { other_line: 8, .. }),
+        "{e}"
+    );
+    // The underlay port named like a [[port]].
+    let e = err(&with_infra(&[
+        "[[port]]",
+        "name = \"uplink\"",
+        "mode = \"trunk\"",
+    ]));
+    check(&e, 2, Some("[underlay]"), Some("port"));
+    assert_eq!(
+        e.kind,
+        ErrorKind::PortNameTaken {
+            other: "port \"uplink\"".into(),
+            other_line: 11
+        }
+    );
+}
+
+#[test]
+fn rejects_an_ifname_used_twice() {
+    let e = err(&[
+        "[[port]]",
+        "name = \"a\"",
+        "ifname = \"tap0\"",
+        "mode = \"trunk\"",
+        "[[port]]",
+        "name = \"b\"",
+        "ifname = \"tap0\"",
+        "mode = \"trunk\"",
+    ]);
+    check(&e, 7, Some("port \"b\""), Some("ifname"));
+    assert_eq!(
+        e.kind,
+        ErrorKind::DuplicateIfname {
+            other: "port \"a\"".into(),
+            other_line: 3
+        }
+    );
+    let e = err(&with_infra(&[
+        "[[port]]",
+        "name = \"p\"",
+        "ifname = \"eth2\"",
+        "mode = \"trunk\"",
+    ]));
+    check(&e, 9, Some("physnet \"physnet1\""), Some("ifname"));
+    assert_eq!(
+        e.kind,
+        ErrorKind::DuplicateIfname {
+            other: "port \"p\"".into(),
+            other_line: 12
+        }
+    );
+    let mut lines = INFRA.to_vec();
+    lines[2] = "ifname = \"eth2\"";
+    let e = err(&lines);
+    check(&e, 3, Some("[underlay]"), Some("ifname"));
+    assert_eq!(
+        e.kind,
+        ErrorKind::DuplicateIfname {
+            other: "physnet \"physnet1\"".into(),
+            other_line: 9
+        }
+    );
+}
+
+/// A network "n" with the given segment lines, after `INFRA` (lines 10–12 + extra).
+fn net_n(segment: &str, extra: &[&str]) -> Vec<String> {
+    let seg = format!("segment = \"{segment}\"");
+    let mut lines = vec!["[[network]]", "name = \"n\"", seg.as_str()];
+    lines.extend(extra);
+    with_infra(&lines)
+}
+
+#[test]
+fn rejects_segment_id_missing_or_forbidden() {
+    for seg in ["vlan", "vxlan", "gre"] {
+        let extra: &[&str] = if seg == "vlan" {
+            &["physnet = \"physnet1\""]
+        } else {
+            &[]
+        };
+        let e = err(&net_n(seg, extra));
+        check(&e, 10, Some("network \"n\""), Some("id"));
+        assert!(
+            matches!(e.kind, ErrorKind::RequiredForSegment { segment, .. } if segment == seg),
+            "{e}"
+        );
+    }
+    let e = err(&net_n("local", &["id = 5"]));
+    check(&e, 13, Some("network \"n\""), Some("id"));
+    assert!(
+        matches!(
+            e.kind,
+            ErrorKind::NotAllowedForSegment {
+                segment: "local",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = err(&net_n("flat", &["physnet = \"physnet1\"", "id = 5"]));
+    check(&e, 14, Some("network \"n\""), Some("id"));
+    assert!(
+        matches!(
+            e.kind,
+            ErrorKind::NotAllowedForSegment {
+                segment: "flat",
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn rejects_segment_id_out_of_range() {
+    let cases: &[(&str, &str, u32, u32)] = &[
+        ("vlan", "0", 1, 4094),
+        ("vlan", "4095", 1, 4094),
+        ("vxlan", "0", 1, 16_777_215),
+        ("vxlan", "16777216", 1, 16_777_215),
+        ("gre", "0", 1, u32::MAX),
+        ("gre", "4294967296", 1, u32::MAX),
+        ("gre", "-1", 1, u32::MAX),
+    ];
+    for &(seg, bad, lo, hi) in cases {
+        let id = format!("id = {bad}");
+        let extra: Vec<&str> = if seg == "vlan" {
+            vec![&id, "physnet = \"physnet1\""]
+        } else {
+            vec![&id]
+        };
+        let e = err(&net_n(seg, &extra));
+        check(&e, 13, Some("network \"n\""), Some("id"));
+        assert!(
+            matches!(e.kind, ErrorKind::OutOfRange { min, max, .. } if min == lo && max == hi),
+            "{seg} {bad}: {e}"
+        );
+    }
+    // The bounds themselves are accepted.
+    parse(&net_n("vxlan", &["id = 16777215"]));
+    parse(&net_n("gre", &["id = 1"]));
+    parse(&net_n("vlan", &["id = 4094", "physnet = \"physnet1\""]));
+}
+
+#[test]
+fn rejects_physnet_missing_forbidden_or_unknown() {
+    for seg in ["flat", "vlan"] {
+        let extra: &[&str] = if seg == "vlan" { &["id = 5"] } else { &[] };
+        let e = err(&net_n(seg, extra));
+        check(&e, 10, Some("network \"n\""), Some("physnet"));
+        assert!(
+            matches!(e.kind, ErrorKind::RequiredForSegment { segment, .. } if segment == seg),
+            "{e}"
+        );
+    }
+    for (seg, extra) in [
+        ("local", None),
+        ("vxlan", Some("id = 5")),
+        ("gre", Some("id = 5")),
+    ] {
+        let mut lines: Vec<&str> = extra.into_iter().collect();
+        lines.push("physnet = \"physnet1\"");
+        let e = err(&net_n(seg, &lines));
+        let line = 13 + u32::from(extra.is_some());
+        check(&e, line, Some("network \"n\""), Some("physnet"));
+        assert!(
+            matches!(e.kind, ErrorKind::NotAllowedForSegment { segment, .. } if segment == seg),
+            "{e}"
+        );
+    }
+    let e = err(&net_n("flat", &["physnet = \"physnet9\""]));
+    check(&e, 13, Some("network \"n\""), Some("physnet"));
+    assert_eq!(e.kind, ErrorKind::NoSuchPhysnet("physnet9".into()));
+}
+
+#[test]
+fn rejects_tunnel_networks_without_underlay() {
+    for seg in ["vxlan", "gre"] {
+        let line = format!("segment = \"{seg}\"");
+        let e = err(&["[[network]]", "name = \"n\"", &line, "id = 5"]);
+        check(&e, 3, Some("network \"n\""), Some("segment"));
+        assert!(
+            matches!(e.kind, ErrorKind::NeedsUnderlay { segment } if segment == seg),
+            "{e}"
+        );
+        assert!(e.to_string().contains("needs an [underlay] section"), "{e}");
+    }
+}
+
+#[test]
+fn rejects_bad_remote_vteps() {
+    // Only on vxlan and gre.
+    let e = err(&net_n("local", &["remote_vteps = []"]));
+    check(&e, 13, Some("network \"n\""), Some("remote_vteps"));
+    assert!(
+        matches!(
+            e.kind,
+            ErrorKind::NotAllowedForSegment {
+                segment: "local",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = err(&net_n(
+        "vlan",
+        &[
+            "id = 3",
+            "physnet = \"physnet1\"",
+            "remote_vteps = [\"198.18.0.2\"]",
+        ],
+    ));
+    check(&e, 15, Some("network \"n\""), Some("remote_vteps"));
+
+    let vteps = |list: &str| {
+        let line = format!("remote_vteps = [{list}]");
+        err(&net_n("vxlan", &["id = 5", &line]))
+    };
+    let e = vteps("\"198.18.0.2\", \"198.18.0.x\"");
+    check(&e, 14, Some("network \"n\""), Some("remote_vteps.1"));
+    assert_eq!(e.kind, ErrorKind::InvalidIp("198.18.0.x".into()));
+    let e = vteps("\"2001:db8::2\"");
+    check(&e, 14, Some("network \"n\""), Some("remote_vteps.0"));
+    assert_eq!(e.kind, ErrorKind::WrongFamily { expected: "IPv4" });
+    let e = vteps("\"198.18.0.1\"");
+    check(&e, 14, Some("network \"n\""), Some("remote_vteps.0"));
+    assert_eq!(e.kind, ErrorKind::IsLocalIp(ip("198.18.0.1")));
+    for bad in ["0.0.0.0", "224.0.0.5", "239.1.1.1", "255.255.255.255"] {
+        let e = vteps(&format!("\"{bad}\""));
+        check(&e, 14, Some("network \"n\""), Some("remote_vteps.0"));
+        assert_eq!(e.kind, ErrorKind::NotUnicastIp(ip(bad)));
+    }
+    let e = err(&net_n(
+        "gre",
+        &[
+            "id = 5",
+            "remote_vteps = [",
+            "  \"198.18.0.2\",",
+            "  \"198.18.0.2\",",
+            "]",
+        ],
+    ));
+    check(&e, 16, Some("network \"n\""), Some("remote_vteps.1"));
+    assert_eq!(
+        e.kind,
+        ErrorKind::DuplicateAddress {
+            ip: ip("198.18.0.2"),
+            first_line: 15
+        }
+    );
+}
+
+#[test]
+fn rejects_duplicate_segments() {
+    // VNI among vxlan networks.
+    let e = err(&with_vxlan(&[
+        "[[network]]",
+        "name = \"y\"",
+        "segment = \"vxlan\"",
+        "id = 5010",
+    ]));
+    check(&e, 18, Some("network \"y\""), Some("id"));
+    assert_eq!(
+        e.kind,
+        ErrorKind::DuplicateVni {
+            vni: 5010,
+            other: "net-x".into(),
+            other_line: 13
+        }
+    );
+    // ...but a GRE key may equal a VNI.
+    parse(&with_vxlan(&[
+        "[[network]]",
+        "name = \"y\"",
+        "segment = \"gre\"",
+        "id = 5010",
+    ]));
+    // Key among gre networks.
+    let e = err(&with_infra(&[
+        "[[network]]",
+        "name = \"g1\"",
+        "segment = \"gre\"",
+        "id = 7",
+        "[[network]]",
+        "name = \"g2\"",
+        "segment = \"gre\"",
+        "id = 7",
+    ]));
+    check(&e, 17, Some("network \"g2\""), Some("id"));
+    assert_eq!(
+        e.kind,
+        ErrorKind::DuplicateGreKey {
+            key: 7,
+            other: "g1".into(),
+            other_line: 13
+        }
+    );
+    // (physnet, VID) among vlan networks.
+    let e = err(&with_infra(&[
+        "[[network]]",
+        "name = \"v1\"",
+        "segment = \"vlan\"",
+        "id = 100",
+        "physnet = \"physnet1\"",
+        "[[network]]",
+        "name = \"v2\"",
+        "segment = \"vlan\"",
+        "physnet = \"physnet1\"",
+        "id = 100",
+    ]));
+    check(&e, 19, Some("network \"v2\""), Some("id"));
+    assert_eq!(
+        e.kind,
+        ErrorKind::DuplicateProviderVid {
+            vid: 100,
+            other: "v1".into(),
+            other_line: 13
+        }
+    );
+    // One flat network per physnet.
+    let e = err(&with_infra(&[
+        "[[network]]",
+        "name = \"f1\"",
+        "segment = \"flat\"",
+        "physnet = \"physnet1\"",
+        "[[network]]",
+        "name = \"f2\"",
+        "segment = \"flat\"",
+        "physnet = \"physnet1\"",
+    ]));
+    check(&e, 17, Some("network \"f2\""), Some("physnet"));
+    assert_eq!(
+        e.kind,
+        ErrorKind::DuplicateFlat {
+            other: "f1".into(),
+            other_line: 13
+        }
+    );
+    assert!(e.to_string().contains("\"f1\" (line 13)"), "{e}");
+}
+
+/// `INFRA` with line 4 (`local_ip`) replaced and `extra` lines inserted after it
+/// (from line 5 on).
+fn underlay_with(local_ip: &str, extra: &[&str]) -> Vec<String> {
+    let mut lines: Vec<String> = INFRA.iter().map(|s| s.to_string()).collect();
+    lines[3] = format!("local_ip = \"{local_ip}\"");
+    for (i, l) in extra.iter().enumerate() {
+        lines.insert(4 + i, l.to_string());
+    }
+    lines
+}
+
+#[test]
+fn rejects_bad_local_ip() {
+    for bad in [
+        "x",
+        "198.18.0.1/33",
+        "2001:db8::1/129",
+        "198.18.0.1/",
+        "198.18.0.1/+8",
+        "198.18.0.1/a",
+        "fe80::1%eth0",
+        "198.18.0.01",
+    ] {
+        let e = err(&underlay_with(bad, &[]));
+        check(&e, 4, Some("[underlay]"), Some("local_ip"));
+        assert_eq!(e.kind, ErrorKind::InvalidLocalIp(bad.into()));
+    }
+    for bad in ["0.0.0.0", "224.0.0.1/4", "255.255.255.255", "::", "ff02::1"] {
+        let e = err(&underlay_with(bad, &[]));
+        check(&e, 4, Some("[underlay]"), Some("local_ip"));
+        assert!(matches!(e.kind, ErrorKind::NotUnicastIp(_)), "{e}");
+    }
+    // Host bits are accepted, as `ip addr` does; /0 and /32 too.
+    for good in ["198.18.0.1/0", "198.18.0.1/32", "2001:db8::1/128"] {
+        parse(&underlay_with(good, &[]));
+    }
+}
+
+#[test]
+fn rejects_bad_local_mac() {
+    let mut lines = INFRA.to_vec();
+    lines[4] = "local_mac = \"01:00:5e:00:00:01\"";
+    let e = err(&lines);
+    check(&e, 5, Some("[underlay]"), Some("local_mac"));
+    assert!(matches!(e.kind, ErrorKind::NotUnicast(_)), "{e}");
+    lines[4] = "local_mac = \"02:00:00:00:00\"";
+    let e = err(&lines);
+    check(&e, 5, Some("[underlay]"), Some("local_mac"));
+    assert!(matches!(e.kind, ErrorKind::InvalidMac(_)), "{e}");
+}
+
+#[test]
+fn rejects_bad_gateway() {
+    let gw = |local: &str, gw: &str| {
+        let line = format!("gateway = \"{gw}\"");
+        err(&underlay_with(local, &[&line]))
+    };
+    let e = gw("198.18.0.1", "198.18.0.254");
+    check(&e, 5, Some("[underlay]"), Some("gateway"));
+    assert_eq!(e.kind, ErrorKind::GatewayWithoutPrefix);
+    let e = gw("198.18.0.1/24", "198.18.1.254");
+    check(&e, 5, Some("[underlay]"), Some("gateway"));
+    assert_eq!(e.kind, ErrorKind::GatewayOffLink(ip("198.18.1.254")));
+    let e = gw("198.18.0.1/24", "198.18.0.1");
+    check(&e, 5, Some("[underlay]"), Some("gateway"));
+    assert_eq!(e.kind, ErrorKind::IsLocalIp(ip("198.18.0.1")));
+    let e = gw("198.18.0.1/24", "2001:db8::1");
+    check(&e, 5, Some("[underlay]"), Some("gateway"));
+    assert_eq!(e.kind, ErrorKind::WrongFamily { expected: "IPv4" });
+    let e = gw("2001:db8::1/64", "198.18.0.1");
+    check(&e, 5, Some("[underlay]"), Some("gateway"));
+    assert_eq!(e.kind, ErrorKind::WrongFamily { expected: "IPv6" });
+    let e = gw("198.18.0.1/24", "198.18.0.254/24");
+    check(&e, 5, Some("[underlay]"), Some("gateway"));
+    assert!(matches!(e.kind, ErrorKind::InvalidIp(_)), "{e}");
+    let e = gw("2001:db8::1/64", "2001:db9::1");
+    check(&e, 5, Some("[underlay]"), Some("gateway"));
+    assert!(matches!(e.kind, ErrorKind::GatewayOffLink(_)), "{e}");
+    // Inside the prefix, in both families.
+    let c = parse(&underlay_with(
+        "2001:db8::1/64",
+        &["gateway = \"2001:db8::ffff\""],
+    ));
+    assert_eq!(c.underlay.unwrap().gateway, Some(ip("2001:db8::ffff")));
+}
+
+#[test]
+fn rejects_bad_underlay_numbers() {
+    let cases: &[(&str, &str, &str, u32, u32)] = &[
+        ("198.18.0.1", "mtu = 575", "mtu", 576, 9216),
+        ("198.18.0.1", "mtu = 9217", "mtu", 576, 9216),
+        ("2001:db8::1", "mtu = 1279", "mtu", 1280, 9216),
+        ("198.18.0.1", "vxlan_port = 0", "vxlan_port", 1, 65535),
+        ("198.18.0.1", "vxlan_port = 65536", "vxlan_port", 1, 65535),
+    ];
+    for &(local, line, key, lo, hi) in cases {
+        let e = err(&underlay_with(local, &[line]));
+        check(&e, 5, Some("[underlay]"), Some(key));
+        assert!(
+            matches!(e.kind, ErrorKind::OutOfRange { min, max, .. } if min == lo && max == hi),
+            "{line}: {e}"
+        );
+    }
+    parse(&underlay_with("198.18.0.1", &["mtu = 576"]));
+    parse(&underlay_with("2001:db8::1", &["mtu = 9216"]));
+    let e = err(&underlay_with("198.18.0.1", &["df = \"yes\""]));
+    check(&e, 5, Some("[underlay]"), Some("df"));
+    assert!(matches!(e.kind, ErrorKind::Invalid(_)), "{e}");
+}
+
+#[test]
+fn rejects_bad_neighbors() {
+    let nb = |items: &[&str]| {
+        let mut extra = vec!["neighbors = ["];
+        extra.extend(items);
+        extra.push("]");
+        err(&underlay_with("198.18.0.1/24", &extra))
+    };
+    // Items from line 6 on.
+    let e = nb(&["{ ip = \"2001:db8::2\", mac = \"02:00:00:00:00:02\" },"]);
+    check(&e, 6, Some("[underlay]"), Some("neighbors.0.ip"));
+    assert_eq!(e.kind, ErrorKind::WrongFamily { expected: "IPv4" });
+    let e = nb(&[
+        "{ ip = \"198.18.0.2\", mac = \"02:00:00:00:00:02\" },",
+        "{ ip = \"198.18.0.2\", mac = \"02:00:00:00:00:03\" },",
+    ]);
+    check(&e, 7, Some("[underlay]"), Some("neighbors.1.ip"));
+    assert_eq!(
+        e.kind,
+        ErrorKind::DuplicateAddress {
+            ip: ip("198.18.0.2"),
+            first_line: 6
+        }
+    );
+    let e = nb(&["{ ip = \"198.18.0.2\", mac = \"ff:ff:ff:ff:ff:ff\" },"]);
+    check(&e, 6, Some("[underlay]"), Some("neighbors.0.mac"));
+    assert!(matches!(e.kind, ErrorKind::NotUnicast(_)), "{e}");
+    let e = nb(&["{ ip = \"198.18.0.1\", mac = \"02:00:00:00:00:02\" },"]);
+    check(&e, 6, Some("[underlay]"), Some("neighbors.0.ip"));
+    assert_eq!(e.kind, ErrorKind::IsLocalIp(ip("198.18.0.1")));
+    let e = nb(&["{ ip = \"224.0.0.1\", mac = \"02:00:00:00:00:02\" },"]);
+    check(&e, 6, Some("[underlay]"), Some("neighbors.0.ip"));
+    assert!(matches!(e.kind, ErrorKind::NotUnicastIp(_)), "{e}");
+}
+
+#[test]
+fn rejects_static_entry_targets() {
+    // Both `port` and `remote`.
+    let e = err(&with_vxlan(&[
+        "[[port]]",
+        "name = \"vm1\"",
+        "mode = \"access\"",
+        "network = \"net-x\"",
+        "[[fdb]]",
+        "network = \"net-x\"",
+        "mac = \"02:00:00:00:00:09\"",
+        "port = \"vm1\"",
+        "remote = \"198.18.0.2\"",
+    ]));
+    check(&e, 23, Some("fdb #1"), Some("remote"));
+    assert_eq!(e.kind, ErrorKind::FdbTarget(", not both"));
+    // Neither.
+    let e = err(&with_vxlan(&[
+        "",
+        "[[fdb]]",
+        "network = \"net-x\"",
+        "mac = \"02:00:00:00:00:09\"",
+    ]));
+    check(&e, 16, Some("fdb #1"), None);
+    assert_eq!(e.kind, ErrorKind::FdbTarget(""));
+    // `remote` on a network that is not a tunnel.
+    let e = err(&with_infra(&[
+        "[[network]]",
+        "name = \"v\"",
+        "segment = \"vlan\"",
+        "id = 3",
+        "physnet = \"physnet1\"",
+        "[[fdb]]",
+        "network = \"v\"",
+        "mac = \"02:00:00:00:00:09\"",
+        "remote = \"198.18.0.2\"",
+    ]));
+    check(&e, 18, Some("fdb #1"), Some("remote"));
+    assert!(
+        matches!(
+            e.kind,
+            ErrorKind::NotAllowedForSegment {
+                segment: "vlan",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // A remote that is not a remote host's address.
+    for (bad, kind) in [
+        ("198.18.0.1", ErrorKind::IsLocalIp(ip("198.18.0.1"))),
+        ("2001:db8::2", ErrorKind::WrongFamily { expected: "IPv4" }),
+        ("224.0.0.1", ErrorKind::NotUnicastIp(ip("224.0.0.1"))),
+        ("host-b", ErrorKind::InvalidIp("host-b".into())),
+    ] {
+        let line = format!("remote = \"{bad}\"");
+        let e = err(&with_vxlan(&[
+            "[[fdb]]",
+            "network = \"net-x\"",
+            "mac = \"02:00:00:00:00:09\"",
+            &line,
+        ]));
+        check(&e, 18, Some("fdb #1"), Some("remote"));
+        assert_eq!(e.kind, kind);
+    }
+    // A static entry on the underlay port: it carries no network.
+    let e = err(&with_vxlan(&[
+        "[[fdb]]",
+        "network = \"net-x\"",
+        "mac = \"02:00:00:00:00:09\"",
+        "port = \"uplink\"",
+    ]));
+    check(&e, 18, Some("fdb #1"), Some("port"));
+    assert!(matches!(e.kind, ErrorKind::PortNotInNetwork { .. }), "{e}");
+}
+
+#[test]
+fn rejects_bad_arp_entries() {
+    let arp = |network: &str, ip: &str, mac: &str| {
+        let n = format!("network = \"{network}\"");
+        let i = format!("ip = \"{ip}\"");
+        let m = format!("mac = \"{mac}\"");
+        err(&with_vxlan(&["[[arp]]", &n, &i, &m]))
+    };
+    let e = arp("net-y", "10.0.0.1", "02:00:00:00:00:09");
+    check(&e, 16, Some("arp #1"), Some("network"));
+    assert_eq!(e.kind, ErrorKind::NoSuchNetwork("net-y".into()));
+    let e = arp("net-x", "2001:db8::9", "02:00:00:00:00:09");
+    check(&e, 17, Some("arp #1"), Some("ip"));
+    assert_eq!(e.kind, ErrorKind::ArpNotIpv4(ip("2001:db8::9")));
+    assert!(
+        e.to_string().contains("the ARP responder is IPv4 only"),
+        "{e}"
+    );
+    let e = arp("net-x", "10.0.0", "02:00:00:00:00:09");
+    check(&e, 17, Some("arp #1"), Some("ip"));
+    assert_eq!(e.kind, ErrorKind::InvalidIp("10.0.0".into()));
+    let e = arp("net-x", "224.0.0.1", "02:00:00:00:00:09");
+    check(&e, 17, Some("arp #1"), Some("ip"));
+    assert!(matches!(e.kind, ErrorKind::NotUnicastIp(_)), "{e}");
+    for bad in ["01:00:5e:00:00:01", "00:00:00:00:00:00"] {
+        let e = arp("net-x", "10.0.0.1", bad);
+        check(&e, 18, Some("arp #1"), Some("mac"));
+        assert!(matches!(e.kind, ErrorKind::NotUnicast(_)), "{e}");
+    }
+    let e = err(&with_vxlan(&[
+        "[[arp]]",
+        "network = \"net-x\"",
+        "ip = \"10.0.0.1\"",
+        "mac = \"02:00:00:00:00:09\"",
+        "[[arp]]",
+        "network = \"net-x\"",
+        "ip = \"10.0.0.1\"",
+        "mac = \"02:00:00:00:00:0a\"",
+    ]));
+    check(&e, 21, Some("arp #2"), Some("ip"));
+    assert_eq!(
+        e.kind,
+        ErrorKind::DuplicateArpEntry {
+            ip: "10.0.0.1".parse().unwrap(),
+            first_line: 17
+        }
+    );
+}
+
+#[test]
+fn rejects_more_vteps_than_port_ids_left() {
+    // 65533 [[port]]s + the underlay port leave one id for VTEPs.
+    let mut s = String::from("[underlay]\nport = \"u\"\nlocal_ip = \"198.18.0.1\"\n");
+    s.push_str("[[network]]\nname = \"n\"\nsegment = \"vxlan\"\nid = 1\n");
+    s.push_str("remote_vteps = [\n\"198.18.0.2\",\n\"198.18.0.3\",\n]\n");
+    for i in 0..MAX_PORTS - 2 {
+        s.push_str(&format!("[[port]]\nname = \"p{i}\"\nmode = \"trunk\"\n"));
+    }
+    let e = Config::from_str(&s, "t.toml").unwrap_err();
+    check(&e, 10, Some("network \"n\""), Some("remote_vteps.1"));
+    assert_eq!(e.kind, ErrorKind::TooManyVteps { max: 1 });
+    // One VTEP fits.
+    let s = s.replace("\"198.18.0.3\",\n", "");
+    let c = Config::from_str(&s, "t.toml").unwrap();
+    assert_eq!(c.ports.len() + c.vteps.len(), MAX_PORTS);
 }

@@ -1350,4 +1350,43 @@ mod tests {
         assert_eq!(parse_mac("fa:16:3e:00:00:01:02"), None);
         assert_eq!(parse_mac("fa163e000001"), None);
     }
+
+    #[test]
+    fn prefixed_addresses() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(parse_prefixed("10.0.0.1"), Some((ip("10.0.0.1"), None)));
+        assert_eq!(
+            parse_prefixed("10.0.0.1/0"),
+            Some((ip("10.0.0.1"), Some(0)))
+        );
+        assert_eq!(
+            parse_prefixed("10.0.0.1/032"),
+            Some((ip("10.0.0.1"), Some(32)))
+        );
+        assert_eq!(parse_prefixed("::1/128"), Some((ip("::1"), Some(128))));
+        for bad in [
+            "10.0.0.1/33",
+            "::1/129",
+            "10.0.0.1/",
+            "10.0.0.1/+1",
+            "10.0.0.1/0008",
+            "x/8",
+            "10.0.0.1/8/8",
+        ] {
+            assert_eq!(parse_prefixed(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn prefixes() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(same_prefix(ip("10.0.0.1"), ip("10.0.0.254"), 24));
+        assert!(!same_prefix(ip("10.0.0.1"), ip("10.0.1.1"), 24));
+        assert!(same_prefix(ip("10.0.0.1"), ip("200.0.0.1"), 0));
+        assert!(!same_prefix(ip("10.0.0.1"), ip("10.0.0.2"), 32));
+        assert!(same_prefix(ip("2001:db8::1"), ip("2001:db8::ffff"), 64));
+        assert!(!same_prefix(ip("2001:db8::1"), ip("2001:db9::1"), 32));
+        assert!(same_prefix(ip("2001:db8::1"), ip("::"), 0));
+        assert!(!same_prefix(ip("10.0.0.1"), ip("::"), 0));
+    }
 }
