@@ -208,7 +208,7 @@ fn example_file_parses_to_expected_values() {
             )],
         })
     );
-    let ips: Vec<IpAddr> = ["198.18.0.2", "198.18.0.3"]
+    let ips: Vec<IpAddr> = ["198.18.0.2", "198.18.0.3", "198.18.0.4"]
         .iter()
         .map(|s| s.parse().unwrap())
         .collect();
@@ -225,6 +225,11 @@ fn example_file_parses_to_expected_values() {
                 network: NetIdx(2),
                 mac: MacAddr::new([0xfa, 0x16, 0x3e, 0, 0, 3]),
                 target: FdbTarget::Port(PortIdx(3)),
+            },
+            StaticFdb {
+                network: NetIdx(4),
+                mac: MacAddr::new([0xfa, 0x16, 0x3e, 0, 0, 5]),
+                target: FdbTarget::Remote(VtepIdx(2)),
             },
         ]
     );
