@@ -209,6 +209,12 @@ fn generated_sequences_cover_every_path() {
         total.add(&model.cov);
     }
     eprintln!("{total:#?}");
+    for r in DropReason::ALL {
+        let n = total.underlay_dropped(r);
+        if n > 0 {
+            eprintln!("underlay drops for {r:?} alone: {n}");
+        }
+    }
     let t = total;
     for (what, n) in [
         ("unicast", t.unicast),
@@ -228,6 +234,48 @@ fn generated_sequences_cover_every_path() {
         ("bursts", t.bursts),
         ("moves", t.moves),
         ("port-limit refusals", t.port_limit),
+        ("decapsulated", t.decap),
+        ("encapsulated unicast", t.encap_unicast),
+        ("head-end flood copies", t.encap_flood),
+        ("split-horizon drops", t.split_horizon),
+        (
+            "floods from a tunnel skipping tunnels",
+            t.split_horizon_flood,
+        ),
+        ("provider frames out", t.provider_out),
+        ("provider frames tagged", t.provider_tagged),
+        (
+            "not-tunnel drops",
+            t.underlay_dropped(DropReason::NotTunnel),
+        ),
+        (
+            "malformed-tunnel drops",
+            t.underlay_dropped(DropReason::TunnelMalformed),
+        ),
+        (
+            "not-our-VTEP drops",
+            t.underlay_dropped(DropReason::NotOurVtep),
+        ),
+        (
+            "unknown-VTEP drops",
+            t.underlay_dropped(DropReason::UnknownVtep),
+        ),
+        (
+            "unknown-segment drops",
+            t.underlay_dropped(DropReason::UnknownSegment),
+        ),
+        (
+            "inner-tagged drops",
+            t.underlay_dropped(DropReason::InnerTagged),
+        ),
+        (
+            "inner invalid-source drops",
+            t.underlay_dropped(DropReason::InvalidSource),
+        ),
+        (
+            "inner reserved-multicast drops",
+            t.underlay_dropped(DropReason::ReservedMulticast),
+        ),
     ] {
         assert!(n >= 5, "{what}: only {n} in 128 sequences");
     }
