@@ -239,7 +239,9 @@ pub fn extend_config(
     remote: &[(u16, u8, Index)],
 ) -> Config {
     let n_vteps = underlay.map_or(0, |u| u.vteps);
-    let mut trunks: Vec<(Vec<(VlanId, NetIdx)>, Option<NetIdx>)> = vec![(vec![], None); physnets];
+    // Per physnet: its trunk's VID map and native network.
+    type Trunk = (Vec<(VlanId, NetIdx)>, Option<NetIdx>);
+    let mut trunks: Vec<Trunk> = vec![(vec![], None); physnets];
     let mut used_ids: BTreeSet<(u8, u32)> = BTreeSet::new();
     // With an underlay, at least one overlay network.
     let force_overlay = underlay.is_some() && plans.iter().all(|p| p.kind != 1 && p.kind != 2);
