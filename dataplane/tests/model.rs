@@ -22,6 +22,20 @@
 //! applies them (`control_changes_reach_the_next_injected_frame` shows that an
 //! injected frame does not, although `OfflineSwitch::fdb_control` says it does).
 //!
+//! Tunnels and provider networks (issue 4): half of the configurations have an
+//! underlay (the last port) with 1–3 remote VTEPs (static neighbours) and vxlan/gre
+//! networks with random flood lists and static remote entries; a third have physnets
+//! whose ports are trunks of their vlan networks' provider VIDs with the flat network
+//! native. Operations also inject packets on the underlay port: valid VXLAN/GRE
+//! mostly, and each invalid class (not ours, unknown VTEP or segment, inner tag,
+//! inner source or destination, not a tunnel, malformed in eight ways). The model
+//! decapsulates them (`support::classify_underlay`, written from the rules), learns
+//! inner sources on the VTEP's tunnel port (`ports + vtep`), floods to local members
+//! and the flood list's tunnel ports (never to tunnels for what came from one:
+//! split horizon), and predicts encapsulated outputs in normalized form (tunnel port,
+//! VNI/key, inner frame); the switch's underlay frames are parsed with etherparse and
+//! their outer headers checked before they are compared (`support::normalize`).
+//!
 //! Configurations have a small `mac_table_size` and a per-port limit some of the
 //! time, so full-table eviction and limits are part of the comparison; the model
 //! implements the FDB's documented policy (OVS-style eviction from the busiest port)
@@ -191,7 +205,10 @@ fn misplaced_static_entry_floods_within_the_network() {
 /// floods with copies, same-port drops, static-move drops, classification drops,
 /// tags in and out, MAC moves, per-port limit refusals, full-table evictions (and
 /// ties between busiest ports), expired entries reclaimed and swept, lookups of
-/// expired entries, configuration changes, multi-frame batches.
+/// expired entries, configuration changes, multi-frame batches; and for issue 4:
+/// decapsulation, encapsulated unicast, head-end replication, split-horizon drops
+/// and floods, provider frames (tagged too), and every underlay drop reason as the
+/// only reason that applied.
 #[test]
 fn generated_sequences_cover_every_path() {
     use proptest::strategy::ValueTree;
@@ -209,6 +226,12 @@ fn generated_sequences_cover_every_path() {
         total.add(&model.cov);
     }
     eprintln!("{total:#?}");
+    for r in DropReason::ALL {
+        let n = total.underlay_dropped(r);
+        if n > 0 {
+            eprintln!("underlay drops for {r:?} alone: {n}");
+        }
+    }
     let t = total;
     for (what, n) in [
         ("unicast", t.unicast),
@@ -228,6 +251,48 @@ fn generated_sequences_cover_every_path() {
         ("bursts", t.bursts),
         ("moves", t.moves),
         ("port-limit refusals", t.port_limit),
+        ("decapsulated", t.decap),
+        ("encapsulated unicast", t.encap_unicast),
+        ("head-end flood copies", t.encap_flood),
+        ("split-horizon drops", t.split_horizon),
+        (
+            "floods from a tunnel skipping tunnels",
+            t.split_horizon_flood,
+        ),
+        ("provider frames out", t.provider_out),
+        ("provider frames tagged", t.provider_tagged),
+        (
+            "not-tunnel drops",
+            t.underlay_dropped(DropReason::NotTunnel),
+        ),
+        (
+            "malformed-tunnel drops",
+            t.underlay_dropped(DropReason::TunnelMalformed),
+        ),
+        (
+            "not-our-VTEP drops",
+            t.underlay_dropped(DropReason::NotOurVtep),
+        ),
+        (
+            "unknown-VTEP drops",
+            t.underlay_dropped(DropReason::UnknownVtep),
+        ),
+        (
+            "unknown-segment drops",
+            t.underlay_dropped(DropReason::UnknownSegment),
+        ),
+        (
+            "inner-tagged drops",
+            t.underlay_dropped(DropReason::InnerTagged),
+        ),
+        (
+            "inner invalid-source drops",
+            t.underlay_dropped(DropReason::InvalidSource),
+        ),
+        (
+            "inner reserved-multicast drops",
+            t.underlay_dropped(DropReason::ReservedMulticast),
+        ),
     ] {
         assert!(n >= 5, "{what}: only {n} in 128 sequences");
     }
@@ -236,4 +301,167 @@ fn generated_sequences_cover_every_path() {
         "{} of 128 sequences cut short",
         t.cut_short
     );
+}
+
+/// Some index (every use here picks among one).
+fn idx() -> proptest::sample::Index {
+    use proptest::strategy::ValueTree;
+    any::<proptest::sample::Index>()
+        .new_tree(&mut proptest::test_runner::TestRunner::deterministic())
+        .unwrap()
+        .current()
+}
+
+/// One vxlan network (VNI 5010, VTEP 198.18.0.10 in its flood list) on an access
+/// port, and the underlay, built as the generators build it.
+fn overlay() -> dataplane::config::Config {
+    use dataplane::config::NetIdx;
+    let cfg = build_config(
+        &[1],
+        vec![PortMode::Access { network: NetIdx(0) }],
+        1000,
+        0,
+        &[],
+    );
+    let plan = support::NetPlan {
+        kind: 1,
+        id: 5010,
+        physnet: idx(),
+        pvid: idx(),
+        vteps: 1,
+    };
+    let u = support::UnderlayPlan {
+        vteps: 1,
+        df: true,
+        vxlan_port: 4789,
+        prefix: true,
+    };
+    support::extend_config(cfg, Some(u), 0, &[plan], &[])
+}
+
+/// A valid VXLAN packet from the VTEP carrying `inner`.
+fn vxlan(cfg: &dataplane::config::Config, inner: support::FrameSpec) -> Vec<u8> {
+    support::TunnelSpec {
+        gre: false,
+        vtep: idx(),
+        net: idx(),
+        inner,
+        sport: 50000,
+        udp_csum: false,
+        gre_opts: (false, false, false),
+        defect: support::Defect::None,
+    }
+    .bytes(cfg)
+}
+
+fn spec(dst: u8, src: u8) -> support::FrameSpec {
+    support::FrameSpec {
+        dst,
+        src,
+        tags: vec![],
+        fit: None,
+        ethertype: 0x0800,
+        payload: 46,
+        fill: 0xab,
+        truncate: None,
+    }
+}
+
+/// The tunnel rules on hand-checked cases: a packet from the VTEP is decapsulated
+/// to the access port and its source learned on the tunnel port (port 2); the reply
+/// is unicast to that tunnel port (normalized: 'V', VNI, inner frame); the switch's
+/// encapsulation passes the outer-header checks of `support::normalize`; the same
+/// packet again is unicast back to its own tunnel port: `SamePort`.
+#[test]
+fn model_sanity_tunnels() {
+    use dataplane::config::PortIdx;
+    let cfg = overlay();
+    assert_eq!(cfg.ports.len(), 2);
+    let mut m = Model::new(&cfg);
+    let mut sw = OfflineSwitch::new(cfg.clone()).unwrap();
+    let mut no_tie = |_: &[(u16, u32)]| unreachable!();
+    let pkt = vxlan(&cfg, spec(0, 1));
+    let v = m.inject(1, &pkt, T0, &mut no_tie);
+    let inner = spec(0, 1).bytes(&PortMode::Access {
+        network: dataplane::config::NetIdx(0),
+    });
+    assert_eq!(
+        v,
+        support::Verdict::Forwarded {
+            action: Action::Flood,
+            sent: vec![(0, inner.clone())],
+        }
+    );
+    let out = sw.inject(PortIdx(1), &pkt, T0);
+    support::check_outcome(&cfg, &out, &v).unwrap();
+    assert_eq!(m.lookup(0, ucast(1), T0), Some(2));
+    let reply = eth(1, 0);
+    let v = m.inject(0, &reply, T0 + SEC, &mut no_tie);
+    let mut want = vec![b'V', 0, 0, 0x13, 0x92];
+    want.extend_from_slice(&reply);
+    assert_eq!(
+        v,
+        support::Verdict::Forwarded {
+            action: Action::Unicast(PortId(2)),
+            sent: vec![(2, want)],
+        }
+    );
+    let out = sw.inject(PortIdx(0), &reply, T0 + SEC);
+    support::check_outcome(&cfg, &out, &v).unwrap();
+    // Toward MAC 1, learned behind the VTEP, from that VTEP: SamePort.
+    let v = m.inject(1, &vxlan(&cfg, spec(1, 0)), T0 + SEC, &mut no_tie);
+    assert!(matches!(
+        v,
+        support::Verdict::Forwarded {
+            action: Action::Drop(DropReason::SamePort),
+            ..
+        }
+    ));
+}
+
+/// Rule: a decapsulated frame that carries a VLAN tag is dropped as `InnerTagged`.
+/// Finding: with the reserved VID 4095 in that tag (or an 802.1Q tag stack of three),
+/// the pipeline parses the inner header first and counts `Malformed` instead.
+#[test]
+#[ignore = "finding: inner frame tagged with VID 4095 is counted Malformed, not InnerTagged"]
+fn inner_tag_with_reserved_vid_is_inner_tagged() {
+    use dataplane::config::PortIdx;
+    let cfg = overlay();
+    let mut sw = OfflineSwitch::new(cfg.clone()).unwrap();
+    let mut m = Model::new(&cfg);
+    let mut no_tie = |_: &[(u16, u32)]| unreachable!();
+    let mut inner = spec(0, 1);
+    inner.tags = vec![(0x8100, 0x0fff)];
+    let pkt = vxlan(&cfg, inner);
+    let v = m.inject(1, &pkt, T0, &mut no_tie);
+    assert_eq!(
+        v,
+        support::Verdict::Dropped([DropReason::InnerTagged].into())
+    );
+    let out = sw.inject(PortIdx(1), &pkt, T0);
+    support::check_outcome(&cfg, &out, &v).unwrap();
+}
+
+/// Issue 4 ("Underlay: vswitch answers ARP for its `local_ip`"): an ARP request from
+/// the VTEP for `local_ip` on the underlay port gets a reply out of that port.
+/// Finding: the pipeline drops it as `NotTunnel` (the model of this file leaves ARP
+/// out of its rules, as the brief of the tunnel extension does).
+#[test]
+#[ignore = "finding: ARP requests for local_ip on the underlay port are dropped NotTunnel, not answered"]
+fn arp_for_local_ip_is_answered() {
+    use dataplane::config::PortIdx;
+    let cfg = overlay();
+    let mut sw = OfflineSwitch::new(cfg.clone()).unwrap();
+    let (vmac, vip) = (support::vtep_mac(0), support::vtep_ip(0));
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&vmac.octets());
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+    f.extend_from_slice(&vmac.octets());
+    f.extend_from_slice(&vip.octets());
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&support::LOCAL_IP.octets());
+    f.resize(60, 0);
+    let out = sw.inject(PortIdx(1), &f, T0);
+    assert_eq!(out.sent.len(), 1, "{out:?}");
+    assert_eq!(out.sent[0].0, PortIdx(1));
 }

@@ -358,7 +358,7 @@ fn flood_is_replicated_to_every_remote_vtep() {
     let f = ip_frame(BCAST, m(1), 1, 60);
     let g = ip_frame(BCAST, m(3), 1, 60);
     let run = replay("flood", &cfg, &[("vm1", f.clone()), ("vm3", g.clone())]);
-    assert_eq!(run.sent("vm2"), &[f.clone()]);
+    assert_eq!(run.sent("vm2"), std::slice::from_ref(&f));
     assert!(run.sent("vm3").is_empty() && run.sent("vm1").is_empty());
     let up = run.sent("uplink");
     assert_eq!(up.len(), 3, "{}", run.stderr);
@@ -758,7 +758,7 @@ network = "net-local"
     );
     assert_eq!(run.sent("phys1"), &[tagged(&a, 200), b]);
     assert_eq!(run.sent("vm4"), &[c]);
-    assert_eq!(run.sent("vm1"), &[from_phys.clone()]);
+    assert_eq!(run.sent("vm1"), std::slice::from_ref(&from_phys));
     assert_eq!(run.sent("vm2"), &[from_phys]);
     assert!(run.sent("vm3").is_empty());
     assert_eq!(run.dropped("unknown_vid"), 1, "{}", run.stderr);

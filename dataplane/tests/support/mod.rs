@@ -16,19 +16,20 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use dataplane::config::{
-    Config, FdbTarget, NetIdx, Network, Port, PortIdx, PortMode, PortRole, Segment, StaticFdb,
-    SwitchParams,
+    Config, FdbTarget, NetIdx, Network, Physnet, PhysnetIdx, Port, PortIdx, PortMode, PortRole,
+    Segment, StaticFdb, SwitchParams, Underlay, VtepIdx,
 };
 use dataplane::counters::{Counters, DropReason};
 use dataplane::offline::{OfflineSwitch, Outcome};
 use dataplane::pipeline::{Action, Pipeline, Tables};
 use dataplane::pool::{Desc, Pool, MAX_FRAME};
 use dataplane::port::{MemPort, Port as _, TxMode, BURST};
-use encap::{MacAddr, VlanId};
+use encap::{GreKey, MacAddr, VlanId, Vni};
 use flowtable::{
     Fdb, FdbConfig, FdbControl, FdbGroup, FlowCache, FlushFilter, PortId, ReplicaConfig,
     DEFAULT_FLOW_CACHE_SIZE,
@@ -121,23 +122,290 @@ pub fn fold_mode(mode: &PortMode, nets: u16) -> PortMode {
     }
 }
 
-/// A valid configuration: `min_nets..=4` local networks, 3–6 ports, aging 15 s, a
-/// small table and a per-port limit some of the time, up to two static entries.
+/// A valid configuration: `min_nets..=4` networks, 3–6 `[[port]]`s, aging 15 s, a
+/// small table and a per-port limit some of the time, up to two static entries; half
+/// of the time an underlay (1–3 remote VTEPs, vxlan/gre networks with random flood
+/// lists, static remote entries sometimes), a third of the time one or two physnets
+/// with flat/vlan networks ([`extend_config`]).
 pub fn config(min_nets: u16) -> impl Strategy<Value = Config> {
     (min_nets..=4u16, 3usize..=6).prop_flat_map(|(nets, n_ports)| {
         (
-            btree_set(1u16..=4094, nets as usize)
-                .prop_map(Vec::from_iter)
-                .prop_shuffle(),
-            vec(port_mode(nets), n_ports),
-            prop_oneof![3 => Just(1000usize), 2 => 1usize..=6],
-            prop_oneof![3 => Just(0usize), 1 => 1usize..=3],
-            vec((0..nets, 0..MACS, any::<Index>()), 0..=2),
+            (
+                btree_set(1u16..=4094, nets as usize)
+                    .prop_map(Vec::from_iter)
+                    .prop_shuffle(),
+                vec(port_mode(nets), n_ports),
+                prop_oneof![3 => Just(1000usize), 2 => 1usize..=6],
+                prop_oneof![3 => Just(0usize), 1 => 1usize..=3],
+                vec((0..nets, 0..MACS, any::<Index>()), 0..=2),
+            ),
+            (
+                prop_oneof![1 => Just(None), 1 => underlay_plan().prop_map(Some)],
+                prop_oneof![2 => Just(0usize), 1 => 1usize..=2],
+                vec(net_plan(), nets as usize),
+                vec((0..nets, 0..MACS, any::<Index>()), 0..=2),
+            ),
         )
-            .prop_map(|(vlans, modes, size, limit, statics)| {
-                build_config(&vlans, modes, size, limit, &statics)
-            })
+            .prop_map(
+                |((vlans, modes, size, limit, statics), (underlay, physnets, plans, remote))| {
+                    let cfg = build_config(&vlans, modes, size, limit, &statics);
+                    extend_config(cfg, underlay, physnets, &plans, &remote)
+                },
+            )
     })
+}
+
+/// The underlay's knobs: remote VTEPs, DF, the VXLAN port, an on-link prefix or not.
+#[derive(Clone, Copy, Debug)]
+pub struct UnderlayPlan {
+    pub vteps: usize,
+    pub df: bool,
+    pub vxlan_port: u16,
+    pub prefix: bool,
+}
+
+pub fn underlay_plan() -> impl Strategy<Value = UnderlayPlan> {
+    (
+        1usize..=3,
+        prop_oneof![3 => Just(true), 1 => Just(false)],
+        prop_oneof![4 => Just(4789u16), 1 => Just(8472u16)],
+        any::<bool>(),
+    )
+        .prop_map(|(vteps, df, vxlan_port, prefix)| UnderlayPlan {
+            vteps,
+            df,
+            vxlan_port,
+            prefix,
+        })
+}
+
+/// A network's segment as drawn (folded into what the configuration allows).
+#[derive(Clone, Copy, Debug)]
+pub struct NetPlan {
+    /// 0 local, 1 vxlan, 2 gre, 3 flat, 4 vlan.
+    pub kind: u8,
+    /// VNI (24 bits) or key.
+    pub id: u32,
+    pub physnet: Index,
+    pub pvid: Index,
+    /// Which remote VTEPs are in the flood list (bit `v`).
+    pub vteps: u8,
+}
+
+pub fn net_plan() -> impl Strategy<Value = NetPlan> {
+    (
+        prop_oneof![2 => Just(0u8), 3 => Just(1u8), 2 => Just(2u8), 1 => Just(3u8), 2 => Just(4u8)],
+        prop_oneof![3 => 1u32..=64, 1 => 1u32..=0xff_ffff],
+        any::<Index>(),
+        any::<Index>(),
+        prop_oneof![1 => Just(0u8), 4 => 1u8..=7],
+    )
+        .prop_map(|(kind, id, physnet, pvid, vteps)| NetPlan {
+            kind,
+            id,
+            physnet,
+            pvid,
+            vteps,
+        })
+}
+
+/// The local VTEP.
+pub const LOCAL_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+/// The underlay port's MAC (no frame of the universe uses it).
+pub const LOCAL_MAC: MacAddr = MacAddr::new([0x02, 0xaa, 0, 0, 0, 0x01]);
+/// A source address that is no configured VTEP.
+pub const STRANGER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 99);
+
+/// Remote VTEP number `v`'s address.
+pub fn vtep_ip(v: usize) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 0, 10 + v as u8)
+}
+
+/// Remote VTEP number `v`'s MAC (its static neighbour entry).
+pub fn vtep_mac(v: usize) -> MacAddr {
+    MacAddr::new([0x02, 0xbb, 0, 0, 0, 0x10 + v as u8])
+}
+
+/// Adds to a local configuration what the config layer builds for issue 4: segments
+/// (vxlan/gre with an underlay, flat/vlan with physnets; anything else stays local),
+/// the physnet ports (trunks of their vlan networks' provider VIDs, their flat network
+/// native), the underlay port (last; a trunk that carries nothing), the remote VTEPs
+/// in order of first mention (each with a static neighbour) and static remote entries.
+pub fn extend_config(
+    mut cfg: Config,
+    underlay: Option<UnderlayPlan>,
+    physnets: usize,
+    plans: &[NetPlan],
+    remote: &[(u16, u8, Index)],
+) -> Config {
+    let n_vteps = underlay.map_or(0, |u| u.vteps);
+    // Per physnet: its trunk's VID map and native network.
+    type Trunk = (Vec<(VlanId, NetIdx)>, Option<NetIdx>);
+    let mut trunks: Vec<Trunk> = vec![(vec![], None); physnets];
+    let mut used_ids: BTreeSet<(u8, u32)> = BTreeSet::new();
+    // With an underlay, at least one overlay network.
+    let force_overlay = underlay.is_some() && plans.iter().all(|p| p.kind != 1 && p.kind != 2);
+    for (i, (net, plan)) in cfg.networks.iter_mut().zip(plans).enumerate() {
+        let n = NetIdx(i as u16);
+        let mut kind = if force_overlay && i == 0 {
+            1
+        } else {
+            plan.kind
+        };
+        if ((kind == 1 || kind == 2) && underlay.is_none()) || (kind >= 3 && physnets == 0) {
+            kind = 0;
+        }
+        match kind {
+            1 | 2 => {
+                let mut id = if kind == 1 {
+                    plan.id & 0xff_ffff
+                } else {
+                    plan.id
+                };
+                while used_ids.contains(&(kind, id)) {
+                    id = (id + 1) & if kind == 1 { 0xff_ffff } else { u32::MAX };
+                }
+                used_ids.insert((kind, id));
+                net.segment = if kind == 1 {
+                    Segment::Vxlan {
+                        vni: Vni::try_new(id).unwrap(),
+                    }
+                } else {
+                    Segment::Gre {
+                        key: GreKey::new(id),
+                    }
+                };
+                net.remote_vteps = (0..n_vteps)
+                    .filter(|v| plan.vteps & (1 << v) != 0)
+                    .map(|v| VtepIdx(v as u16))
+                    .collect();
+            }
+            3 | 4 => {
+                let ph = plan.physnet.index(physnets);
+                let (vlans, native) = &mut trunks[ph];
+                if kind == 3 && native.is_none() {
+                    *native = Some(n);
+                    net.segment = Segment::Flat {
+                        physnet: PhysnetIdx(ph as u16),
+                    };
+                    continue;
+                }
+                let start = plan.pvid.index(VIDS.len());
+                let free = (0..VIDS.len())
+                    .map(|k| vid(VIDS[(start + k) % VIDS.len()]))
+                    .find(|v| vlans.iter().all(|(w, _)| w != v));
+                if let Some(v) = free {
+                    vlans.push((v, n));
+                    net.segment = Segment::Vlan {
+                        physnet: PhysnetIdx(ph as u16),
+                        vid: v,
+                    };
+                }
+            }
+            _ => {}
+        }
+    }
+    for (ph, (mut vlans, native)) in trunks.into_iter().enumerate() {
+        vlans.sort();
+        cfg.physnets.push(Physnet {
+            name: format!("physnet{ph}"),
+            port: PortIdx(cfg.ports.len() as u16),
+        });
+        cfg.ports.push(Port {
+            name: format!("phys{ph}"),
+            ifname: None,
+            mode: PortMode::Trunk { vlans, native },
+            role: PortRole::Physnet(PhysnetIdx(ph as u16)),
+        });
+    }
+    let Some(u) = underlay else {
+        return cfg;
+    };
+    // Static remote entries (l2population), on overlay networks only.
+    let mut statics: Vec<StaticFdb> = Vec::new();
+    for &(n, m, idx) in remote {
+        let net = &cfg.networks[usize::from(n)];
+        if !net.segment.is_tunnel()
+            || cfg
+                .static_fdb
+                .iter()
+                .chain(&statics)
+                .any(|s| s.network.0 == n && s.mac == ucast(m))
+        {
+            continue;
+        }
+        statics.push(StaticFdb {
+            network: NetIdx(n),
+            mac: ucast(m),
+            target: FdbTarget::Remote(VtepIdx(idx.index(n_vteps) as u16)),
+        });
+    }
+    // At least one VTEP in a flood list.
+    if cfg.networks.iter().all(|n| n.remote_vteps.is_empty()) {
+        if let Some(n) = cfg.networks.iter_mut().find(|n| n.segment.is_tunnel()) {
+            n.remote_vteps.push(VtepIdx(0));
+        }
+    }
+    // VTEPs in order of first mention (flood lists in network order, then statics);
+    // unmentioned ones do not exist.
+    let mut order: Vec<u16> = Vec::new();
+    for v in cfg
+        .networks
+        .iter()
+        .flat_map(|n| n.remote_vteps.iter().map(|v| v.0))
+        .chain(statics.iter().filter_map(|s| match s.target {
+            FdbTarget::Remote(v) => Some(v.0),
+            FdbTarget::Port(_) => None,
+        }))
+    {
+        if !order.contains(&v) {
+            order.push(v);
+        }
+    }
+    let renum = |v: VtepIdx| VtepIdx(order.iter().position(|&w| w == v.0).unwrap() as u16);
+    for n in &mut cfg.networks {
+        n.remote_vteps = n.remote_vteps.iter().map(|&v| renum(v)).collect();
+    }
+    for s in &mut statics {
+        if let FdbTarget::Remote(v) = s.target {
+            s.target = FdbTarget::Remote(renum(v));
+        }
+    }
+    cfg.static_fdb.extend(statics);
+    cfg.vteps = order
+        .iter()
+        .map(|&v| IpAddr::V4(vtep_ip(usize::from(v))))
+        .collect();
+    let port = PortIdx(cfg.ports.len() as u16);
+    cfg.ports.push(Port {
+        name: "uplink".into(),
+        ifname: None,
+        mode: PortMode::Trunk {
+            vlans: vec![],
+            native: None,
+        },
+        role: PortRole::Underlay,
+    });
+    cfg.underlay = Some(Underlay {
+        port,
+        local_ip: IpAddr::V4(LOCAL_IP),
+        prefix_len: u.prefix.then_some(24),
+        local_mac: Some(LOCAL_MAC),
+        gateway: None,
+        mtu: 1500,
+        df: u.df,
+        vxlan_port: u.vxlan_port,
+        neighbors: order
+            .iter()
+            .map(|&v| {
+                (
+                    IpAddr::V4(vtep_ip(usize::from(v))),
+                    vtep_mac(usize::from(v)),
+                )
+            })
+            .collect(),
+    });
+    cfg
 }
 
 /// Builds a [`Config`] by hand (not through TOML: the config layer has its own tests).
@@ -345,6 +613,326 @@ pub fn frame() -> impl Strategy<Value = FrameSpec> {
 }
 
 // ---------------------------------------------------------------------------------
+// Tunnel packets (built by hand from RFC 791/768/7348/2784/2890, not with encap)
+// ---------------------------------------------------------------------------------
+
+/// The RFC 1071 Internet checksum of `data` (the value to store in a header whose
+/// checksum field is zero; a header that verifies sums to 0).
+pub fn inet_csum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// What is wrong with a generated tunnel packet, if anything.
+#[derive(Clone, Copy, Debug)]
+pub enum Defect {
+    None,
+    /// Outer destination MAC not the underlay's.
+    DstMac,
+    /// Outer destination IP not `local_ip`.
+    DstIp,
+    /// Source IP of no configured VTEP.
+    SrcIp,
+    /// A VNI/key of no network of that type: the other type's (`true`, when there is
+    /// one) or the given one.
+    Segment(bool, u32),
+    /// GRE without the K bit.
+    NoKey,
+    /// The inner frame carries this 802.1Q TCI (VID 1..=4094).
+    InnerTag(u16),
+    /// Not a tunnel packet: 0 ARP reply, 1 TCP, 2 UDP to another port, 3 GRE carrying
+    /// IPv4 (not 0x6558), 4 an outer VLAN tag.
+    NotTunnel(u8),
+    /// Malformed: 0 IPv4 checksum, 1 fragment, 2 IPv4 options, 3 cut short, 4 VXLAN
+    /// without the I flag / GRE version 1, 5 bad UDP checksum / GRE routing bit, 6 inner
+    /// frame under 14 bytes, 7 UDP length past the datagram / GRE reserved bit 0x0800.
+    Malformed(u8),
+}
+
+/// A packet received on the underlay port.
+#[derive(Clone, Debug)]
+pub struct TunnelSpec {
+    pub gre: bool,
+    /// The sending VTEP, among the configured ones.
+    pub vtep: Index,
+    /// The network, among those of the packet's type.
+    pub net: Index,
+    pub inner: FrameSpec,
+    pub sport: u16,
+    /// VXLAN: a computed UDP checksum instead of 0.
+    pub udp_csum: bool,
+    /// GRE: a checksum word (C bit) / a sequence number (S bit) / bits a receiver
+    /// ignores (0x0100).
+    pub gre_opts: (bool, bool, bool),
+    pub defect: Defect,
+}
+
+pub fn tunnel_spec() -> impl Strategy<Value = TunnelSpec> {
+    let defect = prop_oneof![
+        40 => Just(Defect::None),
+        2 => Just(Defect::DstMac),
+        2 => Just(Defect::DstIp),
+        3 => Just(Defect::SrcIp),
+        3 => (any::<bool>(), any::<u32>()).prop_map(|(o, id)| Defect::Segment(o, id)),
+        1 => Just(Defect::NoKey),
+        3 => (0u16..=0xefff, select(&VIDS[..5])).prop_map(|(pd, v)| Defect::InnerTag(pd & 0xf000 | v)),
+        5 => (0u8..5).prop_map(Defect::NotTunnel),
+        8 => (0u8..8).prop_map(Defect::Malformed),
+    ];
+    (
+        any::<bool>(),
+        any::<Index>(),
+        any::<Index>(),
+        frame(),
+        any::<u16>(),
+        prop_oneof![3 => Just(false), 1 => Just(true)],
+        (
+            prop_oneof![4 => Just(false), 1 => Just(true)],
+            prop_oneof![4 => Just(false), 1 => Just(true)],
+            prop_oneof![6 => Just(false), 1 => Just(true)],
+        ),
+        defect,
+    )
+        .prop_map(
+            |(gre, vtep, net, mut inner, sport, udp_csum, gre_opts, defect)| {
+                inner.tags.clear();
+                inner.fit = None;
+                inner.truncate = None;
+                TunnelSpec {
+                    gre,
+                    vtep,
+                    net,
+                    inner,
+                    sport,
+                    udp_csum,
+                    gre_opts,
+                    defect,
+                }
+            },
+        )
+}
+
+fn id_of(seg: Segment) -> Option<(bool, u32)> {
+    match seg {
+        Segment::Vxlan { vni } => Some((false, vni.get())),
+        Segment::Gre { key } => Some((true, key.get())),
+        _ => None,
+    }
+}
+
+impl TunnelSpec {
+    /// The bytes as they arrive on the underlay port of `cfg` (which has one).
+    pub fn bytes(&self, cfg: &Config) -> Vec<u8> {
+        let u = cfg.underlay.as_ref().expect("an underlay");
+        let vxlan_port = u.vxlan_port;
+        let has = |g: bool| {
+            cfg.networks
+                .iter()
+                .any(|n| id_of(n.segment).is_some_and(|(x, _)| x == g))
+        };
+        // Mostly of a type some network has.
+        let gre = if has(self.gre) || matches!(self.defect, Defect::Segment(..)) {
+            self.gre
+        } else {
+            !self.gre
+        };
+        let ids: Vec<u32> = cfg
+            .networks
+            .iter()
+            .filter_map(|n| id_of(n.segment))
+            .filter(|&(g, _)| g == gre)
+            .map(|(_, id)| id)
+            .collect();
+        let others: Vec<u32> = cfg
+            .networks
+            .iter()
+            .filter_map(|n| id_of(n.segment))
+            .filter(|&(g, _)| g != gre)
+            .map(|(_, id)| id)
+            .collect();
+        let mask = if gre { u32::MAX } else { 0xff_ffff };
+        let mut id = if ids.is_empty() {
+            0x00ab_cdef
+        } else {
+            ids[self.net.index(ids.len())]
+        };
+        if let Defect::Segment(other, rnd) = self.defect {
+            id = if other && !others.is_empty() {
+                others[self.net.index(others.len())]
+            } else {
+                rnd & mask
+            };
+        }
+        let v = self.vtep.index(cfg.vteps.len().max(1));
+        let src_ip = match (self.defect, cfg.vteps.get(v)) {
+            (Defect::SrcIp, _) | (_, None) => STRANGER_IP,
+            (_, Some(IpAddr::V4(a))) => *a,
+            (_, Some(IpAddr::V6(_))) => STRANGER_IP,
+        };
+        let src_mac = u
+            .neighbors
+            .iter()
+            .find(|(ip, _)| *ip == IpAddr::V4(src_ip))
+            .map_or(MacAddr::new([0x02, 0xbb, 0, 0, 0, 0x99]), |n| n.1);
+        let dst_mac = match self.defect {
+            Defect::DstMac => MacAddr::new([0x02, 0xaa, 0, 0, 0, 0x77]),
+            _ => LOCAL_MAC,
+        };
+        let dst_ip = match self.defect {
+            Defect::DstIp => Ipv4Addr::new(198, 18, 0, 77),
+            _ => LOCAL_IP,
+        };
+        let mut inner = self.inner.bytes(&PortMode::Access { network: NetIdx(0) });
+        match self.defect {
+            Defect::InnerTag(tci) => {
+                inner.splice(12..12, [0x81, 0x00, (tci >> 8) as u8, tci as u8]);
+            }
+            Defect::Malformed(6) => inner.truncate(10),
+            _ => {}
+        }
+        let (mal, nt) = match self.defect {
+            Defect::Malformed(k) => (Some(k), None),
+            Defect::NotTunnel(k) => (None, Some(k)),
+            _ => (None, None),
+        };
+        if nt == Some(0) {
+            // An ARP reply from the VTEP to us.
+            let mut f = [LOCAL_MAC.octets(), src_mac.octets()].concat();
+            f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 2]);
+            f.extend_from_slice(&src_mac.octets());
+            f.extend_from_slice(&src_ip.octets());
+            f.extend_from_slice(&LOCAL_MAC.octets());
+            f.extend_from_slice(&LOCAL_IP.octets());
+            f.resize(60, 0);
+            return f;
+        }
+        // The L4 part (UDP + VXLAN, or GRE) and its IP protocol.
+        let (proto, l4) = if gre && nt != Some(1) && nt != Some(2) {
+            let (c, sq, ign) = self.gre_opts;
+            let mut fv: u16 = if self.defect.is_no_key() { 0 } else { 0x2000 };
+            if c {
+                fv |= 0x8000;
+            }
+            if sq {
+                fv |= 0x1000;
+            }
+            if ign {
+                fv |= 0x0100;
+            }
+            match mal {
+                Some(4) => fv |= 1,
+                Some(5) => fv |= 0x4000,
+                Some(7) => fv |= 0x0800,
+                _ => {}
+            }
+            let ptype: u16 = if nt == Some(3) { 0x0800 } else { 0x6558 };
+            let mut g = fv.to_be_bytes().to_vec();
+            g.extend_from_slice(&ptype.to_be_bytes());
+            if c {
+                g.extend_from_slice(&[0, 0, 0, 0]);
+            }
+            if fv & 0x2000 != 0 {
+                g.extend_from_slice(&id.to_be_bytes());
+            }
+            if sq {
+                g.extend_from_slice(&[0, 0, 0x12, 0x34]);
+            }
+            g.extend_from_slice(&inner);
+            if c {
+                let cs = inet_csum(&g);
+                g[4..6].copy_from_slice(&cs.to_be_bytes());
+            }
+            (47u8, g)
+        } else if nt == Some(1) {
+            let mut t = vec![0u8; 20];
+            t[0..2].copy_from_slice(&self.sport.to_be_bytes());
+            t[2..4].copy_from_slice(&80u16.to_be_bytes());
+            t[12] = 0x50;
+            t.extend_from_slice(&inner);
+            (6u8, t)
+        } else {
+            let dport = if nt == Some(2) || nt == Some(3) {
+                vxlan_port ^ 0x0101
+            } else {
+                vxlan_port
+            };
+            let flags = if mal == Some(4) { 0x00 } else { 0x08 };
+            let mut p = self.sport.to_be_bytes().to_vec();
+            p.extend_from_slice(&dport.to_be_bytes());
+            p.extend_from_slice(&[0, 0, 0, 0]);
+            p.extend_from_slice(&[flags, 0, 0, 0]);
+            p.extend_from_slice(&(id << 8).to_be_bytes());
+            p.extend_from_slice(&inner);
+            let ulen = p.len() as u16 + if mal == Some(7) { 4 } else { 0 };
+            p[4..6].copy_from_slice(&ulen.to_be_bytes());
+            if self.udp_csum || mal == Some(5) {
+                let mut ph = src_ip.octets().to_vec();
+                ph.extend_from_slice(&dst_ip.octets());
+                ph.extend_from_slice(&[0, 17]);
+                ph.extend_from_slice(&(p.len() as u16).to_be_bytes());
+                ph.extend_from_slice(&p);
+                let mut cs = inet_csum(&ph);
+                if cs == 0 {
+                    cs = 0xffff;
+                }
+                if mal == Some(5) {
+                    cs ^= 0x0100;
+                }
+                p[6..8].copy_from_slice(&cs.to_be_bytes());
+            }
+            (17u8, p)
+        };
+        let opts: &[u8] = if mal == Some(2) { &[1, 1, 1, 0] } else { &[] };
+        let hl = 20 + opts.len();
+        let mut ip = vec![0u8; hl];
+        ip[0] = 0x40 | (hl / 4) as u8;
+        ip[2..4].copy_from_slice(&((hl + l4.len()) as u16).to_be_bytes());
+        ip[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
+        let mut frag: u16 = if u.df { 0x4000 } else { 0 };
+        if mal == Some(1) {
+            frag = 0x2000;
+        }
+        ip[6..8].copy_from_slice(&frag.to_be_bytes());
+        ip[8] = 64;
+        ip[9] = proto;
+        ip[12..16].copy_from_slice(&src_ip.octets());
+        ip[16..20].copy_from_slice(&dst_ip.octets());
+        ip[20..].copy_from_slice(opts);
+        let mut cs = inet_csum(&ip);
+        if mal == Some(0) {
+            cs ^= 0x0040;
+        }
+        ip[10..12].copy_from_slice(&cs.to_be_bytes());
+        let mut f = [dst_mac.octets(), src_mac.octets()].concat();
+        if nt == Some(4) {
+            f.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a]);
+        }
+        f.extend_from_slice(&[0x08, 0x00]);
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&l4);
+        if mal == Some(3) {
+            f.truncate(f.len() - 5);
+        } else if f.len() < 60 {
+            // The sender's NIC pads; the padding is not part of the IP packet.
+            f.resize(60, 0);
+        }
+        f
+    }
+}
+
+impl Defect {
+    fn is_no_key(self) -> bool {
+        matches!(self, Defect::NoKey)
+    }
+}
+
+// ---------------------------------------------------------------------------------
 // The reference model
 // ---------------------------------------------------------------------------------
 
@@ -376,13 +964,26 @@ pub fn egress_of(mode: &PortMode, net: u16) -> Option<Eg> {
 }
 
 /// A frame the model accepted: its network, its 802.1Q TCI if it carried one
-/// (priority tags included), its addresses.
+/// (priority tags included), its addresses; where it entered (the receiving port, or
+/// for a decapsulated frame the tunnel port of its VTEP) and where its (inner) frame
+/// is in the received bytes.
 #[derive(Clone, Copy, Debug)]
 pub struct Class {
     pub net: u16,
     pub tci: Option<u16>,
     pub dst: MacAddr,
     pub src: MacAddr,
+    pub in_port: u16,
+    pub from_tunnel: bool,
+    pub off: usize,
+    pub len: usize,
+}
+
+impl Class {
+    /// The (inner) frame in the received bytes `f`.
+    pub fn frame<'a>(&self, f: &'a [u8]) -> &'a [u8] {
+        &f[self.off..self.off + self.len]
+    }
 }
 
 fn be16(f: &[u8], at: usize) -> u16 {
@@ -412,6 +1013,9 @@ fn is_group(m: MacAddr) -> bool {
 /// when several do is its choice.
 pub fn classify(cfg: &Config, port: u16, f: &[u8]) -> Result<Class, BTreeSet<DropReason>> {
     use DropReason::*;
+    if cfg.underlay.as_ref().is_some_and(|u| u.port.0 == port) {
+        return classify_underlay(cfg, f);
+    }
     let mut why = BTreeSet::new();
     if f.len() < 14 {
         return Err([Malformed].into());
@@ -453,6 +1057,7 @@ pub fn classify(cfg: &Config, port: u16, f: &[u8]) -> Result<Class, BTreeSet<Dro
     let Some(mode) = cfg.ports.get(usize::from(port)).map(|p| &p.mode) else {
         return Err([NoPort].into());
     };
+
     let net = match (mode, vid) {
         (_, None) | (_, Some(0xfff)) => None,
         (PortMode::Access { network }, Some(0)) => Some(network.0),
@@ -480,6 +1085,175 @@ pub fn classify(cfg: &Config, port: u16, f: &[u8]) -> Result<Class, BTreeSet<Dro
             tci: tags.first().map(|t| t.1),
             dst,
             src,
+            in_port: port,
+            from_tunnel: false,
+            off: 0,
+            len: f.len(),
+        }),
+        _ => Err(why),
+    }
+}
+
+/// Ingress on the underlay port (issue 4, REFERENCE.md's br-tun and protocol rules),
+/// IPv4 underlay: a VXLAN packet (UDP to `vxlan_port`, RFC 7348: I flag set, other
+/// flags and reserved fields ignored; UDP checksum 0 or correct) or a GRE packet
+/// (RFC 2784/2890: version 0, bits R, s and the top recursion bit clear, protocol
+/// 0x6558, checksum correct when present, key = segment) in a valid IPv4 header
+/// (checksum, lengths, no fragment; options refused). Anything that is no such packet
+/// is `NotTunnel`; one that is but fails a check `TunnelMalformed`. Then: addressed to
+/// us (outer destination MAC and IP) else `NotOurVtep`; from a configured VTEP else
+/// `UnknownVtep`; a network of that type with that VNI/key else `UnknownSegment`; an
+/// inner frame of at least 14 bytes, untagged (`InnerTagged`), from a unicast source
+/// (`InvalidSource`), not to 01:80:c2:00:00:0x (`ReservedMulticast`). The inner frame
+/// enters its network from the VTEP's tunnel port.
+///
+/// Every reason that applies is returned; a packet that is unreadable garbage gives
+/// the two of "not a tunnel packet" and "malformed" that cannot be told apart.
+pub fn classify_underlay(cfg: &Config, f: &[u8]) -> Result<Class, BTreeSet<DropReason>> {
+    use DropReason::*;
+    let u = cfg.underlay.as_ref().expect("an underlay");
+    let both: BTreeSet<DropReason> = [NotTunnel, TunnelMalformed].into();
+    if f.len() < 14 {
+        return Err([NotTunnel, TunnelMalformed, Malformed].into());
+    }
+    match be16(f, 12) {
+        0x0800 => {}
+        // An IPv6 packet is never addressed to an IPv4 VTEP.
+        0x86dd => return Err([NotTunnel, TunnelMalformed, NotOurVtep].into()),
+        _ => return Err([NotTunnel].into()),
+    }
+    let ip = &f[14..];
+    if ip.len() < 20 {
+        return Err(both);
+    }
+    let hl = usize::from(ip[0] & 0xf) * 4;
+    let tl = usize::from(be16(ip, 2));
+    let proto = ip[9];
+    let mut why = BTreeSet::new();
+    let header_ok = ip[0] >> 4 == 4
+        && hl >= 20
+        && ip.len() >= hl
+        && tl >= hl
+        && tl <= ip.len()
+        && inet_csum(&ip[..hl]) == 0
+        && be16(ip, 6) & 0x3fff == 0;
+    if proto != 17 && proto != 47 {
+        why.insert(NotTunnel);
+        if !header_ok {
+            why.insert(TunnelMalformed);
+        }
+        return Err(why);
+    }
+    if !header_ok {
+        // Which protocol it really carries is anybody's guess.
+        return Err(both);
+    }
+    if hl != 20 {
+        why.insert(TunnelMalformed);
+    }
+    let l4 = &ip[hl..tl];
+    // (segment is GRE, VNI/key, inner frame)
+    let (gre, id, inner): (bool, Option<u32>, &[u8]) = if proto == 17 {
+        if l4.len() < 8 {
+            why.extend([TunnelMalformed, NotTunnel]);
+            return Err(why);
+        }
+        let ulen = usize::from(be16(l4, 4));
+        if be16(l4, 2) != u.vxlan_port {
+            why.insert(NotTunnel);
+            if ulen < 8 || ulen > l4.len() {
+                why.insert(TunnelMalformed);
+            }
+            return Err(why);
+        }
+        if ulen < 8 || ulen > l4.len() {
+            why.insert(TunnelMalformed);
+            return Err(why);
+        }
+        let dgram = &l4[..ulen];
+        if be16(dgram, 6) != 0 {
+            let mut ph = ip[12..20].to_vec();
+            ph.extend_from_slice(&[0, 17]);
+            ph.extend_from_slice(&(ulen as u16).to_be_bytes());
+            ph.extend_from_slice(dgram);
+            if inet_csum(&ph) != 0 {
+                why.insert(TunnelMalformed);
+            }
+        }
+        let vx = &dgram[8..];
+        if vx.len() < 8 || vx[0] & 0x08 == 0 {
+            why.insert(TunnelMalformed);
+            return Err(why);
+        }
+        let vni = u32::from_be_bytes([0, vx[4], vx[5], vx[6]]);
+        (false, Some(vni), &vx[8..])
+    } else {
+        if l4.len() < 4 {
+            why.extend([TunnelMalformed, NotTunnel]);
+            return Err(why);
+        }
+        let fv = be16(l4, 0);
+        let (c, k, s) = (fv & 0x8000 != 0, fv & 0x2000 != 0, fv & 0x1000 != 0);
+        let hlen = 4 + 4 * (usize::from(c) + usize::from(k) + usize::from(s));
+        if fv & 7 != 0 || fv & 0x4c00 != 0 || l4.len() < hlen {
+            why.insert(TunnelMalformed);
+            if l4.len() < hlen || be16(l4, 2) != 0x6558 {
+                why.insert(NotTunnel);
+            }
+            return Err(why);
+        }
+        if be16(l4, 2) != 0x6558 {
+            why.insert(NotTunnel);
+            return Err(why);
+        }
+        if c && inet_csum(l4) != 0 {
+            why.insert(TunnelMalformed);
+        }
+        let at = 4 + 4 * usize::from(c);
+        let key = k.then(|| u32::from_be_bytes([l4[at], l4[at + 1], l4[at + 2], l4[at + 3]]));
+        (true, key, &l4[hlen..])
+    };
+    if u.local_mac != Some(mac_at(f, 0))
+        || IpAddr::V4(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19])) != u.local_ip
+    {
+        why.insert(NotOurVtep);
+    }
+    let src_ip = IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]));
+    let vtep = cfg.vteps.iter().position(|&v| v == src_ip);
+    if vtep.is_none() {
+        why.insert(UnknownVtep);
+    }
+    let net = cfg
+        .networks
+        .iter()
+        .position(|n| id.is_some() && id_of(n.segment) == Some((gre, id.unwrap_or(0))));
+    if net.is_none() {
+        why.insert(UnknownSegment);
+    }
+    if inner.len() < 14 {
+        why.insert(TunnelMalformed);
+        return Err(why);
+    }
+    if is_tpid(be16(inner, 12)) {
+        why.insert(InnerTagged);
+    }
+    let (dst, src) = (mac_at(inner, 0), mac_at(inner, 6));
+    if is_group(src) || src.octets() == [0; 6] {
+        why.insert(InvalidSource);
+    }
+    if dst.octets()[..5] == [0x01, 0x80, 0xc2, 0, 0] && dst.octets()[5] < 0x10 {
+        why.insert(ReservedMulticast);
+    }
+    match (net, vtep) {
+        (Some(net), Some(v)) if why.is_empty() => Ok(Class {
+            net: net as u16,
+            tci: None,
+            dst,
+            src,
+            in_port: (cfg.ports.len() + v) as u16,
+            from_tunnel: true,
+            off: inner.as_ptr() as usize - f.as_ptr() as usize,
+            len: inner.len(),
         }),
         _ => Err(why),
     }
@@ -514,6 +1288,150 @@ pub fn rewrite(f: &[u8], tci: Option<u16>, eg: Eg) -> Vec<u8> {
             out
         }
     }
+}
+
+/// How a port sends a network's frames: a configuration port's tagging, or a tunnel
+/// port (number `ports + v`) toward remote VTEP `v`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Out {
+    Port(Eg),
+    Tunnel(u16),
+}
+
+/// How `net` leaves port `q` (configuration ports, then one tunnel port per remote
+/// VTEP), `None` if `q` does not carry it: a tunnel port carries every vxlan/gre
+/// network (a MAC of any of them may be behind any VTEP).
+pub fn out_of(cfg: &Config, q: u16, net: u16) -> Option<Out> {
+    let p = usize::from(q);
+    match cfg.ports.get(p) {
+        Some(port) => egress_of(&port.mode, net).map(Out::Port),
+        None => {
+            let v = p - cfg.ports.len();
+            (v < cfg.vteps.len() && cfg.networks[usize::from(net)].segment.is_tunnel())
+                .then_some(Out::Tunnel(v as u16))
+        }
+    }
+}
+
+/// The normalized form of an encapsulated frame: 'V' + VNI or 'G' + key (32 bits),
+/// then the inner frame.
+pub fn tunnel_form(seg: Segment, inner: &[u8]) -> Vec<u8> {
+    let (gre, id) = id_of(seg).expect("an overlay segment");
+    let mut v = vec![if gre { b'G' } else { b'V' }];
+    v.extend_from_slice(&id.to_be_bytes());
+    v.extend_from_slice(inner);
+    v
+}
+
+/// What port `q` sends for frame `f` of `net` received with TCI `tci`, in normalized
+/// form: tunnel ports send the inner frame an access port would send (untagged, at
+/// least 60 bytes) encapsulated with the network's VNI/key.
+pub fn out_frame(cfg: &Config, net: u16, f: &[u8], tci: Option<u16>, q: u16) -> Option<Vec<u8>> {
+    match out_of(cfg, q, net)? {
+        Out::Port(eg) => Some(rewrite(f, tci, eg)),
+        Out::Tunnel(_) => Some(tunnel_form(
+            cfg.networks[usize::from(net)].segment,
+            &rewrite(f, tci, Eg::Untagged),
+        )),
+    }
+}
+
+/// A frame sent on port `port` in the form the model predicts: frames out of the
+/// underlay port are parsed (etherparse for Ethernet, IPv4, UDP) and their outer
+/// headers checked — source MAC ours, destination MAC the VTEP's static neighbour,
+/// IPv4 without options, valid header checksum, DF as configured, no fragment, TTL
+/// 64, from `local_ip` to a configured VTEP, lengths exact; VXLAN: UDP to
+/// `vxlan_port` from 49152..=65535, checksum 0, flags 0x08, reserved fields zero;
+/// GRE: flags K only, version 0, protocol 0x6558 — and become (the VTEP's tunnel
+/// port, [`tunnel_form`]).
+pub fn normalize(cfg: &Config, port: u16, b: &[u8]) -> Result<(u16, Vec<u8>), String> {
+    use etherparse::{Ethernet2HeaderSlice, Ipv4HeaderSlice, UdpHeaderSlice};
+    let Some(u) = cfg.underlay.as_ref().filter(|u| u.port.0 == port) else {
+        return Ok((port, b.to_vec()));
+    };
+    let err = |what: &str| Err(format!("underlay frame {b:02x?}: {what}"));
+    let eth = Ethernet2HeaderSlice::from_slice(b).map_err(|e| format!("{e}"))?;
+    if Some(MacAddr::new(eth.source())) != u.local_mac {
+        return err("source MAC is not the underlay's");
+    }
+    if eth.ether_type() != etherparse::EtherType::IPV4 {
+        return err("not IPv4");
+    }
+    let ip = Ipv4HeaderSlice::from_slice(&b[14..]).map_err(|e| format!("{e}"))?;
+    if ip.ihl() != 5 {
+        return err("IPv4 options");
+    }
+    if ip.header_checksum() != ip.to_header().calc_header_checksum() {
+        return err("bad IPv4 header checksum");
+    }
+    if ip.dont_fragment() != u.df || ip.more_fragments() || ip.fragments_offset().value() != 0 {
+        return err("DF/fragment bits");
+    }
+    if ip.ttl() != 64 {
+        return err("TTL is not 64");
+    }
+    if IpAddr::V4(ip.source_addr()) != u.local_ip {
+        return err("source IP is not local_ip");
+    }
+    if usize::from(ip.total_len()) != b.len() - 14 {
+        return err("IPv4 total length is not the frame's");
+    }
+    let dst = IpAddr::V4(ip.destination_addr());
+    let Some(v) = cfg.vteps.iter().position(|&x| x == dst) else {
+        return err("destination is no VTEP");
+    };
+    let nb = u.neighbors.iter().find(|n| n.0 == dst).map(|n| n.1);
+    if Some(MacAddr::new(eth.destination())) != nb {
+        return err("destination MAC is not the VTEP's neighbour entry");
+    }
+    let l4 = &b[34..];
+    let (seg, inner) = match ip.protocol() {
+        etherparse::IpNumber::UDP => {
+            let udp = UdpHeaderSlice::from_slice(l4).map_err(|e| format!("{e}"))?;
+            if udp.destination_port() != u.vxlan_port {
+                return err("UDP destination port is not vxlan_port");
+            }
+            if udp.source_port() < 49152 {
+                return err("UDP source port below 49152");
+            }
+            if usize::from(udp.length()) != l4.len() {
+                return err("UDP length");
+            }
+            if udp.checksum() != 0 {
+                return err("UDP checksum is not 0");
+            }
+            let vx = &l4[8..];
+            if vx.len() < 8 || vx[0] != 0x08 || vx[1..4] != [0, 0, 0] || vx[7] != 0 {
+                return err("VXLAN flags or reserved fields");
+            }
+            let vni = u32::from_be_bytes([0, vx[4], vx[5], vx[6]]);
+            (
+                Segment::Vxlan {
+                    vni: Vni::try_new(vni).unwrap(),
+                },
+                &vx[8..],
+            )
+        }
+        etherparse::IpNumber::GRE => {
+            if l4.len() < 8 || l4[0..4] != [0x20, 0x00, 0x65, 0x58] {
+                return err("GRE flags, version or protocol");
+            }
+            let key = u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]);
+            (
+                Segment::Gre {
+                    key: GreKey::new(key),
+                },
+                &l4[8..],
+            )
+        }
+        _ => return err("neither UDP nor GRE"),
+    };
+    Ok(((cfg.ports.len() + v) as u16, tunnel_form(seg, inner)))
+}
+
+/// Normalizes what a switch sent ([`normalize`]), keeping the order.
+pub fn normalize_all(cfg: &Config, sent: &[(u16, Vec<u8>)]) -> Result<Vec<(u16, Vec<u8>)>, String> {
+    sent.iter().map(|(p, b)| normalize(cfg, *p, b)).collect()
 }
 
 /// One FDB entry of the model.
@@ -576,6 +1494,22 @@ pub struct Coverage {
     pub cut_short: u64,
     pub moves: u64,
     pub port_limit: u64,
+    /// Packets received on the underlay port, and of them decapsulated into a network.
+    pub underlay_rx: u64,
+    pub decap: u64,
+    /// Frames of the underlay port dropped, per the one reason that applied.
+    pub underlay_drops: [u64; DropReason::COUNT],
+    /// Known unicast to a tunnel port (encapsulated toward its VTEP).
+    pub encap_unicast: u64,
+    /// Copies to tunnel ports of floods (head-end replication).
+    pub encap_flood: u64,
+    /// From a tunnel, unicast to a tunnel port: dropped.
+    pub split_horizon: u64,
+    /// Floods from a tunnel in a network with remote VTEPs (that skipped them).
+    pub split_horizon_flood: u64,
+    /// Frames sent out of physnet ports, and of them tagged with a provider VID.
+    pub provider_out: u64,
+    pub provider_tagged: u64,
 }
 
 impl Coverage {
@@ -599,6 +1533,23 @@ impl Coverage {
         self.cut_short += o.cut_short;
         self.moves += o.moves;
         self.port_limit += o.port_limit;
+        self.underlay_rx += o.underlay_rx;
+        self.decap += o.decap;
+        for (a, b) in self.underlay_drops.iter_mut().zip(o.underlay_drops) {
+            *a += b;
+        }
+        self.encap_unicast += o.encap_unicast;
+        self.encap_flood += o.encap_flood;
+        self.split_horizon += o.split_horizon;
+        self.split_horizon_flood += o.split_horizon_flood;
+        self.provider_out += o.provider_out;
+        self.provider_tagged += o.provider_tagged;
+    }
+
+    /// Underlay drops for which `r` was the only reason.
+    pub fn underlay_dropped(&self, r: DropReason) -> u64 {
+        let i = DropReason::ALL.iter().position(|&x| x == r).unwrap();
+        self.underlay_drops[i]
     }
 }
 
@@ -632,12 +1583,23 @@ impl Model {
             cov: Coverage::default(),
         };
         for s in &cfg.static_fdb {
-            let FdbTarget::Port(p) = s.target else {
-                continue;
+            let p = match s.target {
+                FdbTarget::Port(p) => p.0,
+                FdbTarget::Remote(v) => (cfg.ports.len() + v.index()) as u16,
             };
-            m.add_static(s.network.0, s.mac, p.0);
+            m.add_static(s.network.0, s.mac, p);
         }
         m
+    }
+
+    /// Configuration ports and tunnel ports.
+    pub fn total_ports(&self) -> u16 {
+        (self.cfg.ports.len() + self.cfg.vteps.len()) as u16
+    }
+
+    /// Whether port `q` (a tunnel port included) carries `net`.
+    pub fn carries(&self, q: u16, net: u16) -> bool {
+        out_of(&self.cfg, q, net).is_some()
     }
 
     fn next_lru(&mut self) -> u64 {
@@ -699,7 +1661,7 @@ impl Model {
                 return;
             }
         }
-        let n_ports = self.cfg.ports.len() as u16;
+        let n_ports = self.total_ports();
         let max = (0..n_ports).map(|p| self.count(p)).max().unwrap_or(0);
         let victim = if self.count(port) >= max {
             port
@@ -800,10 +1762,25 @@ impl Model {
             .map(|e| e.port)
     }
 
-    /// Ports that carry `net`, in port order.
+    /// Where `net` floods: the configuration ports that carry it, in port order, then
+    /// the tunnel ports of its remote VTEPs (head-end replication).
     pub fn members(&self, net: u16) -> Vec<u16> {
-        (0..self.cfg.ports.len() as u16)
-            .filter(|&p| egress_of(&self.cfg.ports[usize::from(p)].mode, net).is_some())
+        let p = self.cfg.ports.len();
+        (0..p as u16)
+            .filter(|&q| egress_of(&self.cfg.ports[usize::from(q)].mode, net).is_some())
+            .chain(
+                self.cfg.networks[usize::from(net)]
+                    .remote_vteps
+                    .iter()
+                    .map(|v| (p + v.index()) as u16),
+            )
+            .collect()
+    }
+
+    /// Every port that carries `net` (every tunnel port for an overlay network).
+    pub fn carriers(&self, net: u16) -> Vec<u16> {
+        (0..self.total_ports())
+            .filter(|&q| self.carries(q, net))
             .collect()
     }
 
@@ -826,10 +1803,24 @@ impl Model {
         if frames.len() > 1 {
             self.cov.bursts += 1;
         }
+        let underlay = self.cfg.underlay.as_ref().is_some_and(|u| u.port.0 == port);
         let mut classes: Vec<Result<Class, Verdict>> = frames
             .iter()
             .map(|f| {
-                classify(&self.cfg, port, f).map_err(|why| {
+                let c = classify(&self.cfg, port, f);
+                if underlay {
+                    self.cov.underlay_rx += 1;
+                    match &c {
+                        Ok(_) => self.cov.decap += 1,
+                        Err(why) if why.len() == 1 => {
+                            let r = *why.first().unwrap();
+                            let i = DropReason::ALL.iter().position(|&x| x == r).unwrap();
+                            self.cov.underlay_drops[i] += 1;
+                        }
+                        Err(_) => {}
+                    }
+                }
+                c.map_err(|why| {
                     self.cov.dropped += 1;
                     Verdict::Dropped(why)
                 })
@@ -837,7 +1828,7 @@ impl Model {
             .collect();
         for c in &mut classes {
             if let Ok(k) = c {
-                if !self.learn(k.net, k.src, port, now, resolve) {
+                if !self.learn(k.net, k.src, k.in_port, now, resolve) {
                     self.cov.static_move += 1;
                     *c = Err(Verdict::StaticMove);
                 }
@@ -847,14 +1838,17 @@ impl Model {
             .into_iter()
             .zip(frames)
             .map(|(c, f)| match c {
-                Ok(c) => self.forward(port, c, f, now),
+                Ok(c) => self.forward(c, f, now),
                 Err(v) => v,
             })
             .collect()
     }
 
     /// Forwarding and egress rewrite of a frame that was classified and learned.
-    fn forward(&mut self, port: u16, c: Class, f: &[u8], now: u64) -> Verdict {
+    fn forward(&mut self, c: Class, f: &[u8], now: u64) -> Verdict {
+        let port = c.in_port;
+        let n_cfg = self.cfg.ports.len() as u16;
+        let is_tunnel = |q: u16| q >= n_cfg;
         if c.tci.is_some() {
             self.cov.tagged_in += 1;
         }
@@ -871,44 +1865,64 @@ impl Model {
         } else {
             match self.lookup(c.net, c.dst, now) {
                 Some(p) if p == port => Action::Drop(DropReason::SamePort),
+                // Split horizon: from a tunnel, never into a tunnel.
+                Some(p) if c.from_tunnel && is_tunnel(p) => Action::Drop(DropReason::SplitHorizon),
                 // An entry on a port that does not carry the network (stale after a
                 // reconfiguration, or a misplaced static entry) counts as unknown.
-                Some(p) if egress_of(&self.cfg.ports[usize::from(p)].mode, c.net).is_none() => {
-                    Action::Flood
-                }
+                Some(p) if !self.carries(p, c.net) => Action::Flood,
                 Some(p) => Action::Unicast(PortId(p)),
                 None => Action::Flood,
             }
         };
         let to: Vec<u16> = match action {
             Action::Unicast(p) => vec![p.0],
-            Action::Flood => self
-                .members(c.net)
-                .into_iter()
-                .filter(|&q| q != port)
-                .collect(),
+            Action::Flood => {
+                let members = self.members(c.net);
+                if c.from_tunnel && members.iter().any(|&q| is_tunnel(q)) {
+                    self.cov.split_horizon_flood += 1;
+                }
+                members
+                    .into_iter()
+                    .filter(|&q| q != port && !(c.from_tunnel && is_tunnel(q)))
+                    .collect()
+            }
             Action::Drop(_) => vec![],
         };
+        let frame = c.frame(f);
         let mut sent: Vec<(u16, Vec<u8>)> = to
             .into_iter()
-            .filter_map(|q| {
-                let eg = egress_of(&self.cfg.ports[usize::from(q)].mode, c.net)?;
-                Some((q, rewrite(f, c.tci, eg)))
-            })
+            .filter_map(|q| Some((q, out_frame(&self.cfg, c.net, frame, c.tci, q)?)))
             .collect();
         sent.sort();
         match action {
-            Action::Unicast(_) => self.cov.unicast += 1,
+            Action::Unicast(p) => {
+                self.cov.unicast += 1;
+                if is_tunnel(p.0) {
+                    self.cov.encap_unicast += 1;
+                }
+            }
             Action::Flood => {
                 self.cov.flood += 1;
                 self.cov.flood_copies += sent.len().saturating_sub(1) as u64;
+                self.cov.encap_flood += sent.iter().filter(|(q, _)| is_tunnel(*q)).count() as u64;
             }
+            Action::Drop(DropReason::SplitHorizon) => self.cov.split_horizon += 1,
             Action::Drop(_) => self.cov.same_port += 1,
         }
+        let local = |q: u16| !is_tunnel(q);
         self.cov.tagged_out += sent
             .iter()
-            .filter(|(_, b)| b.len() >= 14 && be16(b, 12) == TPID_Q)
+            .filter(|(q, b)| local(*q) && b.len() >= 14 && be16(b, 12) == TPID_Q)
             .count() as u64;
+        for (q, b) in &sent {
+            if let Some(PortRole::Physnet(_)) = self.cfg.ports.get(usize::from(*q)).map(|p| p.role)
+            {
+                self.cov.provider_out += 1;
+                if b.len() >= 14 && be16(b, 12) == TPID_Q {
+                    self.cov.provider_tagged += 1;
+                }
+            }
+        }
         Verdict::Forwarded { action, sent }
     }
 
@@ -990,8 +2004,8 @@ impl Model {
     pub fn reconfigure(&mut self, cfg: &Config) {
         self.cov.reconfigs += 1;
         self.cfg = cfg.clone();
-        let carries = |p: u16, n: u16| egress_of(&cfg.ports[usize::from(p)].mode, n).is_some();
-        self.fdb.retain(|&(n, _), e| carries(e.port, n));
+        self.fdb
+            .retain(|&(n, _), e| out_of(cfg, e.port, n).is_some());
     }
 }
 
@@ -1059,7 +2073,7 @@ impl Harness {
             capacity: cfg.switch.mac_table_size,
             per_port_limit: cfg.switch.mac_limit_per_port as u32,
             aging_ns: cfg.switch.mac_aging.as_nanos() as u64,
-            max_ports: cfg.ports.len().max(1),
+            max_ports: (cfg.ports.len() + cfg.vteps.len()).max(1),
         };
         let FdbGroup {
             mut workers,
@@ -1193,6 +2207,12 @@ pub enum Op {
         frames: Vec<FrameSpec>,
         dt: u64,
     },
+    /// The clock advances, then packets arrive on the underlay port (one, or a batch
+    /// with [`Harness`]); nothing without an underlay.
+    Tunnel {
+        pkts: Vec<TunnelSpec>,
+        dt: u64,
+    },
 }
 
 /// Clock steps: mostly under a second or a few, sometimes around the aging time
@@ -1219,6 +2239,16 @@ pub fn op(harness: bool) -> BoxedStrategy<Op> {
         (any::<Index>(), port_mode(4)).prop_map(|(port, mode)| Op::Reconfig { port, mode });
     let burst = (any::<Index>(), vec(frame(), 2..=8), dt())
         .prop_map(|(port, frames, dt)| Op::Burst { port, frames, dt });
+    let max = if harness { 6 } else { 1 };
+    let tunnel = (
+        prop_oneof![3 => Just(1usize), 1 => 2usize..=max.max(2)],
+        vec(tunnel_spec(), max),
+        dt(),
+    )
+        .prop_map(move |(n, mut pkts, dt)| {
+            pkts.truncate(n.min(max));
+            Op::Tunnel { pkts, dt }
+        });
     if harness {
         prop_oneof![
             24 => inject,
@@ -1227,11 +2257,13 @@ pub fn op(harness: bool) -> BoxedStrategy<Op> {
             1 => remove,
             1 => flush,
             3 => change,
-            6 => burst
+            6 => burst,
+            14 => tunnel,
         ]
         .boxed()
     } else {
-        prop_oneof![30 => inject, 2 => tick, 2 => add, 1 => remove, 1 => flush].boxed()
+        prop_oneof![30 => inject, 2 => tick, 2 => add, 1 => remove, 1 => flush, 16 => tunnel]
+            .boxed()
     }
 }
 
@@ -1243,7 +2275,11 @@ pub fn run(sut: &mut dyn Sut, model: &mut Model, ops: &[Op]) -> Result<(), TestC
     let n_ports = model.cfg.ports.len();
     let n_nets = model.cfg.networks.len();
     for (i, op) in ops.iter().enumerate() {
-        if let Op::Inject { dt, .. } | Op::Tick { dt } | Op::Burst { dt, .. } = op {
+        if let Op::Inject { dt, .. }
+        | Op::Tick { dt }
+        | Op::Burst { dt, .. }
+        | Op::Tunnel { dt, .. } = op
+        {
             now += dt * TIME_UNIT;
         }
         let t = now;
@@ -1262,42 +2298,39 @@ pub fn run(sut: &mut dyn Sut, model: &mut Model, ops: &[Op]) -> Result<(), TestC
                         .map_or(cands[0].0, |&(p, _)| p)
                 };
                 let v = model.inject(port, &f, now, &mut resolve);
-                check_outcome(&out, &v)
+                check_outcome(&model.cfg, &out, &v)
                     .map_err(|e| TestCaseError::fail(ctx(format!("frame {f:02x?}\n{e}"))))?;
             }
             Op::Burst { port, frames, .. } => {
                 let port = port.index(n_ports) as u16;
                 let mode = &model.cfg.ports[usize::from(port)].mode;
                 let fs: Vec<Vec<u8>> = frames.iter().map(|f| f.bytes(mode)).collect();
-                let Some(sent) = sut.inject_burst(port, &fs, now) else {
-                    continue;
-                };
-                let fdb = sut.fdb();
-                let mut resolve = |cands: &[(u16, u32)]| {
-                    cands
-                        .iter()
-                        .find(|&&(p, c)| fdb.port_count(PortId(p)) < c)
-                        .map_or(cands[0].0, |&(p, _)| p)
-                };
-                let ties = model.cov.eviction_ties;
-                let vs = model.inject_burst(port, &fs, now, &mut resolve);
-                if model.cov.eviction_ties != ties {
-                    // Several evictions in one batch with a free choice among equally
-                    // busiest ports: the switch's choices cannot be read back one by
-                    // one. The sequence ends here.
-                    model.cov.cut_short += 1;
+                if !burst(sut, model, port, &fs, now).map_err(|e| TestCaseError::fail(ctx(e)))? {
                     return Ok(());
                 }
-                let mut want: Vec<(u16, Vec<u8>)> = vs
-                    .into_iter()
-                    .flat_map(|v| match v {
-                        Verdict::Forwarded { sent, .. } => sent,
-                        _ => vec![],
-                    })
-                    .collect();
-                // Per port in frame order (a stable sort keeps it).
-                want.sort_by_key(|&(p, _)| p);
-                prop_assert_eq!(&sent, &want, "{}", ctx(format!("burst {fs:02x?}")));
+            }
+            Op::Tunnel { pkts, .. } => {
+                let Some(up) = model.cfg.underlay.as_ref().map(|u| u.port.0) else {
+                    continue;
+                };
+                let fs: Vec<Vec<u8>> = pkts.iter().map(|p| p.bytes(&model.cfg)).collect();
+                if let [f] = fs.as_slice() {
+                    let out = sut.inject(up, f, now);
+                    let fdb = sut.fdb();
+                    let mut resolve = |cands: &[(u16, u32)]| {
+                        cands
+                            .iter()
+                            .find(|&&(p, c)| fdb.port_count(PortId(p)) < c)
+                            .map_or(cands[0].0, |&(p, _)| p)
+                    };
+                    let v = model.inject(up, f, now, &mut resolve);
+                    check_outcome(&model.cfg, &out, &v)
+                        .map_err(|e| TestCaseError::fail(ctx(format!("packet {f:02x?}\n{e}"))))?;
+                } else if !burst(sut, model, up, &fs, now)
+                    .map_err(|e| TestCaseError::fail(ctx(e)))?
+                {
+                    return Ok(());
+                }
             }
             Op::Tick { .. } => {
                 sut.tick(now);
@@ -1305,7 +2338,7 @@ pub fn run(sut: &mut dyn Sut, model: &mut Model, ops: &[Op]) -> Result<(), TestC
             }
             Op::AddStatic { net, mac, port } => {
                 let n = net.index(n_nets) as u16;
-                let carriers = model.members(n);
+                let carriers = model.carriers(n);
                 if carriers.is_empty() {
                     continue;
                 }
@@ -1331,7 +2364,7 @@ pub fn run(sut: &mut dyn Sut, model: &mut Model, ops: &[Op]) -> Result<(), TestC
             }
             Op::Flush { net, port } => {
                 let n = net.map(|x| x.index(n_nets) as u16);
-                let p = port.map(|x| x.index(n_ports) as u16);
+                let p = port.map(|x| x.index(usize::from(model.total_ports())) as u16);
                 let vlan = |n: u16| model.cfg.networks[usize::from(n)].local_vlan;
                 let (filter, mf) = match (n, p) {
                     (None, None) => (FlushFilter::All, MFlush::All),
@@ -1350,7 +2383,8 @@ pub fn run(sut: &mut dyn Sut, model: &mut Model, ops: &[Op]) -> Result<(), TestC
                 model.tick(now);
             }
             Op::Reconfig { port, mode } => {
-                let p = port.index(n_ports);
+                // Never the underlay port (its role is fixed), which is last.
+                let p = port.index(n_ports - usize::from(model.cfg.underlay.is_some()));
                 let mut cfg = model.cfg.clone();
                 cfg.ports[p].mode = fold_mode(mode, n_nets as u16);
                 // The control plane's part: forget what the port no longer carries.
@@ -1392,9 +2426,58 @@ pub fn run(sut: &mut dyn Sut, model: &mut Model, ops: &[Op]) -> Result<(), TestC
     Ok(())
 }
 
+/// One batch on `port` through the switch (if it takes batches) and the model; the
+/// frames each port sent must be the model's, in order per port (tunnel ports in
+/// normalized form). `false`: the sequence must end here.
+fn burst(
+    sut: &mut dyn Sut,
+    model: &mut Model,
+    port: u16,
+    fs: &[Vec<u8>],
+    now: u64,
+) -> Result<bool, String> {
+    let Some(sent) = sut.inject_burst(port, fs, now) else {
+        return Ok(true);
+    };
+    let fdb = sut.fdb();
+    let mut resolve = |cands: &[(u16, u32)]| {
+        cands
+            .iter()
+            .find(|&&(p, c)| fdb.port_count(PortId(p)) < c)
+            .map_or(cands[0].0, |&(p, _)| p)
+    };
+    let ties = model.cov.eviction_ties;
+    let vs = model.inject_burst(port, fs, now, &mut resolve);
+    if model.cov.eviction_ties != ties {
+        // Several evictions in one batch with a free choice among equally busiest
+        // ports: the switch's choices cannot be read back one by one. The sequence
+        // ends here.
+        model.cov.cut_short += 1;
+        return Ok(false);
+    }
+    let mut want: Vec<(u16, Vec<u8>)> = vs
+        .into_iter()
+        .flat_map(|v| match v {
+            Verdict::Forwarded { sent, .. } => sent,
+            _ => vec![],
+        })
+        .collect();
+    // Per port in frame order (a stable sort keeps it).
+    want.sort_by_key(|&(p, _)| p);
+    let mut sent = normalize_all(&model.cfg, &sent)?;
+    sent.sort_by_key(|&(p, _)| p);
+    if sent != want {
+        return Err(format!(
+            "burst {fs:02x?}\nswitch sent {sent:02x?}\nmodel {want:02x?}"
+        ));
+    }
+    Ok(true)
+}
+
 /// The switch's outcome against the model's verdict.
-pub fn check_outcome(out: &Outcome, v: &Verdict) -> Result<(), String> {
-    let mut sent: Vec<(u16, Vec<u8>)> = out.sent.iter().map(|(p, b)| (p.0, b.clone())).collect();
+pub fn check_outcome(cfg: &Config, out: &Outcome, v: &Verdict) -> Result<(), String> {
+    let sent: Vec<(u16, Vec<u8>)> = out.sent.iter().map(|(p, b)| (p.0, b.clone())).collect();
+    let mut sent = normalize_all(cfg, &sent)?;
     sent.sort();
     let ok = match v {
         Verdict::Dropped(why) => {
@@ -1435,7 +2518,7 @@ pub fn check_state(sut: &dyn Sut, model: &Model, now: u64) -> Result<(), String>
             "FDB (vlan, mac, port, static): switch {live:x?}\nmodel {want:x?}"
         ));
     }
-    for p in 0..model.cfg.ports.len() as u16 {
+    for p in 0..model.total_ports() {
         let (got, want) = (fdb.port_count(PortId(p)), model.count(p));
         if got != want {
             return Err(format!("port {p}: {got} learned entries, model {want}"));
@@ -1450,6 +2533,7 @@ pub fn check_state(sut: &dyn Sut, model: &Model, now: u64) -> Result<(), String>
         c.flooded,
         c.dropped(DropReason::SamePort),
         c.dropped(DropReason::StaticMove),
+        c.dropped(DropReason::SplitHorizon),
     );
     let want = (
         model.learned,
@@ -1459,11 +2543,12 @@ pub fn check_state(sut: &dyn Sut, model: &Model, now: u64) -> Result<(), String>
         model.cov.flood,
         model.cov.same_port,
         model.cov.static_move,
+        model.cov.split_horizon,
     );
     if got != want {
         return Err(format!(
             "counters (learned, moves, port-limit refusals, unicast, flooded, same-port \
-             drops, static-move drops): switch {got:?}, model {want:?}"
+             drops, static-move drops, split-horizon drops): switch {got:?}, model {want:?}"
         ));
     }
     Ok(())
