@@ -217,6 +217,21 @@ pub fn trace(sw: &mut OfflineSwitch, port: PortIdx, frame: &[u8], now: u64) -> S
         let _ = writeln!(s, "Decision: drop (static_move)");
         return s;
     }
+    if let (None, None) = (out.dropped, out.action) {
+        for (to, bytes) in &out.sent {
+            let _ = writeln!(
+                s,
+                "Output: port {:?}: {} bytes",
+                port_name(*to),
+                bytes.len()
+            );
+        }
+        let _ = writeln!(
+            s,
+            "Decision: consumed by the switch (ARP/ND for the local VTEP: answered or learned from)"
+        );
+        return s;
+    }
     if let (Some(r), None) = (out.dropped, out.action) {
         let _ = writeln!(s, "Classify: dropped ({r})");
         let _ = writeln!(s, "Decision: drop ({r})");

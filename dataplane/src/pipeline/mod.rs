@@ -148,9 +148,13 @@ impl Pipeline {
     }
 
     /// The decision of the first frame of the last batch: the action it took, or the
-    /// reason it was dropped before forwarding (for `trace` and offline use).
+    /// reason it was dropped before forwarding (for `trace` and offline use); neither
+    /// for a frame the switch consumed (ARP/ND for the local VTEP).
     pub fn last_decision(&self) -> (Option<Action>, Option<DropReason>) {
         let m = &self.meta[0];
+        if m.consumed {
+            return (None, None);
+        }
         match (m.drop, m.action) {
             (Some(r), _) => (None, Some(r)),
             (None, Action::Drop(r)) => (Some(Action::Drop(r)), Some(r)),

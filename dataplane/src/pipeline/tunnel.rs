@@ -218,12 +218,12 @@ impl Pipeline {
     /// configured (network, IP) is answered back out of its ingress port, tagged as
     /// that port carries the network.
     pub(super) fn arp_respond(&mut self, in_port: PortId, descs: &[Desc], pool: &mut Pool) {
-        for i in 0..descs.len() {
+        for (i, &d) in descs.iter().enumerate() {
             let m = self.meta[i];
             if !m.local_only {
                 continue;
             }
-            let data = pool.data(descs[i]);
+            let data = pool.data(d);
             let Ok(l2) = parse_l2(data) else { continue };
             let Some((req, mac)) = super::arp_answer(&self.tables, m.net, &data[l2.l3_offset..])
             else {
@@ -342,10 +342,15 @@ impl Pipeline {
             .get(&outer.src_ip_bits())
             .ok_or(DropReason::UnknownVtep)?;
         let net = net.ok_or(DropReason::UnknownSegment)?;
-        let l2 = parse_l2(f.data()).map_err(|_| DropReason::Malformed)?;
-        if l2.tags[0].is_some() {
+        // Any tag on the inner frame (even one its parser refuses, VID 4095 or a stack
+        // of three) is an inner tag.
+        if matches!(
+            f.data().get(12..14),
+            Some([0x81, 0x00] | [0x88, 0xa8] | [0x91, 0x00])
+        ) {
             return Err(DropReason::InnerTagged);
         }
+        let l2 = parse_l2(f.data()).map_err(|_| DropReason::Malformed)?;
         if !l2.src.is_unicast() {
             return Err(DropReason::InvalidSource);
         }

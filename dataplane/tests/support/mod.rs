@@ -310,6 +310,7 @@ pub fn extend_config(
         cfg.physnets.push(Physnet {
             name: format!("physnet{ph}"),
             port: PortIdx(cfg.ports.len() as u16),
+            mtu: 1500,
         });
         cfg.ports.push(Port {
             name: format!("phys{ph}"),
@@ -1429,9 +1430,20 @@ pub fn normalize(cfg: &Config, port: u16, b: &[u8]) -> Result<(u16, Vec<u8>), St
     Ok(((cfg.ports.len() + v) as u16, tunnel_form(seg, inner)))
 }
 
-/// Normalizes what a switch sent ([`normalize`]), keeping the order.
+/// Normalizes what a switch sent ([`normalize`]), keeping the order. ARP frames on
+/// the underlay port (the switch's own neighbour traffic, [`Verdict::Control`]) are
+/// left out.
 pub fn normalize_all(cfg: &Config, sent: &[(u16, Vec<u8>)]) -> Result<Vec<(u16, Vec<u8>)>, String> {
-    sent.iter().map(|(p, b)| normalize(cfg, *p, b)).collect()
+    let underlay = cfg.underlay.as_ref().map(|u| u.port.0);
+    sent.iter()
+        .filter(|(p, b)| !(Some(*p) == underlay && is_arp(b)))
+        .map(|(p, b)| normalize(cfg, *p, b))
+        .collect()
+}
+
+/// An untagged ARP frame.
+pub fn is_arp(f: &[u8]) -> bool {
+    f.len() >= 14 && be16(f, 12) == 0x0806
 }
 
 /// One FDB entry of the model.
@@ -1450,6 +1462,11 @@ struct MEntry {
 pub enum Verdict {
     /// Dropped before learning, for one of these reasons.
     Dropped(BTreeSet<DropReason>),
+    /// An ARP frame on the underlay port: the switch's neighbour code answers it, learns
+    /// from it or drops it (`NotTunnel`, `Malformed`); it never enters a network, and
+    /// only ARP leaves (on the underlay port). Its own tests cover what exactly
+    /// (`pipeline::tunnel`, `underlay::{neigh, responder}`).
+    Control,
     /// Its source is a static entry on another port.
     StaticMove,
     /// Forwarded (or dropped by the forwarding decision: `Action::Drop`).
@@ -1497,6 +1514,8 @@ pub struct Coverage {
     /// Packets received on the underlay port, and of them decapsulated into a network.
     pub underlay_rx: u64,
     pub decap: u64,
+    /// ARP frames on the underlay port (left to the neighbour code: [`Verdict::Control`]).
+    pub underlay_arp: u64,
     /// Frames of the underlay port dropped, per the one reason that applied.
     pub underlay_drops: [u64; DropReason::COUNT],
     /// Known unicast to a tunnel port (encapsulated toward its VTEP).
@@ -1534,6 +1553,7 @@ impl Coverage {
         self.moves += o.moves;
         self.port_limit += o.port_limit;
         self.underlay_rx += o.underlay_rx;
+        self.underlay_arp += o.underlay_arp;
         self.decap += o.decap;
         for (a, b) in self.underlay_drops.iter_mut().zip(o.underlay_drops) {
             *a += b;
@@ -1807,6 +1827,11 @@ impl Model {
         let mut classes: Vec<Result<Class, Verdict>> = frames
             .iter()
             .map(|f| {
+                if underlay && is_arp(f) {
+                    self.cov.underlay_rx += 1;
+                    self.cov.underlay_arp += 1;
+                    return Err(Verdict::Control);
+                }
                 let c = classify(&self.cfg, port, f);
                 if underlay {
                     self.cov.underlay_rx += 1;
@@ -2480,6 +2505,17 @@ pub fn check_outcome(cfg: &Config, out: &Outcome, v: &Verdict) -> Result<(), Str
     let mut sent = normalize_all(cfg, &sent)?;
     sent.sort();
     let ok = match v {
+        Verdict::Control => {
+            sent.is_empty()
+                && out.action.is_none()
+                && out
+                    .dropped
+                    .is_none_or(|r| [DropReason::NotTunnel, DropReason::Malformed].contains(&r))
+                && out
+                    .sent
+                    .iter()
+                    .all(|(p, b)| cfg.underlay.as_ref().is_some_and(|u| u.port == *p) && is_arp(b))
+        }
         Verdict::Dropped(why) => {
             sent.is_empty() && out.action.is_none() && out.dropped.is_some_and(|r| why.contains(&r))
         }
