@@ -764,3 +764,109 @@ network = "net-local"
     assert_eq!(run.dropped("unknown_vid"), 1, "{}", run.stderr);
     golden("provider", &run);
 }
+
+/// An ARP frame (`op` 1 request, broadcast; 2 reply, to `tha`), 60 bytes.
+fn arp(op: u16, sha: Mac, spa: Ipv4Addr, tha: Mac, tpa: Ipv4Addr) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(if op == 1 { &BCAST } else { &tha });
+    f.extend_from_slice(&sha);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4]);
+    f.extend_from_slice(&op.to_be_bytes());
+    f.extend_from_slice(&sha);
+    f.extend_from_slice(&spa.octets());
+    f.extend_from_slice(&if op == 1 { [0; 6] } else { tha });
+    f.extend_from_slice(&tpa.octets());
+    f.resize(60, 0);
+    f
+}
+
+/// The l2population ARP responder: a VM's request for a configured IP is answered back
+/// to it and reaches the network's other local ports, not the tunnels; a request for
+/// another IP is flooded as usual, tunnels included.
+#[test]
+fn arp_responder() {
+    let cfg = overlay_config(
+        "\n[[arp]]\nnetwork = \"net-v\"\nip = \"10.1.0.20\"\nmac = \"fa:16:3e:00:00:20\"\n",
+    );
+    let me = Ipv4Addr::new(10, 1, 0, 1);
+    let known = arp(1, m(1), me, [0; 6], Ipv4Addr::new(10, 1, 0, 20));
+    let unknown = arp(1, m(1), me, [0; 6], Ipv4Addr::new(10, 1, 0, 21));
+    let run = replay(
+        "arp-responder",
+        &cfg,
+        &[("vm1", known.clone()), ("vm1", unknown.clone())],
+    );
+    let reply = arp(2, m(0x20), Ipv4Addr::new(10, 1, 0, 20), m(1), me);
+    assert_eq!(run.sent("vm1"), &[reply]);
+    assert_eq!(run.sent("vm2"), &[known, unknown.clone()]);
+    let up = run.sent("uplink");
+    assert_eq!(
+        up.len(),
+        2,
+        "only the unanswered request reaches the tunnels"
+    );
+    for b in up {
+        assert_eq!(check_encap(b, L4, true).inner, unknown);
+    }
+    golden("arp-responder", &run);
+}
+
+/// Without static neighbours: the first frame toward a VTEP waits while vswitch asks
+/// for its MAC by ARP, goes out when the reply comes; ARP for the local VTEP address is
+/// answered; a next hop off-link goes through the gateway.
+#[test]
+fn underlay_neighbours_are_resolved() {
+    let cfg = format!(
+        r#"
+[underlay]
+port = "uplink"
+local_ip = "198.18.0.1/24"
+local_mac = "{lm}"
+gateway = "198.18.0.254"
+
+[[network]]
+name = "net-v"
+segment = "vxlan"
+id = 5010
+remote_vteps = ["198.18.0.2", "198.18.1.9"]
+
+[[port]]
+name = "vm1"
+mode = "access"
+network = "net-v"
+"#,
+        lm = mac_str(LOCAL_MAC),
+    );
+    let gw = Ipv4Addr::new(198, 18, 0, 254);
+    let gw_mac: Mac = [0x02, 0, 0, 0, 0, 0xfe];
+    let f = ip_frame(BCAST, m(1), 1, 60);
+    let asker = Ipv4Addr::new(198, 18, 0, 77);
+    let asker_mac: Mac = [0x02, 0, 0, 0, 0, 0x77];
+    let run = replay(
+        "neighbours",
+        &cfg,
+        &[
+            ("vm1", f.clone()),
+            ("uplink", arp(2, NH2, VTEP2, LOCAL_MAC, LOCAL4)),
+            ("uplink", arp(2, gw_mac, gw, LOCAL_MAC, LOCAL4)),
+            ("uplink", arp(1, asker_mac, asker, [0; 6], LOCAL4)),
+        ],
+    );
+    let up = run.sent("uplink");
+    assert_eq!(up.len(), 5, "{}", run.stderr);
+    // Two requests (the VTEP on-link, the gateway for the other), in VTEP order.
+    assert_eq!(up[0], arp(1, LOCAL_MAC, LOCAL4, [0; 6], VTEP2));
+    assert_eq!(up[1], arp(1, LOCAL_MAC, LOCAL4, [0; 6], gw));
+    // Each reply releases the waiting copy toward its VTEP.
+    let a = check_encap(&up[2], L4, true);
+    assert_eq!((a.dst_ip, a.dst_mac), (IpAddr::V4(VTEP2), NH2));
+    assert_eq!(a.inner, f);
+    let b = check_encap(&up[3], L4, true);
+    assert_eq!(
+        (b.dst_ip, b.dst_mac),
+        (IpAddr::V4(Ipv4Addr::new(198, 18, 1, 9)), gw_mac)
+    );
+    // And a request for our address is answered.
+    assert_eq!(up[4], arp(2, LOCAL_MAC, LOCAL4, asker_mac, asker));
+    golden("neighbours", &run);
+}
