@@ -750,4 +750,47 @@ mod tests {
         assert_eq!(o.sent.len(), 2);
         assert_eq!(o.sent[1].0, PortIdx(2));
     }
+
+    #[test]
+    fn ipv6_next_hop_is_resolved_by_neighbour_discovery() {
+        use core::net::Ipv6Addr;
+        let l6: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let r6: Ipv6Addr = "2001:db8::2".parse().unwrap();
+        let mut cfg = config();
+        cfg.vteps = vec![IpAddr::V6(r6)];
+        let u = cfg.underlay.as_mut().unwrap();
+        u.local_ip = IpAddr::V6(l6);
+        u.prefix_len = Some(64);
+        u.neighbors.clear();
+        let mut sw = OfflineSwitch::new(cfg).unwrap();
+        let f = inner(MacAddr::BROADCAST, VM1, 60);
+        let o = sw.inject(PortIdx(0), &f, 1);
+        assert_eq!(o.sent.len(), 1, "{o:?}");
+        let ns = &o.sent[0].1;
+        // A neighbour solicitation to the solicited-node group of the VTEP.
+        assert_eq!(&ns[0..6], &[0x33, 0x33, 0xff, 0, 0, 2]);
+        assert_eq!(&ns[12..14], &[0x86, 0xdd]);
+        assert_eq!(ns[54], 135);
+        // The remote VTEP answers with an advertisement: the frame leaves over IPv6.
+        let mut na = [0u8; 128];
+        let n = encap::neigh::nd_advert(&mut na, RMAC, r6, Some((l6, LMAC))).unwrap();
+        let o = sw.inject(PortIdx(1), &na[..n], 2);
+        assert_eq!(o.sent.len(), 1, "{o:?}");
+        let mut b = o.sent[0].1.clone();
+        let len = b.len();
+        let mut fr = Frame::new(&mut b[..], 0, len).unwrap();
+        let info = decap_vxlan(&mut fr, &DecapConfig::default()).unwrap();
+        assert_eq!(
+            (info.outer.dst_ip(), info.outer.dst_mac()),
+            (IpAddr::V6(r6), RMAC)
+        );
+        assert_eq!(fr.data(), &f[..]);
+        // A solicitation for our address is answered.
+        let mut q = [0u8; 128];
+        let n = encap::neigh::nd_solicit(&mut q, RMAC, r6, l6).unwrap();
+        let o = sw.inject(PortIdx(1), &q[..n], 3);
+        assert_eq!(o.sent.len(), 1, "{o:?}");
+        assert_eq!(&o.sent[0].1[0..6], &RMAC.0);
+        assert_eq!(o.sent[0].1[54], 136);
+    }
 }
