@@ -7,7 +7,8 @@
 #   2. cargo fmt --all -- --check       root workspace
 #   3. cargo fmt --check                fuzz/ workspace (excluded from the root one)
 #   4. cargo clippy --workspace --all-targets -- -D warnings
-#   5. cargo check --all-targets        fuzz/ workspace
+#   5. cargo check --all-targets        fuzz/ workspace, and the seed corpus
+#                                       checked against its generator
 #   6. cargo test --workspace
 #   7. scripts/fuzz-smoke.sh            every fuzz target for FUZZ_SECONDS (20)
 #
@@ -69,6 +70,7 @@ step "cargo clippy --workspace --all-targets -- -D warnings" \
 
 if ((skip_fuzz)); then skip "fuzz: cargo check --all-targets"; else
     step "fuzz: cargo check --all-targets" in_fuzz cargo check --all-targets
+    step "fuzz: seed corpus matches its generator" in_fuzz cargo run -q --example gen_seeds -- --check
 fi
 
 step "cargo test --workspace" cargo test --workspace

@@ -426,6 +426,24 @@ fn parse_seeds() -> Seeds {
         };
         add("priority-tag-ipv4-udp", prio);
     }
+    {
+        // Neighbour discovery and ARP frames as the underlay sees them.
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let (a, b): (std::net::Ipv6Addr, std::net::Ipv6Addr) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        );
+        let mut buf = [0u8; 128];
+        let n = encap::neigh::nd_solicit(&mut buf, mac, a, b).expect("NS");
+        add("nd-solicit", buf[..n].to_vec());
+        let n = encap::neigh::nd_advert(&mut buf, mac, b, Some((a, mac))).expect("NA");
+        add("nd-advert", buf[..n].to_vec());
+        let n = encap::neigh::nd_advert(&mut buf, mac, b, None).expect("NA to all nodes");
+        add("nd-advert-all-nodes", buf[..n].to_vec());
+        let n = encap::neigh::arp_reply(&mut buf, mac, v4(10, 0, 0, 2), mac, v4(10, 0, 0, 1))
+            .expect("ARP reply");
+        add("arp-reply", buf[..n].to_vec());
+    }
     s
 }
 
@@ -456,11 +474,12 @@ fn decap_seeds() -> BTreeMap<String, (Vec<u8>, bool)> {
         vxlan4_manual(&inner4, &[], true, 77),
         true,
     );
+    // Outer IPv4 options are refused (as Open vSwitch's native tunnels do).
     add(
         "vxlan-ipv4-options",
         strict,
         vxlan4_manual(&inner4, &[1, 1, 1, 0], false, 78),
-        true,
+        false,
     );
     let v6 = vxlan_encap(&vm_ipv6_udp(40), &params6(), 0x00ff_ffff);
     add("vxlan-ipv6-strict", strict, v6.clone(), true);

@@ -7,6 +7,8 @@
 //! - Every view's `new_checked`, and where it succeeds its Repr's `parse`, is run on
 //!   the bytes at offset 0 and at each layer offset `parse` found (and the inner frame
 //!   of a tunnel is parsed again, recursively).
+//! - ICMPv6 Neighbor Discovery inside an IPv6 packet, and the l2population ARP
+//!   responder on the frame itself (a refused frame is left untouched).
 //! - A Repr that parses is emitted into a fresh buffer: parsing that again must give the
 //!   same Repr (emit → parse identity), and the emitted header must be the original
 //!   bytes except where the format lets them differ (checksums, bits the Repr does not
@@ -16,8 +18,10 @@ use encap::arp::{self, ArpRepr};
 use encap::checksum;
 use encap::ethernet::{self, EthernetRepr};
 use encap::gre::{self, GreRepr};
+use encap::icmpv6::{self, NdRepr};
 use encap::ipv4::{self, Ipv4Repr};
 use encap::ipv6::{self, Ipv6Repr};
+use encap::neigh;
 use encap::parse::{parse, parse_l2, Tunnel, L3, L4};
 use encap::tunnel::{flow_hash, source_port, SRC_PORT_MIN};
 use encap::udp::{self, UdpRepr};
@@ -39,6 +43,7 @@ pub fn run(data: &[u8]) {
     }
     views(data);
     frame(data, 0);
+    arp_responder(data);
 }
 
 /// RFC 1071 the slow way: 16-bit big-endian words (an odd last byte padded with zero),
@@ -284,6 +289,59 @@ fn ipv6_view(b: &[u8]) {
     );
     let q = ipv6::Packet::new_checked(&out[..]).expect("emitted IPv6 header");
     assert_eq!(Ipv6Repr::parse(&q), Ok(r));
+    nd(&r, &p, b);
+}
+
+/// ICMPv6 Neighbor Discovery in an IPv6 packet: a message that parses is emitted again
+/// (for the same addresses) and must parse to the same Repr with a valid checksum.
+fn nd<T: AsRef<[u8]>>(ip: &Ipv6Repr, p: &ipv6::Packet<T>, b: &[u8]) {
+    let Ok((next, off)) = p.upper_layer() else {
+        return;
+    };
+    if next != 58 {
+        return;
+    }
+    let end = ipv6::HEADER_LEN + usize::from(p.payload_len());
+    let Some(msg) = b.get(off..end) else {
+        return;
+    };
+    let Ok(m) = icmpv6::Packet::new_checked(msg) else {
+        return;
+    };
+    let Ok(r) = NdRepr::parse(ip, &m) else {
+        return;
+    };
+    let mut out = vec![0u8; r.buffer_len()];
+    let mut q = icmpv6::Packet::new_unchecked(&mut out[..]);
+    r.emit(&ip.src, &ip.dst, &mut q);
+    let q = icmpv6::Packet::new_checked(&out[..]).expect("emitted ND message");
+    assert!(q.verify_checksum(&ip.src, &ip.dst), "ND emit checksum");
+    assert_eq!(NdRepr::parse(ip, &q), Ok(r), "ND emit -> parse");
+}
+
+/// The l2population ARP responder on any frame: a refused frame is left untouched, an
+/// answer is a reply to the request's sender.
+fn arp_responder(b: &[u8]) {
+    let mut out = [0u8; 128];
+    match neigh::arp_responder(b, encap::MacAddr([2, 0, 0, 0, 0, 9]), &mut out) {
+        Ok(len) => {
+            let req = neigh::arp_request_of(b).expect("answered a request");
+            let p = arp::Packet::new_checked(&out[ETH_HLEN..len]).expect("reply parses");
+            let r = ArpRepr::parse(&p).expect("reply parses");
+            assert_eq!(r.target_mac, req.sender_mac);
+            assert_eq!(r.target_ip, req.sender_ip);
+            assert_eq!(r.sender_ip, req.target_ip);
+        }
+        Err(_) => {
+            let mut copy = b.to_vec();
+            let before = copy.clone();
+            assert!(
+                neigh::arp_responder_in_place(&mut copy, encap::MacAddr([2, 0, 0, 0, 0, 9]))
+                    .is_err()
+            );
+            assert_eq!(copy, before, "a refused frame is left untouched");
+        }
+    }
 }
 
 fn udp_view(b: &[u8]) {
