@@ -6,6 +6,10 @@
 //! through the real pipeline ([`OfflineSwitch`]) and shows each frame's path, the learned
 //! MAC table and the counters: floods stay inside a tenant, replies are unicast once the
 //! MACs are learned, trunk frames carry their tenant's VID.
+//!
+//! Part two ([`overlay`]) joins two such hosts over VXLAN and GRE.
+
+mod overlay;
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -57,7 +61,13 @@ mode = "trunk"
 vlans = { 100 = "tenant-a", 200 = "tenant-b" }
 "#;
 
-fn arp_frame(op: Operation, src: MacAddr, dst: MacAddr, sip: Ipv4Addr, tip: Ipv4Addr) -> Vec<u8> {
+pub(crate) fn arp_frame(
+    op: Operation,
+    src: MacAddr,
+    dst: MacAddr,
+    sip: Ipv4Addr,
+    tip: Ipv4Addr,
+) -> Vec<u8> {
     let mut f = vec![0u8; ETH_HLEN + arp::PACKET_LEN];
     EthernetRepr {
         dst,
@@ -224,6 +234,7 @@ pub fn run() -> Result<String, DemoError> {
         c.moves,
         c.total_drops()
     );
+    overlay::run(&mut out)?;
     Ok(out)
 }
 
