@@ -17,5 +17,6 @@ pub mod pipeline;
 pub mod pool;
 pub mod port;
 pub mod replay;
+pub mod runtime;
 pub mod trace;
 pub mod underlay;

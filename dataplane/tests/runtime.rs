@@ -1,0 +1,136 @@
+//! The running switch over in-memory channel ports: a worker thread forwards, learns,
+//! answers snapshots, takes FDB changes and new configurations while it runs, and stops.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::Receiver;
+use dataplane::config::{Config, FdbTarget, NetIdx, PortIdx};
+use dataplane::runtime::chan::ChannelBackend;
+use dataplane::runtime::{StartOptions, Switch};
+use encap::MacAddr;
+
+const CFG: &str = r#"
+[[network]]
+name = "net-a"
+segment = "local"
+
+[[network]]
+name = "net-b"
+segment = "local"
+
+[[port]]
+name = "a1"
+mode = "access"
+network = "net-a"
+
+[[port]]
+name = "a2"
+mode = "access"
+network = "net-a"
+
+[[port]]
+name = "b1"
+mode = "access"
+network = "net-b"
+"#;
+
+fn frame(dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+    let mut f = vec![0u8; 60];
+    f[0..6].copy_from_slice(&dst);
+    f[6..12].copy_from_slice(&src);
+    f[12..14].copy_from_slice(&[0x88, 0xb5]);
+    f
+}
+
+fn recv(rx: &Receiver<Vec<u8>>) -> Vec<u8> {
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("a frame within 5 s")
+}
+
+fn nothing(rx: &Receiver<Vec<u8>>) {
+    assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+}
+
+/// Waits until `f` holds (the workers apply control changes at their next poll).
+fn eventually(mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "condition not met in 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_running_switch_forwards_and_is_controlled() {
+    let cfg = Config::from_str(CFG, "t.toml").unwrap();
+    let (backend, ends) = ChannelBackend::new(cfg.ports.len());
+    let mut sw = Switch::start(cfg.clone(), Arc::new(backend), &StartOptions::default()).unwrap();
+    let (h1, h2) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+
+    // Flood inside net-a only, then known unicast back.
+    ends[0].rx.send(frame([0xff; 6], h1)).unwrap();
+    assert_eq!(recv(&ends[1].tx), frame([0xff; 6], h1));
+    nothing(&ends[2].tx);
+    ends[1].rx.send(frame(h1, h2)).unwrap();
+    assert_eq!(recv(&ends[0].tx), frame(h1, h2));
+
+    // Snapshots: counters and the FDB of worker 0.
+    let snaps = sw.snapshots(Duration::from_secs(2));
+    assert_eq!(snaps.len(), 1);
+    let s = &snaps[0];
+    assert_eq!(s.counters.flooded, 1);
+    assert_eq!(s.counters.unicast, 1);
+    assert_eq!(s.fdb.len(), 2);
+    assert!(s.stats.loops > 0 && s.stats.packets == 2);
+
+    // A flush reaches the worker: h1 unknown again, so h2 -> h1 floods.
+    sw.flush(Some(NetIdx(0)), None).unwrap();
+    eventually(|| sw.snapshots(Duration::from_secs(1))[0].fdb.is_empty());
+
+    // A static entry pins h1 to a2.
+    sw.add_static(NetIdx(0), MacAddr(h1), FdbTarget::Port(PortIdx(1)))
+        .unwrap();
+    eventually(|| {
+        sw.snapshots(Duration::from_secs(1))[0]
+            .fdb
+            .iter()
+            .any(|e| e.is_static)
+    });
+    ends[0].rx.send(frame(h1, h2)).unwrap();
+    assert_eq!(recv(&ends[1].tx), frame(h1, h2));
+
+    // A new configuration moves b1 into net-a: its frames now reach a1 and a2.
+    let moved = Config::from_str(
+        &CFG.replace("network = \"net-b\"\n", "network = \"net-a\"\n"),
+        "t2.toml",
+    )
+    .unwrap();
+    sw.reconfigure(moved).unwrap();
+    eventually(|| {
+        ends[2]
+            .rx
+            .send(frame([0xff; 6], [2, 0, 0, 0, 0, 3]))
+            .unwrap();
+        ends[0].tx.recv_timeout(Duration::from_millis(50)).is_ok()
+    });
+    // Changing the ports needs a restart.
+    let fewer = Config::from_str(
+        &CFG.replace(
+            "[[port]]\nname = \"b1\"\nmode = \"access\"\nnetwork = \"net-b\"\n",
+            "",
+        ),
+        "t3.toml",
+    )
+    .unwrap();
+    assert!(sw.reconfigure(fewer).is_err());
+
+    let stop = sw.stop_flag();
+    sw.shutdown();
+    assert!(stop.load(std::sync::atomic::Ordering::Relaxed));
+}
