@@ -175,7 +175,7 @@ impl Switch {
         let mut opened = Vec::with_capacity(n);
         for (w, fdb) in replicas.into_iter().enumerate() {
             let (pool, ports) = backend.open(w, &config)?;
-            let cache = FlowCache::new(DEFAULT_FLOW_CACHE_SIZE).map_err(FdbError::from)?;
+            let cache = FlowCache::new(DEFAULT_FLOW_CACHE_SIZE)?;
             let pipeline = Pipeline::new(Tables::compile(&config, generation), fdb, cache);
             opened.push((pipeline, pool, ports));
         }
