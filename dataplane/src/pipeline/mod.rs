@@ -248,6 +248,7 @@ impl Pipeline {
 
     /// Stage 2: learn every source before any destination is looked up.
     fn learn(&mut self, in_port: PortId, n: usize, now: u64) {
+        self.warm_sources(n);
         for m in &mut self.meta[..n] {
             if m.drop.is_some() {
                 continue;
@@ -262,6 +263,22 @@ impl Pipeline {
                 _ => {}
             }
         }
+    }
+
+    /// Probes the batch's source keys in one independent loop before learning takes
+    /// them one at a time, so that on a table larger than the caches their misses
+    /// overlap ([`flowtable::Fdb::warm_batch`]).
+    fn warm_sources(&self, n: usize) {
+        let Some(v0) = self.tables.nets.first().map(|n| n.local_vlan) else {
+            return;
+        };
+        let mut keys = [FdbKey::new(v0, MacAddr::ZERO); BURST];
+        let mut k = 0;
+        for m in self.meta[..n].iter().filter(|m| m.drop.is_none()) {
+            keys[k] = FdbKey::new(self.tables.nets[usize::from(m.net)].local_vlan, m.src);
+            k += 1;
+        }
+        self.fdb.fdb().warm_batch(&keys[..k]);
     }
 
     /// Stage 3: the decision per frame, from the flow cache or the FDB. Cache misses are
