@@ -248,7 +248,7 @@ impl Pipeline {
 
     /// Stage 2: learn every source before any destination is looked up.
     fn learn(&mut self, in_port: PortId, n: usize, now: u64) {
-        self.warm_sources(n);
+        self.warm_fdb(n);
         for m in &mut self.meta[..n] {
             if m.drop.is_some() {
                 continue;
@@ -265,20 +265,27 @@ impl Pipeline {
         }
     }
 
-    /// Probes the batch's source keys in one independent loop before learning takes
-    /// them one at a time, so that on a table larger than the caches their misses
-    /// overlap ([`flowtable::Fdb::warm_batch`]).
-    fn warm_sources(&self, n: usize) {
+    /// On an FDB larger than the caches, loads the table memory of the batch's source
+    /// and destination keys in one independent pass before learning takes them one
+    /// at a time, so that their misses overlap ([`flowtable::Fdb::warm_batch`]).
+    /// Nothing is built for a small table.
+    fn warm_fdb(&self, n: usize) {
+        let fdb = self.fdb.fdb();
         let Some(v0) = self.tables.nets.first().map(|n| n.local_vlan) else {
             return;
         };
-        let mut keys = [FdbKey::new(v0, MacAddr::ZERO); BURST];
+        if !fdb.warm_pays() {
+            return;
+        }
+        let mut keys = [FdbKey::new(v0, MacAddr::ZERO); 2 * BURST];
         let mut k = 0;
         for m in self.meta[..n].iter().filter(|m| m.drop.is_none()) {
-            keys[k] = FdbKey::new(self.tables.nets[usize::from(m.net)].local_vlan, m.src);
-            k += 1;
+            let vlan = self.tables.nets[usize::from(m.net)].local_vlan;
+            keys[k] = FdbKey::new(vlan, m.src);
+            keys[k + 1] = FdbKey::new(vlan, m.dst);
+            k += 2;
         }
-        self.fdb.fdb().warm_batch(&keys[..k]);
+        fdb.warm_batch(&keys[..k]);
     }
 
     /// Stage 3: the decision per frame, from the flow cache or the FDB. Cache misses are
@@ -321,7 +328,7 @@ impl Pipeline {
             self.counters.cache_misses += 1;
             if m.dst.is_multicast() {
                 let stamp = Stamp::new(&gens, Some(vlan), u64::MAX);
-                self.cache.insert(&key, hash, Action::Flood, stamp);
+                self.cache.insert_sampled(&key, hash, Action::Flood, stamp);
                 m.action = Action::Flood;
                 continue;
             }
@@ -355,7 +362,8 @@ impl Pipeline {
                 None => (Action::Flood, u64::MAX),
             };
             let stamp = Stamp::new(&gens, Some(vlan), deadline);
-            self.cache.insert(&keys[i], hashes[i], action, stamp);
+            self.cache
+                .insert_sampled(&keys[i], hashes[i], action, stamp);
             m.action = action;
         }
     }

@@ -7,9 +7,12 @@
 //! frame's source, so both must be one hash probe with no allocation and no lock. The
 //! key is one `u64` (VPP packs bridge domain + MAC the same way): comparing it is one
 //! instruction and hashing it one multiplication ([`crate::hash`]). Entries are 24
-//! bytes (asserted below) and live inline in a [`hashbrown::HashTable`] sized at twice
-//! the learned capacity, so it never grows: when deletions leave tombstones, hashbrown
-//! rehashes in place (it only reallocates above half load).
+//! bytes (asserted below) and live inline, two per 64-byte bucket, in a table of our
+//! own (`table.rs`, which says why not hashbrown, with the measurements) sized at
+//! construction so that learning never allocates, in transparent huge pages. A batch
+//! of frames loads the buckets of all its keys first ([`Fdb::warm_batch`]), so that
+//! on a table larger than the caches their misses overlap instead of stalling the
+//! frames one after the other.
 //!
 //! What the hash table cannot do — find the oldest entry, count entries per port —
 //! is done by a slab of nodes with intrusive recency lists (`lru.rs`), touched only
@@ -314,16 +317,19 @@ const STATIC: u8 = 1;
 
 /// One table entry. Static entries have `last_seen == u64::MAX` (never idle, so the
 /// lookup needs no flag test) and `slot == NIL`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
 struct Entry {
     key: u64,
     last_seen: u64,
     slot: u32,
     port: u16,
     flags: u8,
+    /// Explicit padding (the table's memory is plain bytes: no implicit padding).
+    pad: u8,
 }
 
-const _: () = assert!(size_of::<Entry>() <= 24);
+const _: () = assert!(size_of::<Entry>() == 24);
 
 /// A change to publish to the other replicas (see [`crate::replica`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -470,7 +476,7 @@ impl Fdb {
     pub fn new(cfg: FdbConfig) -> Result<Self, FdbError> {
         cfg.validate()?;
         Ok(Fdb {
-            table: Table::with_capacity(cfg.capacity + 1),
+            table: Table::with_capacity(cfg.capacity + 1)?,
             lru: Lru::new(cfg.capacity as u32, cfg.max_ports),
             gens: VlanGens::new_boxed(),
             cfg,
@@ -589,6 +595,13 @@ impl Fdb {
         for (o, k) in out.iter_mut().zip(keys) {
             *o = self.lookup_key(*k, now);
         }
+    }
+
+    /// Whether [`Fdb::warm_batch`] does anything: the table is larger than L2. A caller
+    /// that would build keys only to warm them checks this first.
+    #[inline]
+    pub fn warm_pays(&self) -> bool {
+        self.table.warm_pays()
     }
 
     /// Loads the table memory of every key of a batch and returns nothing: called
@@ -793,6 +806,7 @@ impl Fdb {
             slot,
             port: port.0,
             flags: 0,
+            pad: 0,
         });
         if !inserted {
             // Unreachable: the table has room for every node and every static.
@@ -912,6 +926,7 @@ impl Fdb {
                 slot: NIL,
                 port: port.0,
                 flags: STATIC,
+                pad: 0,
             };
             self.lru.release(slot, old);
         } else {
@@ -923,6 +938,7 @@ impl Fdb {
                 slot: NIL,
                 port: port.0,
                 flags: STATIC,
+                pad: 0,
             });
         }
         self.statics += 1;

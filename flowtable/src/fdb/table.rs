@@ -1,95 +1,146 @@
-//! The FDB's hash table: 128-byte buckets of five inline entries, so that a lookup
-//! touches one bucket (two adjacent cache lines) and a batch can load all of its
-//! buckets first, independently, before handling the keys one at a time.
+//! The FDB's hash table: 64-byte buckets (one cache line) of two inline entries, in
+//! memory of its own backed by transparent huge pages, so that a lookup touches one
+//! line and a batch can load all of its lines first, independently, before handling
+//! the keys one at a time.
 //!
-//! # Why not `hashbrown::HashTable`
+//! # Why not `hashbrown::HashTable` (STYLE principle 7)
 //!
 //! hashbrown reads a group of control bytes, then the entry they point at: two
 //! *dependent* cache misses per lookup. With a million MACs per side (a replica of
-//! about 200 MB) both miss in every cache and the TLB, and even with all the probes
-//! of a 32-frame batch in one independent loop (so the CPU can overlap them) the
-//! pipeline measured about 120 ns/frame on-CPU (`vswitch-bench pipeline --profile l2
-//! --macs 1M`, against 50 ns wanted): the second miss of a probe cannot start before
-//! the first returns, and the loop body is long enough that few probes are in flight.
-//! Here the bucket index is a function of the hash alone, so the address of every
-//! key's bucket is known at once: [`Table::warm`] loads one word of each cache line
-//! of each bucket of the batch (the safe form of a software prefetch: the crate has
-//! no `unsafe`), and the probes that follow hit the cache.
+//! about 200 MB) both miss in every cache and the TLB. `vswitch-bench pipeline
+//! --profile l2 --macs 1M`, on-CPU ns/frame (the `@cpu` column; the 2-core machine was
+//! shared with other builds, so compare rows measured together, not with the README):
+//!
+//! | FDB table | ns/frame |
+//! |---|---:|
+//! | hashbrown, one probe per frame (before) | 155 |
+//! | hashbrown, the batch's sources probed first in one independent loop | 116–120 |
+//! | the same with `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` | 107–109 |
+//! | 128-byte buckets of 5 entries, sources and destinations warmed, 4 KiB pages | 99–102 |
+//! | 128-byte buckets of 5, in huge pages (three runs alternated with the next row) | 95–97 |
+//! | 64-byte buckets of 2, in huge pages (this table) | 83–87 |
+//!
+//! The probe's second miss cannot start before the first returns, and a probe loop
+//! is long enough that few probes are in flight. Here the bucket index is a function
+//! of the hash alone, so the address of every key's bucket is known at once:
+//! [`Table::warm`] loads one word of each key's bucket in a loop with no dependency
+//! between keys (the safe form of a software prefetch: the crate has no `unsafe`), and
+//! the probes that follow hit the cache. One line per key rather than two (128-byte
+//! buckets need both: an entry straddles them) was worth another 12 %: at a million
+//! MACs the pass is bound by how many random lines the core keeps in flight.
 //!
 //! # Shape
 //!
-//! - Buckets are `#[repr(align(128))]`: an 8-byte overflow count and five 24-byte
-//!   entries. An empty entry has the key [`EMPTY`], which no FDB key can be (its VLAN
-//!   bits would be 0xfff and more).
+//! - Buckets are `#[repr(align(64))]`: an 8-byte overflow count, two 24-byte entries
+//!   and padding. An empty entry has the key [`EMPTY`], which no FDB key can be (its
+//!   VLAN bits would be 0xfff and more).
 //! - A key's home bucket is the multiply-shift reduction of its hash to the bucket
 //!   count (Lemire: `hash * buckets >> 64`, no power of two needed). The table is sized
-//!   so that it is at most 40 % full at the FDB's capacity: about 4 % of buckets get a
-//!   sixth key at that load.
-//! - A full bucket sends a key to the next one (linear probing), and each bucket
-//!   passed counts it in its `overflow` (F14's outbound overflow count). A lookup stops
-//!   at the first bucket whose count is 0, so a miss usually costs one bucket; a
-//!   removal decrements the counts along the key's path, so there are no tombstones
-//!   and the table never needs rehashing.
+//!   to be at most a third full at the FDB's capacity: then about 3 % of the keys do
+//!   not fit their home bucket (192 MB for two million entries).
+//! - A full bucket sends a key to the next one (linear probing: the next line, often
+//!   fetched with this one), and each bucket passed counts it in its `overflow` (F14's
+//!   outbound overflow count). A lookup stops at the first bucket whose count is 0,
+//!   so a miss usually costs one line; a removal decrements the counts along the
+//!   key's path, so there are no tombstones and the table never needs rehashing.
+//! - The buckets live in an anonymous map (`memmap2`) advised `MADV_HUGEPAGE` and cast
+//!   to `[Bucket]` with `bytemuck` (both safe): with 4 KiB pages every random line of
+//!   a large table also costs a page walk. Where the kernel has no transparent huge
+//!   pages the advice fails and 4 KiB pages are used. The map is written at
+//!   construction, so no page fault happens on the packet path.
 
 use core::hint::black_box;
 use core::mem::size_of;
 
+use memmap2::{Advice, MmapMut};
+
 use super::Entry;
 use crate::hash::hash_u64;
+use crate::FdbError;
 
 /// Entries per bucket.
-const SLOTS: usize = 5;
+const SLOTS: usize = 2;
 
 /// The key of an empty entry: VLAN bits 0xfff, which no [`super::FdbKey`] has.
 pub(super) const EMPTY: u64 = u64::MAX;
 
-/// Entries allowed per slot of the table, as a fraction: at most 2/5 full.
-const LOAD_NUM: usize = 2;
-const LOAD_DEN: usize = 5;
+/// Entries allowed per slot of the table, as a fraction: at most 1/3 full.
+const LOAD_NUM: usize = 1;
+const LOAD_DEN: usize = 3;
 
 /// Tables at most this large are not warmed: they stay in L2 anyway, and a warming
 /// pass would only add work.
 const WARM_MIN_BYTES: usize = 1 << 20;
 
-#[derive(Clone, Copy, Debug)]
-#[repr(C, align(128))]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(64))]
 struct Bucket {
     /// Keys whose probe passed this bucket because it was full.
     overflow: u64,
     entries: [Entry; SLOTS],
+    /// Explicit padding to the cache line.
+    pad: u64,
 }
 
-const _: () = assert!(size_of::<Bucket>() == 128);
+const _: () = assert!(size_of::<Bucket>() == 64);
 
 const EMPTY_BUCKET: Bucket = Bucket {
     overflow: 0,
+    pad: 0,
     entries: [Entry {
         key: EMPTY,
         last_seen: 0,
         slot: 0,
         port: 0,
         flags: 0,
+        pad: 0,
     }; SLOTS],
 };
 
 /// Buckets preallocated at construction; see the module docs.
 #[derive(Debug)]
 pub(super) struct Table {
-    buckets: Box<[Bucket]>,
+    /// The bucket array, as bytes (page aligned, so it casts to buckets).
+    map: MmapMut,
     len: usize,
-    /// `buckets.len() * SLOTS`.
+    /// Buckets × SLOTS.
     slots: usize,
 }
 
 impl Table {
-    /// A table sized for `capacity` entries at the design load.
-    pub(super) fn with_capacity(capacity: usize) -> Self {
+    /// A table sized for `capacity` entries at the design load, in memory of its own
+    /// that asks for transparent huge pages, written once so that every page is
+    /// there before the first frame.
+    pub(super) fn with_capacity(capacity: usize) -> Result<Self, FdbError> {
         let n = (capacity.max(1) * LOAD_DEN).div_ceil(LOAD_NUM * SLOTS);
-        Table {
-            buckets: vec![EMPTY_BUCKET; n].into_boxed_slice(),
+        let bytes = n * size_of::<Bucket>();
+        let err = |e: std::io::Error| FdbError::TableMemory {
+            bytes,
+            kind: e.kind(),
+        };
+        let mut map = MmapMut::map_anon(bytes).map_err(err)?;
+        // Without huge pages every bucket access of a large table also misses the
+        // TLB; a kernel without THP (or with it off) just keeps 4 KiB pages.
+        let _ = map.advise(Advice::HugePage);
+        let buckets: &mut [Bucket] = bytemuck::cast_slice_mut(&mut map[..]);
+        buckets.fill(EMPTY_BUCKET);
+        Ok(Table {
+            map,
             len: 0,
             slots: n * SLOTS,
-        }
+        })
+    }
+
+    /// The buckets (a page-aligned map of a whole number of buckets: the cast
+    /// cannot fail).
+    #[inline(always)]
+    fn buckets(&self) -> &[Bucket] {
+        bytemuck::cast_slice(&self.map[..])
+    }
+
+    #[inline(always)]
+    fn buckets_mut(&mut self) -> &mut [Bucket] {
+        bytemuck::cast_slice_mut(&mut self.map[..])
     }
 
     /// Entries it holds at the design load (more fit, with longer probes).
@@ -109,17 +160,23 @@ impl Table {
 
     /// Bytes of the bucket array.
     pub(super) fn allocation_size(&self) -> usize {
-        self.buckets.len() * size_of::<Bucket>()
+        self.map.len()
+    }
+
+    /// Buckets.
+    #[inline(always)]
+    fn count(&self) -> usize {
+        self.slots / SLOTS
     }
 
     #[inline(always)]
     fn home(&self, key: u64) -> usize {
-        ((hash_u64(key) as u128 * self.buckets.len() as u128) >> 64) as usize
+        ((hash_u64(key) as u128 * self.count() as u128) >> 64) as usize
     }
 
     #[inline(always)]
     fn next(&self, b: usize) -> usize {
-        if b + 1 == self.buckets.len() {
+        if b + 1 == self.count() {
             0
         } else {
             b + 1
@@ -129,9 +186,10 @@ impl Table {
     /// Bucket and position of `key`.
     #[inline(always)]
     fn locate(&self, key: u64) -> Option<(usize, usize)> {
+        let buckets = self.buckets();
         let mut b = self.home(key);
-        for _ in 0..self.buckets.len() {
-            let bucket = &self.buckets[b];
+        for _ in 0..buckets.len() {
+            let bucket = &buckets[b];
             if let Some(i) = bucket.entries.iter().position(|e| e.key == key) {
                 return Some((b, i));
             }
@@ -146,28 +204,35 @@ impl Table {
     #[inline]
     pub(super) fn find(&self, key: u64) -> Option<&Entry> {
         let (b, i) = self.locate(key)?;
-        Some(&self.buckets[b].entries[i])
+        Some(&self.buckets()[b].entries[i])
     }
 
     #[inline]
     pub(super) fn find_mut(&mut self, key: u64) -> Option<&mut Entry> {
         let (b, i) = self.locate(key)?;
-        Some(&mut self.buckets[b].entries[i])
+        Some(&mut self.buckets_mut()[b].entries[i])
     }
 
-    /// Loads a word from both cache lines of the home bucket of every key, in one
+    /// Whether the table is larger than L2, so that warming pays.
+    #[inline]
+    pub(super) fn warm_pays(&self) -> bool {
+        self.allocation_size() > WARM_MIN_BYTES
+    }
+
+    /// Loads a word of the home bucket (one cache line) of every key, in one
     /// loop with no dependency between keys, so that on a table larger than the
     /// caches all their misses are in flight together; the probes that follow find
     /// the buckets in cache. Does nothing on a small table.
     #[inline]
     pub(super) fn warm(&self, keys: impl Iterator<Item = u64>) {
-        if self.allocation_size() <= WARM_MIN_BYTES {
+        if !self.warm_pays() {
             return;
         }
+        let buckets = self.buckets();
         let mut acc = 0u64;
         for k in keys {
-            let b = &self.buckets[self.home(k)];
-            acc ^= b.overflow ^ b.entries[SLOTS - 1].key;
+            let b = &buckets[self.home(k)];
+            acc ^= b.overflow;
         }
         black_box(acc);
     }
@@ -179,7 +244,7 @@ impl Table {
         }
         let mut b = self.home(e.key);
         loop {
-            let bucket = &mut self.buckets[b];
+            let bucket = &mut self.buckets_mut()[b];
             if let Some(slot) = bucket.entries.iter_mut().find(|s| s.key == EMPTY) {
                 *slot = e;
                 self.len += 1;
@@ -193,11 +258,14 @@ impl Table {
     /// Empties position `i` of bucket `b`, which holds `key`, and takes the key off
     /// the overflow counts of the buckets its probe passed.
     fn remove_at(&mut self, key: u64, b: usize, i: usize) -> Entry {
-        let e = core::mem::replace(&mut self.buckets[b].entries[i], EMPTY_BUCKET.entries[0]);
+        let e = core::mem::replace(
+            &mut self.buckets_mut()[b].entries[i],
+            EMPTY_BUCKET.entries[0],
+        );
         self.len -= 1;
         let mut j = self.home(key);
         while j != b {
-            self.buckets[j].overflow -= 1;
+            self.buckets_mut()[j].overflow -= 1;
             j = self.next(j);
         }
         e
@@ -211,9 +279,9 @@ impl Table {
 
     /// Keeps the entries for which `keep` returns true (it may change them).
     pub(super) fn retain(&mut self, mut keep: impl FnMut(&mut Entry) -> bool) {
-        for b in 0..self.buckets.len() {
+        for b in 0..self.count() {
             for i in 0..SLOTS {
-                let e = &mut self.buckets[b].entries[i];
+                let e = &mut self.buckets_mut()[b].entries[i];
                 if e.key != EMPTY && !keep(e) {
                     let key = e.key;
                     self.remove_at(key, b, i);
@@ -224,19 +292,23 @@ impl Table {
 
     /// The entries, in bucket order.
     pub(super) fn iter(&self) -> impl Iterator<Item = &Entry> + '_ {
-        self.buckets
+        self.buckets()
             .iter()
             .flat_map(|b| b.entries.iter())
             .filter(|e| e.key != EMPTY)
     }
 
     /// Makes room for `capacity` entries at the design load, moving every entry to a
-    /// larger table if needed (control plane: it allocates).
+    /// larger table if needed (control plane: it allocates). If the memory cannot be
+    /// had, the table stays as it is: it still holds up to three times its design load,
+    /// with longer probes.
     pub(super) fn reserve(&mut self, capacity: usize) {
         if self.capacity() >= capacity {
             return;
         }
-        let mut t = Table::with_capacity(capacity);
+        let Ok(mut t) = Table::with_capacity(capacity) else {
+            return;
+        };
         for e in self.iter() {
             t.insert_unique(*e);
         }
@@ -246,9 +318,9 @@ impl Table {
     /// Overflow counts match the entries' probe paths (tests).
     #[cfg(test)]
     pub(super) fn check(&self) {
-        let mut want = vec![0u64; self.buckets.len()];
+        let mut want = vec![0u64; self.count()];
         let mut n = 0;
-        for (b, bucket) in self.buckets.iter().enumerate() {
+        for (b, bucket) in self.buckets().iter().enumerate() {
             for e in bucket.entries.iter().filter(|e| e.key != EMPTY) {
                 n += 1;
                 assert_eq!(self.locate(e.key).map(|x| x.0), Some(b));
@@ -260,7 +332,7 @@ impl Table {
             }
         }
         assert_eq!(n, self.len);
-        for (bucket, w) in self.buckets.iter().zip(want) {
+        for (bucket, w) in self.buckets().iter().zip(want) {
             assert_eq!(bucket.overflow, w);
         }
     }
@@ -277,6 +349,7 @@ mod tests {
             slot: 0,
             port: 0,
             flags: 0,
+            pad: 0,
         }
     }
 
@@ -284,7 +357,7 @@ mod tests {
     /// buckets find every key, and the overflow counts return to zero.
     #[test]
     fn full_table_overflow_and_removal() {
-        let mut t = Table::with_capacity(8);
+        let mut t = Table::with_capacity(8).unwrap();
         let n = t.slots as u64;
         for k in 0..n {
             assert!(t.insert_unique(entry(k * 7919)));
@@ -305,6 +378,6 @@ mod tests {
         }
         t.check();
         assert!(t.is_empty());
-        assert!(t.buckets.iter().all(|b| b.overflow == 0));
+        assert!(t.buckets().iter().all(|b| b.overflow == 0));
     }
 }
