@@ -58,7 +58,7 @@ use super::Entry;
 use crate::hash::hash_u64;
 use crate::FdbError;
 
-/// Entries per bucket.
+/// Entries per bucket (`locate` compares both at once).
 const SLOTS: usize = 2;
 
 /// The key of an empty entry: VLAN bits 0xfff, which no [`super::FdbKey`] has.
@@ -190,8 +190,12 @@ impl Table {
         let mut b = self.home(key);
         for _ in 0..buckets.len() {
             let bucket = &buckets[b];
-            if let Some(i) = bucket.entries.iter().position(|e| e.key == key) {
-                return Some((b, i));
+            // Both slots compared without a branch between them: which slot holds a
+            // key is unpredictable, and a mispredicted branch here would serialise
+            // the lookups of a batch.
+            let [hit0, hit1] = bucket.entries.each_ref().map(|e| e.key == key);
+            if hit0 | hit1 {
+                return Some((b, usize::from(hit1)));
             }
             if bucket.overflow == 0 {
                 return None;
