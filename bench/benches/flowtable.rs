@@ -4,9 +4,12 @@
 //! large table is not served from the few cache lines one batch would touch.
 //!
 //! - `fdb_lookup_32/{1k,1M}`: destination lookups, one `lookup_key` per key;
-//!   `fdb_lookup_batch_32/{1k,1M}`: the same through `lookup_batch` (hashes first).
+//!   `fdb_lookup_batch_32/{1k,1M}`: the same through `lookup_batch` (the buckets of
+//!   all 32 keys loaded first, in one independent loop, then probed).
 //! - `fdb_learn_refresh_32/{1k,1M}`: source learning of known MACs (the hot path: one
-//!   probe, one store; the clock advances by 1 ns per batch).
+//!   probe, one store; the clock advances by 1 ns per batch);
+//!   `fdb_learn_refresh_batch_32/{1k,1M}`: the same after `warm_batch` over the 32 keys,
+//!   as the pipeline does.
 //! - `flowcache_hit_32` / `flowcache_miss_32` (8192-entry cache, 4096 flows cached,
 //!   batches drawn at random from them): hash + lookup per key. (A batched variant
 //!   that read every slot before comparing measured slower than this loop with the
@@ -79,6 +82,10 @@ fn fdb_benches(c: &mut Criterion) {
         let keys: Vec<FdbKey> = learned.iter().map(|&(v, m, _)| FdbKey::new(v, m)).collect();
         let key_batches = batches(&keys, &mut rng);
         let learn_batches = batches(&learned, &mut rng);
+        let learn_keys: Vec<[FdbKey; BURST]> = learn_batches
+            .iter()
+            .map(|b| b.map(|(v, m, _)| FdbKey::new(v, m)))
+            .collect();
         let now = SEC;
 
         let mut g = c.benchmark_group("fdb");
@@ -106,6 +113,17 @@ fn fdb_benches(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("fdb_learn_refresh_32", label), |b| {
             b.iter(|| {
                 let batch = &learn_batches[i % BATCHES];
+                i += 1;
+                t += 1;
+                for &(v, m, p) in batch {
+                    black_box(fdb.learn(v, m, p, t));
+                }
+            })
+        });
+        g.bench_function(BenchmarkId::new("fdb_learn_refresh_batch_32", label), |b| {
+            b.iter(|| {
+                let batch = &learn_batches[i % BATCHES];
+                fdb.warm_batch(&learn_keys[i % BATCHES]);
                 i += 1;
                 t += 1;
                 for &(v, m, p) in batch {

@@ -39,6 +39,14 @@ pub enum FdbError {
         /// The first worker whose queue had no room.
         worker: usize,
     },
+    /// The FDB's bucket array could not be mapped.
+    #[error("cannot map {bytes} bytes of memory for the FDB table: {kind}")]
+    TableMemory {
+        /// Bytes asked for.
+        bytes: usize,
+        /// What the system said.
+        kind: std::io::ErrorKind,
+    },
     /// Flow cache size must be a power of two of at least 2.
     #[error("flow cache size {0} must be a power of two, at least 2")]
     CacheSize(usize),

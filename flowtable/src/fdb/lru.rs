@@ -1,7 +1,7 @@
 //! Bookkeeping for learned entries that the hash table cannot give us: recency order
 //! (for aging and eviction) and per-port counts (for limits and fairness).
 //!
-//! `hashbrown::HashTable` exposes no stable position for an entry, so every learned
+//! The hash table gives no order and no per-port count, so every learned
 //! entry also owns a *node* in a slab preallocated to the table's capacity. A node is
 //! linked into two intrusive doubly linked lists, both ordered oldest first:
 //! - the **global** list, whose head is what aging and "reclaim expired first" look at;

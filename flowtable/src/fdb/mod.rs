@@ -7,9 +7,12 @@
 //! frame's source, so both must be one hash probe with no allocation and no lock. The
 //! key is one `u64` (VPP packs bridge domain + MAC the same way): comparing it is one
 //! instruction and hashing it one multiplication ([`crate::hash`]). Entries are 24
-//! bytes (asserted below) and live inline in a [`hashbrown::HashTable`] sized at twice
-//! the learned capacity, so it never grows: when deletions leave tombstones, hashbrown
-//! rehashes in place (it only reallocates above half load).
+//! bytes (asserted below) and live inline, two per 64-byte bucket, in a table of our
+//! own (`table.rs`, which says why not hashbrown, with the measurements) sized at
+//! construction so that learning never allocates, in transparent huge pages. A batch
+//! of frames loads the buckets of all its keys first ([`Fdb::warm_batch`]), so that
+//! on a table larger than the caches their misses overlap instead of stalling the
+//! frames one after the other.
 //!
 //! What the hash table cannot do — find the oldest entry, count entries per port —
 //! is done by a slab of nodes with intrusive recency lists (`lru.rs`), touched only
@@ -59,11 +62,13 @@
 //! deadline later, never earlier, so a cached deadline is always safe.
 
 mod lru;
+mod table;
 
 use core::mem::size_of;
 
 use encap::{MacAddr, VlanId};
 use hashbrown::HashTable;
+use table::Table;
 
 use crate::hash::hash_u64;
 use crate::{FdbError, PortId, SEC};
@@ -312,16 +317,19 @@ const STATIC: u8 = 1;
 
 /// One table entry. Static entries have `last_seen == u64::MAX` (never idle, so the
 /// lookup needs no flag test) and `slot == NIL`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
 struct Entry {
     key: u64,
     last_seen: u64,
     slot: u32,
     port: u16,
     flags: u8,
+    /// Explicit padding (the table's memory is plain bytes: no implicit padding).
+    pad: u8,
 }
 
-const _: () = assert!(size_of::<Entry>() <= 24);
+const _: () = assert!(size_of::<Entry>() == 24);
 
 /// A change to publish to the other replicas (see [`crate::replica`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -450,9 +458,7 @@ impl Watermarks {
 /// One FDB replica: owned by one worker, never shared (`&mut self` to learn).
 #[derive(Debug)]
 pub struct Fdb {
-    table: HashTable<Entry>,
-    /// A lower bound of the table's bucket capacity (see `ensure_headroom`).
-    table_capacity: usize,
+    table: Table,
     lru: Lru,
     gens: Box<VlanGens>,
     cfg: FdbConfig,
@@ -469,10 +475,8 @@ impl Fdb {
     /// Builds a table and preallocates everything learning will ever use.
     pub fn new(cfg: FdbConfig) -> Result<Self, FdbError> {
         cfg.validate()?;
-        let table = HashTable::with_capacity(2 * cfg.capacity);
         Ok(Fdb {
-            table_capacity: table.capacity(),
-            table,
+            table: Table::with_capacity(cfg.capacity + 1)?,
             lru: Lru::new(cfg.capacity as u32, cfg.max_ports),
             gens: VlanGens::new_boxed(),
             cfg,
@@ -556,64 +560,58 @@ impl Fdb {
     /// [`Fdb::lookup`] with a prepared key.
     #[inline]
     pub fn lookup_key(&self, key: FdbKey, now: u64) -> Option<PortId> {
-        let e = self.table.find(key.hash(), |e| e.key == key.0)?;
+        let e = self.table.find(key.0)?;
         self.is_live(e.last_seen, now).then_some(PortId(e.port))
     }
 
     /// [`Fdb::lookup`] returning also the deadline a cached decision must respect.
     #[inline]
     pub fn lookup_hit(&self, key: FdbKey, now: u64) -> Option<FdbHit> {
-        let e = self.table.find(key.hash(), |e| e.key == key.0)?;
+        let e = self.table.find(key.0)?;
         self.is_live(e.last_seen, now).then_some(FdbHit {
             port: PortId(e.port),
             deadline_ns: e.last_seen.saturating_add(self.cfg.aging_ns),
         })
     }
 
-    /// [`Fdb::lookup_hit`] over a batch, all hashes first, then all probes in a tight
-    /// loop, so the probes are independent and their cache misses overlap. `out[i]` is
-    /// the result for `keys[i]`.
+    /// [`Fdb::lookup_hit`] over a batch: the buckets of all the keys are loaded first,
+    /// in one loop with no dependency between keys ([`Fdb::warm_batch`]), then probed,
+    /// so that on a table larger than the caches the misses overlap. `out[i]` is the
+    /// result for `keys[i]`.
     pub fn lookup_hit_batch(&self, keys: &[FdbKey], now: u64, out: &mut [Option<FdbHit>]) {
-        const CHUNK: usize = 32;
-        let aging = self.cfg.aging_ns;
-        for (keys, out) in keys.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
-            let mut hashes = [0u64; CHUNK];
-            for (h, k) in hashes.iter_mut().zip(keys) {
-                *h = k.hash();
-            }
-            for ((o, k), &h) in out.iter_mut().zip(keys).zip(&hashes) {
-                *o = self.table.find(h, |e| e.key == k.0).and_then(|e| {
-                    self.is_live(e.last_seen, now).then_some(FdbHit {
-                        port: PortId(e.port),
-                        deadline_ns: e.last_seen.saturating_add(aging),
-                    })
-                });
-            }
+        self.warm_batch(keys);
+        for (o, k) in out.iter_mut().zip(keys) {
+            *o = self.lookup_hit(*k, now);
         }
     }
 
-    /// Looks up a batch: all hashes first, then all probes, so the probes are
-    /// independent and the CPU overlaps their cache misses (hashbrown offers no
-    /// prefetch and this crate has no `unsafe`, so this is the safe form of a
-    /// prefetch pass). It helps only on tables larger than the caches: compare
-    /// `fdb_lookup_batch_32` with `fdb_lookup_32` (`cargo bench -p vswitch-bench --bench
-    /// flowtable`) — use it for large tables.
+    /// [`Fdb::lookup_key`] over a batch, overlapping the misses like
+    /// [`Fdb::lookup_hit_batch`]: use it for large tables (compare `fdb_lookup_batch_32`
+    /// with `fdb_lookup_32`, `cargo bench -p vswitch-bench --bench flowtable`).
     /// `out[i]` is the result for `keys[i]`; extra elements of the longer slice are
     /// left alone.
     pub fn lookup_batch(&self, keys: &[FdbKey], now: u64, out: &mut [Option<PortId>]) {
-        const CHUNK: usize = 32;
-        for (keys, out) in keys.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
-            let mut hashes = [0u64; CHUNK];
-            for (h, k) in hashes.iter_mut().zip(keys) {
-                *h = k.hash();
-            }
-            for ((o, k), &h) in out.iter_mut().zip(keys).zip(&hashes) {
-                *o = self
-                    .table
-                    .find(h, |e| e.key == k.0)
-                    .and_then(|e| self.is_live(e.last_seen, now).then_some(PortId(e.port)));
-            }
+        self.warm_batch(keys);
+        for (o, k) in out.iter_mut().zip(keys) {
+            *o = self.lookup_key(*k, now);
         }
+    }
+
+    /// Whether [`Fdb::warm_batch`] does anything: the table is larger than L2. A caller
+    /// that would build keys only to warm them checks this first.
+    #[inline]
+    pub fn warm_pays(&self) -> bool {
+        self.table.warm_pays()
+    }
+
+    /// Loads the table memory of every key of a batch and returns nothing: called
+    /// before a stage that handles the keys one at a time (learning), it starts all
+    /// their cache misses together instead of one per key (the safe form of a
+    /// software prefetch across the batch; see `table.rs`). A table small enough to
+    /// stay in L2 is left alone, so this costs one comparison there.
+    #[inline]
+    pub fn warm_batch(&self, keys: &[FdbKey]) {
+        self.table.warm(keys.iter().map(|k| k.0));
     }
 
     /// Learns that `mac` in `vlan` was seen as a source on `port` at `now`.
@@ -641,10 +639,9 @@ impl Fdb {
             return Learn::NotLearnable;
         }
         let key = FdbKey::new(vlan, mac);
-        let h = key.hash();
         let aging = self.cfg.aging_ns;
-        let (slot, old_port, live) = match self.table.find_mut(h, |e| e.key == key.0) {
-            None => return self.learn_new(key, h, port, now, src),
+        let (slot, old_port, live) = match self.table.find_mut(key.0) {
+            None => return self.learn_new(key, port, now, src),
             Some(e) if e.flags & STATIC != 0 => {
                 if e.port == port.0 {
                     return Learn::Refreshed;
@@ -670,7 +667,7 @@ impl Fdb {
                 (e.slot, PortId(e.port), live)
             }
         };
-        self.learn_existing(key, h, slot, old_port, live, port, now, src)
+        self.learn_existing(key, slot, old_port, live, port, now, src)
     }
 
     /// A refresh in a later refresh period than the previous one: keep the recency lists in
@@ -705,7 +702,6 @@ impl Fdb {
     fn learn_existing<S: SeqSource>(
         &mut self,
         key: FdbKey,
-        h: u64,
         slot: u32,
         old_port: PortId,
         live: bool,
@@ -732,7 +728,7 @@ impl Fdb {
                 self.stats.evicted += 1;
             }
         }
-        let Some(e) = self.table.find_mut(h, |e| e.key == key.0) else {
+        let Some(e) = self.table.find_mut(key.0) else {
             // Unreachable: only entries of `port` were removed, and this one is on
             // `old_port`.
             return Learn::NotLearnable;
@@ -766,7 +762,6 @@ impl Fdb {
     fn learn_new<S: SeqSource>(
         &mut self,
         key: FdbKey,
-        h: u64,
         port: PortId,
         now: u64,
         src: &mut S,
@@ -786,7 +781,7 @@ impl Fdb {
         if self.lru.is_full() {
             self.make_room(port, now);
         }
-        if !self.insert_learned(key, h, port, now, seq) {
+        if !self.insert_learned(key, port, now, seq) {
             self.stats.table_full += 1;
             return Learn::TableFull;
         }
@@ -801,21 +796,23 @@ impl Fdb {
     }
 
     /// Inserts a learned entry known to be absent; false if no node is free.
-    fn insert_learned(&mut self, key: FdbKey, h: u64, port: PortId, now: u64, seq: u64) -> bool {
+    fn insert_learned(&mut self, key: FdbKey, port: PortId, now: u64, seq: u64) -> bool {
         let Some(slot) = self.lru.alloc(key.0, seq, port) else {
             return false;
         };
-        self.table.insert_unique(
-            h,
-            Entry {
-                key: key.0,
-                last_seen: now,
-                slot,
-                port: port.0,
-                flags: 0,
-            },
-            |e| hash_u64(e.key),
-        );
+        let inserted = self.table.insert_unique(Entry {
+            key: key.0,
+            last_seen: now,
+            slot,
+            port: port.0,
+            flags: 0,
+            pad: 0,
+        });
+        if !inserted {
+            // Unreachable: the table has room for every node and every static.
+            self.lru.release(slot, port);
+            return false;
+        }
         self.gens.bump(key.vlan());
         true
     }
@@ -860,15 +857,14 @@ impl Fdb {
     fn slot_expired(&self, slot: u32, now: u64) -> bool {
         let key = self.lru.node(slot).key;
         self.table
-            .find(hash_u64(key), |e| e.key == key)
+            .find(key)
             .is_some_and(|e| !self.is_live(e.last_seen, now))
     }
 
     /// Removes the learned entry owning `slot`.
     fn remove_slot(&mut self, slot: u32) {
         let key = self.lru.node(slot).key;
-        if let Ok(occupied) = self.table.find_entry(hash_u64(key), |e| e.key == key) {
-            let (e, _) = occupied.remove();
+        if let Some(e) = self.table.remove(key) {
             self.lru.release(slot, PortId(e.port));
             self.gens.bump((key >> 48) as u16);
         }
@@ -915,8 +911,7 @@ impl Fdb {
     }
 
     pub(crate) fn add_static_key(&mut self, key: FdbKey, port: PortId) {
-        let h = key.hash();
-        if let Some(e) = self.table.find_mut(h, |e| e.key == key.0) {
+        if let Some(e) = self.table.find_mut(key.0) {
             if e.flags & STATIC != 0 {
                 if e.port != port.0 {
                     e.port = port.0;
@@ -931,36 +926,29 @@ impl Fdb {
                 slot: NIL,
                 port: port.0,
                 flags: STATIC,
+                pad: 0,
             };
             self.lru.release(slot, old);
         } else {
             self.ensure_headroom();
-            self.table.insert_unique(
-                h,
-                Entry {
-                    key: key.0,
-                    last_seen: u64::MAX,
-                    slot: NIL,
-                    port: port.0,
-                    flags: STATIC,
-                },
-                |e| hash_u64(e.key),
-            );
+            // `ensure_headroom` just made room.
+            self.table.insert_unique(Entry {
+                key: key.0,
+                last_seen: u64::MAX,
+                slot: NIL,
+                port: port.0,
+                flags: STATIC,
+                pad: 0,
+            });
         }
         self.statics += 1;
         self.gens.bump(key.vlan());
     }
 
-    /// Keeps the bucket capacity at least twice (learned capacity + statics + 1), so
-    /// that learning never makes hashbrown grow the table (it only reallocates when
-    /// more than half full; below that it rehashes in place).
+    /// Keeps the table sized for (learned capacity + statics + 1) entries at its
+    /// design load, so that learning never needs to grow it.
     fn ensure_headroom(&mut self) {
-        let need = 2 * (self.cfg.capacity + self.statics + 1);
-        if self.table_capacity < need {
-            self.table
-                .reserve(need - self.table.len(), |e| hash_u64(e.key));
-            self.table_capacity = self.table_capacity.max(self.table.capacity());
-        }
+        self.table.reserve(self.cfg.capacity + self.statics + 1);
     }
 
     /// Removes a static entry; false if there was none (learned entries are kept).
@@ -969,18 +957,13 @@ impl Fdb {
     }
 
     pub(crate) fn remove_static_key(&mut self, key: FdbKey) -> bool {
-        match self
-            .table
-            .find_entry(key.hash(), |e| e.key == key.0 && e.flags & STATIC != 0)
-        {
-            Ok(occupied) => {
-                occupied.remove();
-                self.statics -= 1;
-                self.gens.bump(key.vlan());
-                true
-            }
-            Err(_) => false,
+        if self.table.find(key.0).is_none_or(|e| e.flags & STATIC == 0) {
+            return false;
         }
+        self.table.remove(key.0);
+        self.statics -= 1;
+        self.gens.bump(key.vlan());
+        true
     }
 
     /// Removes the learned entries `filter` selects (expired ones too); returns how
@@ -1068,9 +1051,8 @@ impl Fdb {
             return Applied::Expired;
         }
         let aging = self.cfg.aging_ns;
-        let h = hash_u64(ev.key);
         let vlan = (ev.key >> 48) as u16;
-        match self.table.find_mut(h, |e| e.key == ev.key) {
+        match self.table.find_mut(ev.key) {
             Some(e) if e.flags & STATIC != 0 => Applied::Static,
             Some(e) => {
                 let slot = e.slot;
@@ -1107,7 +1089,7 @@ impl Fdb {
                 if self.lru.is_full() {
                     self.make_room(port, now);
                 }
-                if self.insert_learned(FdbKey(ev.key), h, port, ev.time, ev.seq) {
+                if self.insert_learned(FdbKey(ev.key), port, ev.time, ev.seq) {
                     Applied::Changed
                 } else {
                     Applied::Refused
@@ -1160,12 +1142,14 @@ impl Fdb {
         let statics = self.table.iter().filter(|e| e.flags & STATIC != 0).count();
         assert_eq!(statics, self.statics);
         assert_eq!(self.table.len(), self.statics + self.lru.used() as usize);
+        self.table.check();
         for e in self.table.iter().filter(|e| e.flags & STATIC == 0) {
             assert_eq!(self.lru.node(e.slot).key, e.key);
         }
         self.lru.check(|k| {
             self.table
-                .find(hash_u64(k), |e| e.key == k && e.flags & STATIC == 0)
+                .find(k)
+                .filter(|e| e.flags & STATIC == 0)
                 .map(|e| e.port)
         });
     }

@@ -222,3 +222,49 @@ fn fdb_hit_deadline_feeds_the_stamp() {
     assert!(!st.is_valid(&gens, 11 * SEC));
     assert_eq!(fdb.lookup(vlan(5), dst, 11 * SEC), None);
 }
+
+/// `insert_sampled` inserts every decision while lookups mostly hit, and about one in
+/// `SAMPLE` once a window of lookups mostly missed; it recovers when hits return.
+#[test]
+fn sampled_inserts_only_while_thrashing() {
+    let fdb = Fdb::new(FdbConfig::default()).unwrap();
+    let gens = Gens {
+        config: 1,
+        vlans: fdb.vlan_gens(),
+    };
+    let stamp = Stamp::new(&gens, None, u64::MAX);
+    let mut c = FlowCache::new(64).unwrap();
+    // Fewer lookups than a window: every miss is inserted.
+    for d in 0..100 {
+        let k = key(1, 0, d);
+        assert_eq!(c.lookup(&k, k.hash(), &gens, 0), None);
+        let before = c.stats().inserts;
+        c.insert_sampled(&k, k.hash(), 1u32, stamp);
+        assert_eq!(c.stats().inserts, before + 1);
+    }
+    // Many more flows than slots: after a window of misses, few inserts.
+    let start = c.stats().inserts;
+    let n = 20 * WINDOW;
+    for d in 0..n {
+        let k = key(1, 0, 1000 + d);
+        if c.lookup(&k, k.hash(), &gens, 0).is_none() {
+            c.insert_sampled(&k, k.hash(), 1u32, stamp);
+        }
+    }
+    let inserted = c.stats().inserts - start;
+    assert!(
+        inserted > n / SAMPLE / 2 && inserted < 2 * WINDOW + 2 * n / SAMPLE,
+        "{inserted} inserts for {n} misses"
+    );
+    // A few flows again: once a window is mostly hits, every miss is inserted.
+    let hot = key(2, 0, 7);
+    c.insert(&hot, hot.hash(), 1u32, stamp);
+    for _ in 0..2 * WINDOW {
+        assert!(c.lookup(&hot, hot.hash(), &gens, 0).is_some());
+    }
+    let k = key(3, 0, 9);
+    assert_eq!(c.lookup(&k, k.hash(), &gens, 0), None);
+    let before = c.stats().inserts;
+    c.insert_sampled(&k, k.hash(), 1u32, stamp);
+    assert_eq!(c.stats().inserts, before + 1);
+}
