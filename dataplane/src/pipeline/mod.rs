@@ -273,6 +273,7 @@ impl Pipeline {
             }
             return;
         }
+        let prefetch = self.fdb.fdb().warm_pays();
         for (m, &d) in self.meta.iter_mut().zip(descs.iter()) {
             *m = Meta {
                 in_port,
@@ -307,7 +308,17 @@ impl Pipeline {
                 continue;
             }
             match ingress.classify(m.tag.and_then(|t| t.vid)) {
-                Ok(net) => m.net = net,
+                Ok(net) => {
+                    m.net = net;
+                    if prefetch {
+                        // Learning and forwarding probe these two buckets: start
+                        // their misses now, under the rest of the batch's parsing.
+                        let vlan = self.tables.nets[usize::from(net)].local_vlan;
+                        let fdb = self.fdb.fdb();
+                        fdb.prefetch(FdbKey::new(vlan, m.src));
+                        fdb.prefetch(FdbKey::new(vlan, m.dst));
+                    }
+                }
                 Err(r) => m.drop = Some(r),
             }
             if m.drop.is_none()
@@ -324,7 +335,6 @@ impl Pipeline {
 
     /// Stage 2: learn every source before any destination is looked up.
     fn learn(&mut self, n: usize, now: u64) {
-        self.warm_fdb(n);
         for m in &mut self.meta[..n] {
             if m.drop.is_some() || m.consumed {
                 continue;
@@ -339,32 +349,6 @@ impl Pipeline {
                 _ => {}
             }
         }
-    }
-
-    /// On an FDB larger than the caches, loads the table memory of the batch's source
-    /// and destination keys in one independent pass before learning takes them one
-    /// at a time, so that their misses overlap ([`flowtable::Fdb::warm_batch`]).
-    /// Nothing is built for a small table.
-    fn warm_fdb(&self, n: usize) {
-        let fdb = self.fdb.fdb();
-        let Some(v0) = self.tables.nets.first().map(|n| n.local_vlan) else {
-            return;
-        };
-        if !fdb.warm_pays() {
-            return;
-        }
-        let mut keys = [FdbKey::new(v0, MacAddr::ZERO); 2 * BURST];
-        let mut k = 0;
-        for m in self.meta[..n]
-            .iter()
-            .filter(|m| m.drop.is_none() && !m.consumed)
-        {
-            let vlan = self.tables.nets[usize::from(m.net)].local_vlan;
-            keys[k] = FdbKey::new(vlan, m.src);
-            keys[k + 1] = FdbKey::new(vlan, m.dst);
-            k += 2;
-        }
-        fdb.warm_batch(&keys[..k]);
     }
 
     /// Stage 3: the decision per frame, from the flow cache or the FDB. Cache misses are

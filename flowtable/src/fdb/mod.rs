@@ -614,6 +614,14 @@ impl Fdb {
         self.table.warm(keys.iter().map(|k| k.0));
     }
 
+    /// Prefetches the table memory of `key` when the table is larger than L2 (see
+    /// [`Fdb::warm_pays`]): call it as soon as a frame's key is known, a stage before
+    /// the key is probed.
+    #[inline(always)]
+    pub fn prefetch(&self, key: FdbKey) {
+        self.table.prefetch(key.0);
+    }
+
     /// Learns that `mac` in `vlan` was seen as a source on `port` at `now`.
     #[inline]
     pub fn learn(&mut self, vlan: VlanId, mac: MacAddr, port: PortId, now: u64) -> Learn {
