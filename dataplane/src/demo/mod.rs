@@ -207,23 +207,7 @@ pub fn run() -> Result<String, DemoError> {
     }
     let now = steps.len() as u64 * 1_000_000_000;
     let _ = writeln!(out, "\nMAC table (like ovs-appctl fdb/show):");
-    let _ = writeln!(out, " port     VLAN  MAC                age");
-    let mut rows: Vec<_> = sw.pipeline().fdb().fdb().iter(now).collect();
-    rows.sort_by_key(|e| (e.vlan, e.mac));
-    for e in rows {
-        let _ = writeln!(
-            out,
-            " {:<8} {:>4}  {}  {}",
-            names.get(e.port.index()).map_or("?", String::as_str),
-            e.vlan,
-            e.mac,
-            if e.is_static {
-                "static".to_string()
-            } else {
-                format!("{}", e.age_ns / 1_000_000_000)
-            }
-        );
-    }
+    mac_table(&mut out, &sw, &names, now);
     let c = sw.pipeline().counters();
     let _ = writeln!(
         out,
@@ -236,6 +220,29 @@ pub fn run() -> Result<String, DemoError> {
     );
     overlay::run(&mut out)?;
     Ok(out)
+}
+
+/// Writes the MAC table of `sw` at `now` like `ovs-appctl fdb/show`; `names` names the
+/// ports (tunnel ports included).
+pub(crate) fn mac_table(out: &mut String, sw: &OfflineSwitch, names: &[String], now: u64) {
+    let width = names.iter().map(String::len).max().unwrap_or(4).max(4);
+    let _ = writeln!(out, " {:<width$} VLAN  MAC                age", "port");
+    let mut rows: Vec<_> = sw.pipeline().fdb().fdb().iter(now).collect();
+    rows.sort_by_key(|e| (e.vlan, e.mac));
+    for e in rows {
+        let _ = writeln!(
+            out,
+            " {:<width$} {:>4}  {}  {}",
+            names.get(e.port.index()).map_or("?", String::as_str),
+            e.vlan,
+            e.mac,
+            if e.is_static {
+                "static".to_string()
+            } else {
+                format!("{}", e.age_ns / 1_000_000_000)
+            }
+        );
+    }
 }
 
 /// Demo failures (a bug in the demo's own configuration).

@@ -197,19 +197,7 @@ pub fn run(out: &mut String) -> Result<(), DemoError> {
     }
     for (h, sw) in hosts.iter().enumerate() {
         let _ = writeln!(out, "\nhost{} MAC table:", h + 1);
-        let _ = writeln!(out, " port                    VLAN  MAC                age");
-        let mut rows: Vec<_> = sw.pipeline().fdb().fdb().iter(now).collect();
-        rows.sort_by_key(|e| (e.vlan, e.mac));
-        for e in rows {
-            let _ = writeln!(
-                out,
-                " {:<23} {:>4}  {}  {}",
-                names[h].get(e.port.index()).map_or("?", String::as_str),
-                e.vlan,
-                e.mac,
-                e.age_ns / 1_000_000_000
-            );
-        }
+        super::mac_table(out, sw, &names[h], now);
         let c = sw.pipeline().counters();
         let _ = writeln!(
             out,
