@@ -260,3 +260,86 @@ fn two_hosts_ping_udp_and_tcp_through_af_xdp_ports() {
         );
     }
 }
+
+/// Set in the environment of the child that plays a crashed vswitch.
+const CRASH_ENV: &str = "VSW_XSK_CRASH_NS";
+
+/// Not a test of its own: run by `lifecycle_errors_and_crash_recovery` in a child process
+/// (with [`CRASH_ENV`] set), it opens an AF_XDP port and dies without cleaning up, as
+/// `kill -9` would leave it.
+#[test]
+fn crash_helper() {
+    let Some(ns) = std::env::var_os(CRASH_ENV) else {
+        return;
+    };
+    enter(std::path::Path::new(&ns)).unwrap();
+    let (pool, umem) = umem_pool(256, 2048, RingSizes::default()).unwrap();
+    let port = XskPort::open("p1", &umem, &pool, &XskConfig::default()).unwrap();
+    std::mem::forget(port);
+    std::process::abort();
+}
+
+#[test]
+fn lifecycle_errors_and_crash_recovery() {
+    if !root_or_skip("lifecycle_errors_and_crash_recovery") {
+        return;
+    }
+    let sw = NetNs::new(PREFIX).unwrap();
+    let h1 = NetNs::new(PREFIX).unwrap();
+    veth_pair(&h1, "eth0", &sw, "p1").unwrap();
+
+    // A run killed while it had p1 leaves its XDP program attached.
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "crash_helper", "--nocapture", "--test-threads=1"])
+        .env(CRASH_ENV, sw.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the crash helper was meant to abort");
+    let link = sw.ip(&["-d", "link", "show", "dev", "p1"]).unwrap();
+    assert!(
+        link.contains("prog/xdp"),
+        "the crashed run left no program: {link}"
+    );
+
+    let path = sw.path();
+    let r = std::thread::spawn(move || {
+        enter(&path).unwrap();
+        let (pool, umem) = umem_pool(256, 2048, RingSizes::default()).unwrap();
+        let cfg = XskConfig::default();
+        let missing = XskPort::open("nope0", &umem, &pool, &cfg).unwrap_err();
+        // The next start detects and replaces the stale program.
+        let port = XskPort::open("p1", &umem, &pool, &cfg).unwrap();
+        let replaced = port.replaced_stale();
+        // A second open of the same interface is refused while the first holds it.
+        let busy = XskPort::open("p1", &umem, &pool, &cfg).unwrap_err();
+        drop(port);
+        (missing.to_string(), replaced, busy.to_string())
+    })
+    .join()
+    .unwrap();
+    eprintln!("{r:?}");
+    assert!(r.0.contains("no network device named \"nope0\""), "{}", r.0);
+    assert!(r.1, "the stale program was not reported as replaced");
+    assert!(r.2.contains("already bound"), "{}", r.2);
+    let link = sw.ip(&["-d", "link", "show", "dev", "p1"]).unwrap();
+    assert!(
+        !link.contains("prog/xdp"),
+        "program left after a clean close: {link}"
+    );
+
+    // An MTU that does not fit a 2048-byte frame.
+    sw.ip(&["link", "set", "dev", "p1", "mtu", "3000"]).unwrap();
+    let path = sw.path();
+    let e = std::thread::spawn(move || {
+        enter(&path).unwrap();
+        let (pool, umem) = umem_pool(256, 2048, RingSizes::default()).unwrap();
+        XskPort::open("p1", &umem, &pool, &XskConfig::default())
+            .unwrap_err()
+            .to_string()
+    })
+    .join()
+    .unwrap();
+    assert!(e.contains("MTU 3000"), "{e}");
+}

@@ -17,6 +17,8 @@ const L2_OVERHEAD: u32 = 18;
 /// Chunks a port leaves in the pool when refilling its fill ring, for floods, replies
 /// and the other ports' TX.
 const POOL_RESERVE: usize = 4 * BURST;
+/// Attempts at binding a queue that is busy (50 ms apart).
+const BUSY_RETRIES: u32 = 20;
 /// Fill ring refill batch.
 const FILL_BATCH: usize = 64;
 
@@ -159,7 +161,19 @@ impl XskPort {
         };
         let mut socks = Vec::with_capacity(cfg.queues.len());
         for &q in &cfg.queues {
-            let s = Socket::new(ifname, q, umem).map_err(|e| match e.raw_os_error() {
+            // A socket of a process that just died releases its queue from a kernel
+            // work item, shortly after the process is gone: give it a moment.
+            let mut tries = 0;
+            let s = loop {
+                match Socket::new(ifname, q, umem) {
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < BUSY_RETRIES => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                    r => break r,
+                }
+            };
+            let s = s.map_err(|e| match e.raw_os_error() {
                 Some(libc::EBUSY) => XskError::AlreadyBound {
                     ifname: ifname.to_string(),
                     queue: q,
