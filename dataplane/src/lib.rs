@@ -8,6 +8,7 @@
 //! - [`offline`]: the whole switch over in-memory ports, driven frame by frame.
 //! - [`replay`], [`trace`]: `vswitch replay` and `vswitch trace`.
 //! - [`underlay`]: the neighbour cache and ARP/ND handling of the tunnel underlay.
+//! - [`xsk`]: AF_XDP ports on a UMEM shared by a worker's sockets.
 
 pub mod config;
 pub mod counters;
@@ -20,3 +21,4 @@ pub mod replay;
 pub mod runtime;
 pub mod trace;
 pub mod underlay;
+pub mod xsk;

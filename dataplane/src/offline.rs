@@ -24,6 +24,31 @@ pub enum OfflineError {
     Fdb(#[from] flowtable::FdbError),
 }
 
+/// The pipeline of a one-worker switch for `config`, with its static FDB entries
+/// installed, and the control plane's handle on its FDB. The switch's ports are the
+/// configuration's ports in order (`PortId(i)` is `config.ports[i]`).
+pub fn single_worker_pipeline(config: &Config) -> Result<(Pipeline, FdbControl), OfflineError> {
+    let fdb_cfg = FdbConfig {
+        capacity: config.switch.mac_table_size,
+        per_port_limit: u32::try_from(config.switch.mac_limit_per_port).unwrap_or(u32::MAX),
+        aging_ns: u64::try_from(config.switch.mac_aging.as_nanos()).unwrap_or(u64::MAX),
+        max_ports: (config.ports.len() + config.vteps.len()).max(1),
+    };
+    let FdbGroup {
+        mut workers,
+        mut control,
+    } = FdbGroup::new(1, fdb_cfg, ReplicaConfig::default())?;
+    for s in &config.static_fdb {
+        let vlan = config.networks[s.network.index()].local_vlan;
+        control.add_static(vlan, s.mac, Tables::fdb_port(config, s.target))?;
+    }
+    let mut fdb = workers.remove(0);
+    fdb.apply_updates(0, usize::MAX);
+    let tables = Tables::compile(config, 1);
+    let cache = FlowCache::new(DEFAULT_FLOW_CACHE_SIZE)?;
+    Ok((Pipeline::new(tables, fdb, cache), control))
+}
+
 /// A whole switch in memory.
 #[derive(Debug)]
 pub struct OfflineSwitch {
@@ -48,29 +73,12 @@ pub struct Outcome {
 impl OfflineSwitch {
     /// Builds the switch for `config`, with its static FDB entries installed.
     pub fn new(config: Config) -> Result<Self, OfflineError> {
-        let fdb_cfg = FdbConfig {
-            capacity: config.switch.mac_table_size,
-            per_port_limit: u32::try_from(config.switch.mac_limit_per_port).unwrap_or(u32::MAX),
-            aging_ns: u64::try_from(config.switch.mac_aging.as_nanos()).unwrap_or(u64::MAX),
-            max_ports: (config.ports.len() + config.vteps.len()).max(1),
-        };
-        let FdbGroup {
-            mut workers,
-            mut control,
-        } = FdbGroup::new(1, fdb_cfg, ReplicaConfig::default())?;
-        for s in &config.static_fdb {
-            let vlan = config.networks[s.network.index()].local_vlan;
-            control.add_static(vlan, s.mac, Tables::fdb_port(&config, s.target))?;
-        }
-        let mut fdb = workers.remove(0);
-        fdb.apply_updates(0, usize::MAX);
-        let tables = Tables::compile(&config, 1);
+        let (pipeline, control) = single_worker_pipeline(&config)?;
         let ports = (0..config.ports.len())
             .map(|_| MemPort::new(BURST, TxMode::Capture))
             .collect();
-        let cache = FlowCache::new(DEFAULT_FLOW_CACHE_SIZE)?;
         Ok(OfflineSwitch {
-            pipeline: Pipeline::new(tables, fdb, cache),
+            pipeline,
             pool: Pool::new(POOL_CHUNKS),
             ports,
             control,
