@@ -2,6 +2,8 @@
 //! this process, on a socket in a temporary directory, and the compiled `vswitch ctl`
 //! run against it for every command, as text and as `--json`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -227,8 +229,13 @@ fn show() {
     let h = Harness::start();
     let out = h.ok(&["show"]);
     assert!(out.contains("vswitch (offline): 1 worker(s)"), "{out}");
-    assert!(out.contains("underlay: port uplink, local VTEP 198.18.0.1/24"), "{out}");
-    for s in ["net-a", "net-b", "vxlan", "5010", "vm1", "trunk1", "10=net-a", "up"] {
+    assert!(
+        out.contains("underlay: port uplink, local VTEP 198.18.0.1/24"),
+        "{out}"
+    );
+    for s in [
+        "net-a", "net-b", "vxlan", "5010", "vm1", "trunk1", "10=net-a", "up",
+    ] {
         assert!(out.contains(s), "{s} missing:\n{out}");
     }
     let r = h.json(&["show"]);
@@ -247,7 +254,10 @@ fn fdb_show_flush_add_del() {
     let out = h.ok(&["fdb", "show"]);
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].contains("port") && lines[0].contains("MAC") && lines[0].contains("Age"));
-    assert!(out.contains("fa:16:3e:00:00:01") && out.contains("learned"), "{out}");
+    assert!(
+        out.contains("fa:16:3e:00:00:01") && out.contains("learned"),
+        "{out}"
+    );
     assert!(out.contains("vtep:198.18.0.2"), "{out}");
     assert_eq!(
         h.fdb(),
@@ -271,33 +281,110 @@ fn fdb_show_flush_add_del() {
     assert!(h.fdb().contains(&row("net-a", 2, "vm2", false)));
 
     // A static entry on a local port: statics-only change, learned state untouched.
-    let out = h.ok(&["fdb", "add", "--network", "net-a", "--mac", "FA:16:3E:00:00:10", "--port", "trunk1"]);
+    let out = h.ok(&[
+        "fdb",
+        "add",
+        "--network",
+        "net-a",
+        "--mac",
+        "FA:16:3E:00:00:10",
+        "--port",
+        "trunk1",
+    ]);
     assert!(out.contains("static entry"), "{out}");
     assert!(h.fdb().contains(&row("net-a", 0x10, "trunk1", true)));
     assert!(h.fdb().contains(&row("net-a", 2, "vm2", false)));
     // Re-pointed.
-    h.json(&["fdb", "add", "--network", "net-a", "--mac", "fa:16:3e:00:00:10", "--port", "vm2"]);
+    h.json(&[
+        "fdb",
+        "add",
+        "--network",
+        "net-a",
+        "--mac",
+        "fa:16:3e:00:00:10",
+        "--port",
+        "vm2",
+    ]);
     assert!(h.fdb().contains(&row("net-a", 0x10, "vm2", true)));
     assert!(!h.fdb().contains(&row("net-a", 0x10, "trunk1", true)));
     // A static entry behind a new VTEP: a new tunnel port, the whole FDB renumbered;
     // learned entries survive.
-    h.ok(&["fdb", "add", "--network", "net-b", "--mac", "fa:16:3e:00:00:20", "--remote", "198.18.0.7"]);
+    h.ok(&[
+        "fdb",
+        "add",
+        "--network",
+        "net-b",
+        "--mac",
+        "fa:16:3e:00:00:20",
+        "--remote",
+        "198.18.0.7",
+    ]);
     let fdb = h.fdb();
-    assert!(fdb.contains(&row("net-b", 0x20, "vtep:198.18.0.7", true)), "{fdb:?}");
+    assert!(
+        fdb.contains(&row("net-b", 0x20, "vtep:198.18.0.7", true)),
+        "{fdb:?}"
+    );
     assert!(fdb.contains(&row("net-a", 2, "vm2", false)), "{fdb:?}");
     assert!(fdb.contains(&row("net-b", 3, "vm3", false)), "{fdb:?}");
     // Refused by the validator: remote on a local network; not unicast.
-    let err = h.fails(&["fdb", "add", "--network", "net-a", "--mac", "fa:16:3e:00:00:21", "--remote", "198.18.0.7"]);
-    assert!(err.contains("fdb add: ") && err.contains("(invalid)"), "{err}");
-    let err = h.fails(&["fdb", "add", "--network", "net-a", "--mac", "01:00:5e:00:00:01", "--port", "vm1"]);
+    let err = h.fails(&[
+        "fdb",
+        "add",
+        "--network",
+        "net-a",
+        "--mac",
+        "fa:16:3e:00:00:21",
+        "--remote",
+        "198.18.0.7",
+    ]);
+    assert!(
+        err.contains("fdb add: ") && err.contains("(invalid)"),
+        "{err}"
+    );
+    let err = h.fails(&[
+        "fdb",
+        "add",
+        "--network",
+        "net-a",
+        "--mac",
+        "01:00:5e:00:00:01",
+        "--port",
+        "vm1",
+    ]);
     assert!(err.contains("(invalid)"), "{err}");
-    let err = h.fails(&["fdb", "add", "--network", "net-a", "--mac", "fa:16:3e:00:00:22", "--port", "vm3"]);
+    let err = h.fails(&[
+        "fdb",
+        "add",
+        "--network",
+        "net-a",
+        "--mac",
+        "fa:16:3e:00:00:22",
+        "--port",
+        "vm3",
+    ]);
     assert!(err.contains("(invalid)"), "{err}");
     // Delete.
-    h.ok(&["fdb", "del", "--network", "net-a", "--mac", "fa:16:3e:00:00:10"]);
+    h.ok(&[
+        "fdb",
+        "del",
+        "--network",
+        "net-a",
+        "--mac",
+        "fa:16:3e:00:00:10",
+    ]);
     assert!(!h.fdb().iter().any(|r| r.1 == "fa:16:3e:00:00:10"));
-    let err = h.fails(&["fdb", "del", "--network", "net-a", "--mac", "fa:16:3e:00:00:10"]);
-    assert!(err.contains("no static entry") && err.contains("(not-found)"), "{err}");
+    let err = h.fails(&[
+        "fdb",
+        "del",
+        "--network",
+        "net-a",
+        "--mac",
+        "fa:16:3e:00:00:10",
+    ]);
+    assert!(
+        err.contains("no static entry") && err.contains("(not-found)"),
+        "{err}"
+    );
     // Flush everything learned: statics stay.
     h.json(&["fdb", "flush"]);
     assert!(h.fdb().iter().all(|r| r.3));
@@ -308,7 +395,16 @@ fn fdb_show_flush_add_del() {
 fn stats_and_neigh() {
     let h = Harness::start();
     let out = h.ok(&["stats"]);
-    for s in ["ports:", "rx frames", "vm1", "vtep:198.18.0.2", "workers:", "cycles/pkt", "flow-cache hit rate", "MAC table: 4 entries (1 static, 3 learned)"] {
+    for s in [
+        "ports:",
+        "rx frames",
+        "vm1",
+        "vtep:198.18.0.2",
+        "workers:",
+        "cycles/pkt",
+        "flow-cache hit rate",
+        "MAC table: 4 entries (1 static, 3 learned)",
+    ] {
         assert!(out.contains(s), "{s} missing:\n{out}");
     }
     let r = h.json(&["stats"]);
@@ -325,7 +421,10 @@ fn stats_and_neigh() {
     assert_eq!(r["fdb"]["capacity"], 50000);
 
     let out = h.ok(&["neigh", "show"]);
-    assert!(out.contains("198.18.0.2") && out.contains("02:00:00:00:00:02") && out.contains("static"), "{out}");
+    assert!(
+        out.contains("198.18.0.2") && out.contains("02:00:00:00:00:02") && out.contains("static"),
+        "{out}"
+    );
     let r = h.json(&["neigh", "show"]);
     assert_eq!(r["entries"][0]["state"], "static");
 }
@@ -335,34 +434,67 @@ fn ports_and_networks() {
     let h = Harness::start();
     // A new port renumbers nothing before it but every port after; learned state of
     // the untouched network stays on the right ports, counters follow their port.
-    let out = h.ok(&["port", "add", "vm9", "--network", "net-a", "--ifname", "tap-vm9"]);
+    let out = h.ok(&[
+        "port",
+        "add",
+        "vm9",
+        "--network",
+        "net-a",
+        "--ifname",
+        "tap-vm9",
+    ]);
     assert_eq!(out, "added port vm9\n");
     let r = h.json(&["show"]);
-    let names: Vec<&str> = r["ports"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = r["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["vm1", "vm2", "vm3", "trunk1", "vm9", "uplink"]);
     let fdb = h.fdb();
     assert!(fdb.contains(&row("net-a", 1, "vm1", false)), "{fdb:?}");
     assert!(fdb.contains(&row("net-b", 3, "vm3", false)), "{fdb:?}");
-    assert!(fdb.contains(&row("net-b", 0x99, "vtep:198.18.0.2", true)), "{fdb:?}");
+    assert!(
+        fdb.contains(&row("net-b", 0x99, "vtep:198.18.0.2", true)),
+        "{fdb:?}"
+    );
     let s = h.json(&["stats"]);
     assert_eq!(s["ports"][0]["rx_frames"], 2);
     assert_eq!(s["ports"][4]["name"], "vm9");
     assert_eq!(s["ports"][4]["rx_frames"], 0);
     // A trunk.
-    h.ok(&["port", "add", "t2", "--vlan", "20=net-a", "--vlan", "30=net-b", "--native", "net-a"]);
+    h.ok(&[
+        "port", "add", "t2", "--vlan", "20=net-a", "--vlan", "30=net-b", "--native", "net-a",
+    ]);
     let out = h.ok(&["show"]);
     assert!(out.contains("20=net-a,30=net-b,native=net-a"), "{out}");
 
     // Refused with the validator's messages; nothing changes.
     let err = h.fails(&["port", "add", "vm10", "--network", "net-x"]);
-    assert!(err.contains("port add: port \"vm10\": key \"network\": network \"net-x\" does not exist (invalid)"), "{err}");
+    assert!(
+        err.contains(
+            "port add: port \"vm10\": key \"network\": network \"net-x\" does not exist (invalid)"
+        ),
+        "{err}"
+    );
     let err = h.fails(&["port", "add", "vm1", "--network", "net-a"]);
     assert!(err.contains("(invalid)") && err.contains("vm1"), "{err}");
-    let err = h.fails(&["port", "add", "vm11", "--mode", "bridge", "--network", "net-a"]);
+    let err = h.fails(&[
+        "port",
+        "add",
+        "vm11",
+        "--mode",
+        "bridge",
+        "--network",
+        "net-a",
+    ]);
     assert!(err.contains("(invalid)"), "{err}");
     let err = h.fails(&["port", "add", "vm12", "--vlan", "5000=net-a"]);
     assert!(err.contains("(invalid)"), "{err}");
-    assert!(h.fails(&["port", "add", "vm12", "--vlan", "x"]).contains("expected VID=NETWORK"));
+    assert!(h
+        .fails(&["port", "add", "vm12", "--vlan", "x"])
+        .contains("expected VID=NETWORK"));
     assert_eq!(h.json(&["show"])["ports"].as_array().unwrap().len(), 7);
 
     // Removing a port drops its learned entries only.
@@ -374,26 +506,64 @@ fn ports_and_networks() {
     let s = h.json(&["stats"]);
     assert_eq!(s["ports"][0]["name"], "vm2");
     assert_eq!(s["ports"][0]["rx_frames"], 1);
-    assert!(h.fails(&["port", "del", "vm1"]).contains("port \"vm1\" does not exist (not-found)"));
-    assert!(h.fails(&["port", "del", "uplink"]).contains("the underlay's port"));
+    assert!(h
+        .fails(&["port", "del", "vm1"])
+        .contains("port \"vm1\" does not exist (not-found)"));
+    assert!(h
+        .fails(&["port", "del", "uplink"])
+        .contains("the underlay's port"));
 
     // Networks.
-    let out = h.ok(&["network", "add", "net-c", "--segment", "vxlan", "--id", "5020", "--remote-vtep", "198.18.0.3"]);
+    let out = h.ok(&[
+        "network",
+        "add",
+        "net-c",
+        "--segment",
+        "vxlan",
+        "--id",
+        "5020",
+        "--remote-vtep",
+        "198.18.0.3",
+    ]);
     assert!(out.contains("added network net-c (local VLAN 3)"), "{out}");
     let fdb = h.fdb();
     assert!(fdb.contains(&row("net-a", 2, "vm2", false)), "{fdb:?}");
     assert!(fdb.contains(&row("net-b", 3, "vm3", false)), "{fdb:?}");
-    let err = h.fails(&["network", "add", "net-d", "--segment", "vxlan", "--id", "5010"]);
-    assert!(err.contains("network add: ") && err.contains("(invalid)"), "{err}");
+    let err = h.fails(&[
+        "network",
+        "add",
+        "net-d",
+        "--segment",
+        "vxlan",
+        "--id",
+        "5010",
+    ]);
+    assert!(
+        err.contains("network add: ") && err.contains("(invalid)"),
+        "{err}"
+    );
     let err = h.fails(&["network", "add", "net-d", "--segment", "vlan", "--id", "10"]);
     assert!(err.contains("(invalid)"), "{err}");
     let err = h.fails(&["network", "del", "net-a"]);
     assert!(err.contains("does not exist (invalid)"), "{err}");
     assert!(h.fails(&["network", "del", "nope"]).contains("(not-found)"));
-    h.ok(&["network", "add", "net-e", "--segment", "local", "--local-vlan", "100"]);
+    h.ok(&[
+        "network",
+        "add",
+        "net-e",
+        "--segment",
+        "local",
+        "--local-vlan",
+        "100",
+    ]);
     let r = h.json(&["network", "del", "net-c"]);
     assert_eq!(r["type"], "done");
-    let nets: Vec<String> = h.json(&["show"])["networks"].as_array().unwrap().iter().map(|n| format!("{}/{}", n["name"].as_str().unwrap(), n["local_vlan"])).collect();
+    let nets: Vec<String> = h.json(&["show"])["networks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| format!("{}/{}", n["name"].as_str().unwrap(), n["local_vlan"]))
+        .collect();
     assert_eq!(nets, ["net-a/1", "net-b/2", "net-e/100"]);
     // net-b loses its static entry with the network.
     h.ok(&["port", "del", "vm3"]);
@@ -409,9 +579,27 @@ fn bad_commands() {
     // Rejected by the command line itself (clap: exit 2).
     let o = h.run(&["frobnicate"]);
     assert_eq!(o.status.code(), Some(2));
-    let o = h.run(&["fdb", "add", "--network", "net-a", "--mac", "fa:16:3e:00:00:01"]);
+    let o = h.run(&[
+        "fdb",
+        "add",
+        "--network",
+        "net-a",
+        "--mac",
+        "fa:16:3e:00:00:01",
+    ]);
     assert_eq!(o.status.code(), Some(2));
-    let o = h.run(&["fdb", "add", "--network", "a", "--mac", "m", "--port", "p", "--remote", "r"]);
+    let o = h.run(&[
+        "fdb",
+        "add",
+        "--network",
+        "a",
+        "--mac",
+        "m",
+        "--port",
+        "p",
+        "--remote",
+        "r",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     // No socket.
     let o = Command::new(env!("CARGO_BIN_EXE_vswitch"))
@@ -426,7 +614,12 @@ fn bad_commands() {
     let mut s = UnixStream::connect(&h.sock).unwrap();
     let replies = raw(
         &mut s,
-        &["{not json", r#"{"cmd":"reboot"}"#, r#"{"cmd":"show","x":1}"#, r#"{"cmd":"stats"}"#],
+        &[
+            "{not json",
+            r#"{"cmd":"reboot"}"#,
+            r#"{"cmd":"show","x":1}"#,
+            r#"{"cmd":"stats"}"#,
+        ],
     );
     for r in &replies[..3] {
         assert_eq!(r["status"], "error", "{r}");
@@ -479,7 +672,10 @@ fn socket_mode_and_stale_socket() {
     // A file that is not a socket is never removed.
     let file = dir.0.join("file");
     std::fs::write(&file, "keep").unwrap();
-    assert!(matches!(ControlServer::bind(&file), Err(ServerError::NotASocket(_))));
+    assert!(matches!(
+        ControlServer::bind(&file),
+        Err(ServerError::NotASocket(_))
+    ));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep");
 }
 
@@ -520,7 +716,10 @@ fn non_root_client_is_refused() {
     // Mode 0600: the file system refuses.
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(!o.status.success());
-    assert!(err.contains("permission denied (the control socket is for root)"), "{err}");
+    assert!(
+        err.contains("permission denied (the control socket is for root)"),
+        "{err}"
+    );
     // Opened up: the server's SO_PEERCRED check refuses.
     for p in [h.sock.parent().unwrap(), &h.sock] {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -528,7 +727,10 @@ fn non_root_client_is_refused() {
     let o = as_nobody(&h.sock).unwrap();
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(!o.status.success());
-    assert!(err.contains("uid 65534 is not root") && err.contains("(permission)"), "{err}");
+    assert!(
+        err.contains("uid 65534 is not root") && err.contains("(permission)"),
+        "{err}"
+    );
     // Root still gets through.
     h.ok(&["show"]);
 }

@@ -212,11 +212,11 @@ enum NetworkCmd {
 
 fn ctl_request(cmd: CtlCmd) -> Result<Request> {
     Ok(match cmd {
-        CtlCmd::Show => Request::Show,
-        CtlCmd::Stats => Request::Stats,
+        CtlCmd::Show => Request::Show {},
+        CtlCmd::Stats => Request::Stats {},
         CtlCmd::Neigh {
             cmd: NeighCmd::Show,
-        } => Request::NeighShow,
+        } => Request::NeighShow {},
         CtlCmd::Fdb { cmd } => match cmd {
             FdbCmd::Show { network } => Request::FdbShow { network },
             FdbCmd::Flush { network, port } => Request::FdbFlush { network, port },

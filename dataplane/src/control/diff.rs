@@ -35,8 +35,12 @@ pub struct ConfigDiff {
 impl ConfigDiff {
     /// Compares `old` and `new`.
     pub fn new(old: &Config, new: &Config) -> ConfigDiff {
-        let new_vtep: HashMap<IpAddr, usize> =
-            new.vteps.iter().enumerate().map(|(i, &ip)| (ip, i)).collect();
+        let new_vtep: HashMap<IpAddr, usize> = new
+            .vteps
+            .iter()
+            .enumerate()
+            .map(|(i, &ip)| (ip, i))
+            .collect();
         let ports = old
             .ports
             .iter()

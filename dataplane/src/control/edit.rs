@@ -68,7 +68,8 @@ fn canonical_mac(s: &str) -> String {
 
 /// Whether the `[[fdb]]` entry `f` is for `mac` (canonical) in `network`.
 fn same_entry(f: &Value, network: &str, mac: &str) -> bool {
-    str_of(f, "network") == Some(network) && str_of(f, "mac").map(canonical_mac).as_deref() == Some(mac)
+    str_of(f, "network") == Some(network)
+        && str_of(f, "mac").map(canonical_mac).as_deref() == Some(mac)
 }
 
 fn no_network(cfg: &Config, name: &str) -> Result<(), ControlError> {
@@ -110,8 +111,12 @@ pub fn port_del(cfg: &Config, name: &str) -> Result<Config, ControlError> {
         Some(_) => {}
     }
     edit(cfg, "port del", |doc| {
-        with_entries(doc, "port", |l| l.retain(|p| str_of(p, "name") != Some(name)));
-        with_entries(doc, "fdb", |l| l.retain(|f| str_of(f, "port") != Some(name)));
+        with_entries(doc, "port", |l| {
+            l.retain(|p| str_of(p, "name") != Some(name))
+        });
+        with_entries(doc, "fdb", |l| {
+            l.retain(|f| str_of(f, "port") != Some(name))
+        });
         Ok(())
     })
 }
@@ -130,9 +135,15 @@ pub fn network_add(cfg: &Config, spec: &NetworkSpec) -> Result<Config, ControlEr
 pub fn network_del(cfg: &Config, name: &str) -> Result<Config, ControlError> {
     no_network(cfg, name)?;
     edit(cfg, "network del", |doc| {
-        with_entries(doc, "network", |l| l.retain(|n| str_of(n, "name") != Some(name)));
-        with_entries(doc, "fdb", |l| l.retain(|f| str_of(f, "network") != Some(name)));
-        with_entries(doc, "arp", |l| l.retain(|a| str_of(a, "network") != Some(name)));
+        with_entries(doc, "network", |l| {
+            l.retain(|n| str_of(n, "name") != Some(name))
+        });
+        with_entries(doc, "fdb", |l| {
+            l.retain(|f| str_of(f, "network") != Some(name))
+        });
+        with_entries(doc, "arp", |l| {
+            l.retain(|a| str_of(a, "network") != Some(name))
+        });
         Ok(())
     })
 }

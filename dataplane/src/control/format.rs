@@ -3,9 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::proto::{
-    FdbReply, LinkState, NeighReply, Reply, ShowReply, StatsReply, XdpMode,
-};
+use super::proto::{FdbReply, LinkState, NeighReply, Reply, ShowReply, StatsReply, XdpMode};
 
 /// A reply as text, ending with a newline.
 pub fn reply(r: &Reply) -> String {
@@ -258,7 +256,8 @@ fn stats(s: &StatsReply) -> String {
             opt(w.core),
             w.packets.to_string(),
             w.batches.to_string(),
-            w.avg_batch.map_or_else(|| "-".into(), |v| format!("{v:.1}")),
+            w.avg_batch
+                .map_or_else(|| "-".into(), |v| format!("{v:.1}")),
             w.busy_cycles.to_string(),
             w.idle_cycles.to_string(),
             w.cycles_per_packet

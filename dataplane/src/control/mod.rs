@@ -48,9 +48,8 @@ pub use proto::{ErrorKind, Reply, Request, Response};
 pub use server::{ControlServer, RequestQueue, ServerError, ServerHandle};
 
 use proto::{
-    ratio, FdbOccupancy, FdbReply, FdbRow, LinkState, NeighReply, NeighRow, NetworkShow,
-    PortShow, PortStats, RemoteError, ShowReply, StatsReply, Totals, UnderlayShow, WorkerStats,
-    XdpMode,
+    ratio, FdbOccupancy, FdbReply, FdbRow, LinkState, NeighReply, NeighRow, NetworkShow, PortShow,
+    PortStats, RemoteError, ShowReply, StatsReply, Totals, UnderlayShow, WorkerStats, XdpMode,
 };
 
 /// One nanosecond-clock second.
@@ -183,7 +182,7 @@ fn done(message: String) -> Result<Reply, ControlError> {
 
 fn dispatch(t: &mut dyn ControlTarget, req: Request) -> Result<Reply, ControlError> {
     match req {
-        Request::Show => Ok(Reply::Show(show(t))),
+        Request::Show {} => Ok(Reply::Show(show(t))),
         Request::FdbShow { network } => fdb_show(t, network.as_deref()).map(Reply::Fdb),
         Request::FdbFlush { network, port } => {
             let cfg = t.config();
@@ -233,8 +232,8 @@ fn dispatch(t: &mut dyn ControlTarget, req: Request) -> Result<Reply, ControlErr
             t.apply_config(new)?;
             done(format!("removed static entry {mac} from network {network}"))
         }
-        Request::Stats => Ok(Reply::Stats(stats(t))),
-        Request::NeighShow => Ok(Reply::Neigh(neigh(t))),
+        Request::Stats {} => Ok(Reply::Stats(stats(t))),
+        Request::NeighShow {} => Ok(Reply::Neigh(neigh(t))),
         Request::PortAdd(spec) => {
             let new = edit::port_add(t.config(), &spec)?;
             t.apply_config(new)?;
@@ -332,11 +331,7 @@ fn show(t: &dyn ControlTarget) -> ShowReply {
                 physnet: physnet.and_then(|p| cfg.physnet(p)).map(|p| p.name.clone()),
                 local_vlan: n.local_vlan.get(),
                 mtu: cfg.network_mtu(crate::config::NetIdx(i as u16)),
-                remote_vteps: n
-                    .remote_vteps
-                    .iter()
-                    .filter_map(|&v| cfg.vtep(v))
-                    .collect(),
+                remote_vteps: n.remote_vteps.iter().filter_map(|&v| cfg.vtep(v)).collect(),
             }
         })
         .collect();

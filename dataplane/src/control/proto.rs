@@ -29,7 +29,7 @@ pub const MAX_REQUEST_LINE: usize = 64 * 1024;
 #[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Request {
     /// Ports, networks, the underlay and the switch parameters.
-    Show,
+    Show {},
     /// MAC table rows, of one network or of all.
     FdbShow {
         /// Only this network.
@@ -68,9 +68,9 @@ pub enum Request {
         mac: String,
     },
     /// Counters: per port, per drop reason, per worker.
-    Stats,
+    Stats {},
     /// The underlay neighbour cache.
-    NeighShow,
+    NeighShow {},
     /// Adds a `[[port]]`.
     PortAdd(PortSpec),
     /// Removes a `[[port]]` (and the static entries that point at it).
@@ -462,6 +462,7 @@ pub(crate) fn ratio(num: u64, den: u64) -> Option<f64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -479,6 +480,11 @@ mod tests {
         );
         assert!(serde_json::from_str::<Request>(r#"{"cmd":"fdb-show","netwrk":"x"}"#).is_err());
         assert!(serde_json::from_str::<Request>(r#"{"cmd":"reboot"}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"show","x":1}"#).is_err());
+        assert_eq!(
+            serde_json::to_string(&Request::Show {}).unwrap(),
+            r#"{"cmd":"show"}"#
+        );
     }
 
     #[test]
@@ -489,7 +495,10 @@ mod tests {
             },
         };
         let s = serde_json::to_string(&ok).unwrap();
-        assert_eq!(s, r#"{"status":"ok","reply":{"type":"done","message":"done"}}"#);
+        assert_eq!(
+            s,
+            r#"{"status":"ok","reply":{"type":"done","message":"done"}}"#
+        );
         assert_eq!(serde_json::from_str::<Response>(&s).unwrap(), ok);
         let err = Response::Error {
             error: RemoteError {
