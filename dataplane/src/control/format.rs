@@ -247,7 +247,7 @@ fn stats(s: &StatsReply) -> String {
         ("busy cycles", true),
         ("idle cycles", true),
         ("cycles/pkt", true),
-        ("cache hits", true),
+        ("cache hit rate", true),
         ("drops", true),
     ]);
     for w in &s.workers {
