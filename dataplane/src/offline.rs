@@ -333,6 +333,8 @@ impl ControlTarget for OfflineSwitch {
                 batches: self.batches,
                 busy_cycles: 0,
                 idle_cycles: 0,
+                busy_ns: 0,
+                idle_ns: 0,
             }],
             fdb_entries: fdb.len(),
             fdb_static: fdb.static_len(),

@@ -58,6 +58,15 @@ enum Cmd {
         #[arg(long)]
         pcap: Option<PathBuf>,
     },
+    /// Run the switch on its netdevs (AF_XDP) in the foreground; SIGINT/SIGTERM stop it.
+    Run {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Cores to pin the workers to, in worker order (default: the last `workers` cores).
+        #[arg(long, value_delimiter = ',')]
+        cores: Vec<usize>,
+    },
     /// Inspect or change a running switch through its control socket.
     Ctl(CtlArgs),
 }
@@ -324,8 +333,111 @@ fn parse_hex(s: &str) -> Result<Vec<u8>> {
         .collect()
 }
 
+/// The cores the workers are pinned to: `--cores`, or the last `workers` cores this
+/// process may run on.
+fn worker_cores(workers: usize, given: Vec<usize>) -> Result<Vec<usize>> {
+    let allowed: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    if !given.is_empty() {
+        if given.len() != workers {
+            bail!(
+                "--cores names {} core(s) for {workers} worker(s): give one core per worker",
+                given.len()
+            );
+        }
+        if let Some(c) = given
+            .iter()
+            .find(|c| !allowed.is_empty() && !allowed.contains(c))
+        {
+            bail!("--cores: core {c} is not available to this process (allowed: {allowed:?})");
+        }
+        return Ok(given);
+    }
+    if allowed.len() < workers {
+        bail!(
+            "{workers} workers but only {} core(s) available: lower [switch] workers or give --cores",
+            allowed.len()
+        );
+    }
+    Ok(allowed[allowed.len() - workers..].to_vec())
+}
+
+/// `vswitch run`: opens the ports, starts the workers, serves the control socket in
+/// this thread until SIGINT/SIGTERM, then stops everything (programs detached, socket
+/// removed).
+fn run_switch(config: PathBuf, cores: Vec<usize>) -> Result<()> {
+    use dataplane::runtime::{StartOptions, Switch};
+    use dataplane::xsk::{netdev_mac, XskBackend};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let mut cfg = Config::from_file(&config)?;
+    let cores = worker_cores(cfg.switch.workers, cores)?;
+    // The underlay's source MAC defaults to its netdev's own.
+    let underlay_if = cfg.underlay.as_ref().and_then(|u| {
+        u.local_mac
+            .is_none()
+            .then(|| cfg.port(u.port).and_then(|p| p.ifname.clone()))
+            .flatten()
+    });
+    if let (Some(ifname), Some(u)) = (underlay_if, cfg.underlay.as_mut()) {
+        let mac = netdev_mac(&ifname)
+            .with_context(|| format!("underlay: reading the MAC address of {ifname}"))?;
+        eprintln!("vswitch: underlay local_mac {mac} (from {ifname})");
+        u.local_mac = Some(mac);
+    }
+    XskBackend::check(&cfg)?;
+    // Fail before opening anything if another vswitch answers on the socket.
+    let server = dataplane::control::ControlServer::bind(&cfg.switch.control_socket)?;
+    let backend = Arc::new(XskBackend::default());
+    let mut switch = Switch::start(
+        cfg,
+        Arc::clone(&backend),
+        &StartOptions {
+            cores: cores.clone(),
+        },
+    )?;
+    for p in backend.opened() {
+        eprintln!(
+            "vswitch: port {} on {}: AF_XDP, XDP {} mode{}",
+            p.name,
+            p.ifname,
+            p.mode,
+            if p.replaced_stale {
+                " (replaced a stale XDP program left by a crashed run)"
+            } else {
+                ""
+            }
+        );
+    }
+    let stop = switch.stop_flag();
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .with_context(|| format!("registering signal {sig}"))?;
+    }
+    let (mut handle, queue) = server.start()?;
+    eprintln!(
+        "vswitch: running, {} worker(s) on cores {cores:?}, control socket {}",
+        cores.len(),
+        handle.path().display()
+    );
+    while !switch.stopping() {
+        queue.serve_timeout(&mut switch, Duration::from_millis(100));
+    }
+    eprintln!("vswitch: stopping");
+    handle.shutdown();
+    switch.shutdown();
+    drop(backend);
+    eprintln!("vswitch: stopped (XDP programs detached, control socket removed)");
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
+        Cmd::Run { config, cores } => run_switch(config, cores)?,
         Cmd::Ctl(args) => ctl(args)?,
         Cmd::Demo => print!("{}", dataplane::demo::run()?),
         Cmd::CheckConfig { config } => {
@@ -389,7 +501,13 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if matches!(cli.cmd, Cmd::Run { .. }) {
+        // Before any thread exists: libxdp reads it when it loads a program, and its
+        // multi-program dispatcher does not load on the kernels we run on.
+        std::env::set_var("LIBXDP_SKIP_DISPATCHER", "1");
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vswitch: {e:#}");

@@ -247,6 +247,9 @@ fn stats(s: &StatsReply) -> String {
         ("busy cycles", true),
         ("idle cycles", true),
         ("cycles/pkt", true),
+        ("busy ms", true),
+        ("idle ms", true),
+        ("ns/pkt", true),
         ("cache hit rate", true),
         ("drops", true),
     ]);
@@ -261,6 +264,10 @@ fn stats(s: &StatsReply) -> String {
             w.busy_cycles.to_string(),
             w.idle_cycles.to_string(),
             w.cycles_per_packet
+                .map_or_else(|| "-".into(), |v| format!("{v:.0}")),
+            (w.busy_ns / 1_000_000).to_string(),
+            (w.idle_ns / 1_000_000).to_string(),
+            w.ns_per_packet
                 .map_or_else(|| "-".into(), |v| format!("{v:.0}")),
             pct(w.cache_hit_rate),
             w.drops.to_string(),

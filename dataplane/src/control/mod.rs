@@ -119,6 +119,10 @@ pub struct WorkerSample {
     pub busy_cycles: u64,
     /// TSC cycles of polls that received nothing (0 where not measured).
     pub idle_cycles: u64,
+    /// Wall-clock nanoseconds of polls that received frames (0 where not measured).
+    pub busy_ns: u64,
+    /// Wall-clock nanoseconds of polls that received nothing (0 where not measured).
+    pub idle_ns: u64,
 }
 
 /// The switch's counters as the switch samples them.
@@ -474,6 +478,13 @@ fn stats(t: &dyn ControlTarget) -> StatsReply {
                     None
                 } else {
                     ratio(w.busy_cycles, packets)
+                },
+                busy_ns: w.busy_ns,
+                idle_ns: w.idle_ns,
+                ns_per_packet: if w.busy_ns == 0 {
+                    None
+                } else {
+                    ratio(w.busy_ns, packets)
                 },
                 cache_hits: c.cache_hits,
                 cache_misses: c.cache_misses,

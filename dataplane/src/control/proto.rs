@@ -385,6 +385,17 @@ pub struct WorkerStats {
     pub idle_cycles: u64,
     /// `busy_cycles / packets`; `None` when no cycles were measured or no packet came.
     pub cycles_per_packet: Option<f64>,
+    /// Nanoseconds spent on polls that received frames (the daemon measures time
+    /// with the monotonic clock, not the TSC: 0 where not measured).
+    #[serde(default)]
+    pub busy_ns: u64,
+    /// Nanoseconds spent on polls that received nothing.
+    #[serde(default)]
+    pub idle_ns: u64,
+    /// `busy_ns / packets`: processing time per packet, the figure
+    /// `pmd-perf-show` gives in cycles; `None` when not measured or no packet came.
+    #[serde(default)]
+    pub ns_per_packet: Option<f64>,
     /// Flow-cache hits.
     pub cache_hits: u64,
     /// Flow-cache misses.

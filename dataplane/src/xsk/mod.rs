@@ -16,9 +16,14 @@
 //! only transmit from a frame's original data offset, while the pipeline rewrites in
 //! headroom (VLAN push, VXLAN encap move a frame's start) and needs to put any address
 //! on the TX ring; and the pool needs the UMEM's base, which `xsk-rs` does not expose.
+//! Sizing: a worker's UMEM has [`pool_frames`] frames: every ring of every socket
+//! full at once, plus a few bursts per socket for the pipeline's floods and replies.
+//! The running switch opens its ports through [`XskBackend`].
+//!
 //! Unsafe code is confined to [`umem`](self) (the mapping), `ring` (the four rings),
 //! `socket` (libxdp handles) and `sys` (a few system calls); [`XskPort`] is safe code.
 
+mod backend;
 mod error;
 mod port;
 mod ring;
@@ -26,8 +31,11 @@ mod socket;
 mod sys;
 mod umem;
 
+pub use backend::{
+    netdev_mac, netdev_running, netdev_rx_queues, pool_frames, OpenedPort, XskBackend,
+};
 pub use error::XskError;
-pub use port::{XskConfig, XskPort, XskStats};
+pub use port::{XskAttach, XskConfig, XskPort, XskStats};
 pub use socket::XdpMode;
 pub use umem::{RingSizes, Umem, UmemArea};
 

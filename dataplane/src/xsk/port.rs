@@ -3,7 +3,7 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::PathBuf;
-use std::sync::Once;
+use std::sync::{Arc, Mutex, Once};
 
 use super::error::{check_privileges, XskError};
 use super::socket::{self, Attached, Socket, XdpMode, XdpProgram, XSK_PROG_NAME};
@@ -77,37 +77,28 @@ impl Drop for IfLock {
     }
 }
 
-/// A netdev's queues, each an AF_XDP socket on the worker's UMEM, as one switch port.
+/// A netdev as vswitch holds it: the XDP program that steers its queues to AF_XDP
+/// sockets and the per-interface lock. Shared (in an `Arc`) by the [`XskPort`]s of every
+/// worker bound to one of its queues; the last of them to close detaches the program.
 #[derive(Debug)]
-pub struct XskPort {
+pub struct XskAttach {
     ifname: String,
     ifindex: u32,
-    // Field order is drop order: the program goes first (no more redirects), then the
-    // sockets, then the lock.
-    prog: XdpProgram,
-    socks: Vec<Socket>,
-    _lock: IfLock,
-    /// Largest frame sent (MTU plus Ethernet header and one tag).
-    max_tx_len: usize,
+    mtu: u32,
+    mode: XdpMode,
+    map_fd: std::os::fd::RawFd,
     replaced_stale: bool,
-    next_rx: usize,
-    stats: XskStats,
+    // Field order is drop order: the program goes first, then the lock. The mutex only
+    // makes the handle shareable; nothing uses it after the attach but `Drop`.
+    _prog: Mutex<XdpProgram>,
+    _lock: IfLock,
 }
 
-static SKIP_DISPATCHER: Once = Once::new();
-
-fn io_err<'a>(what: &'static str, ifname: &'a str) -> impl FnOnce(io::Error) -> XskError + 'a {
-    move |source| XskError::Io {
-        what,
-        ifname: ifname.to_string(),
-        source,
-    }
-}
-
-impl XskPort {
-    /// Opens `ifname` (in the calling thread's network namespace) on `umem`, whose frames
-    /// are `pool`'s chunks. See the [module documentation](super) for the steps.
-    pub fn open(ifname: &str, umem: &Umem, pool: &Pool, cfg: &XskConfig) -> Result<Self, XskError> {
+impl XskAttach {
+    /// Takes `ifname` (in the calling thread's network namespace) for vswitch: checks
+    /// privileges, mounts bpffs if needed, takes the per-interface lock, replaces a
+    /// program a crashed run left behind and attaches the redirect program.
+    pub fn open(ifname: &str, cfg: &XskConfig) -> Result<Arc<Self>, XskError> {
         // libxdp's multi-program dispatcher does not load on the kernels we run on; a
         // single program is all a switch port needs.
         SKIP_DISPATCHER.call_once(|| {
@@ -120,15 +111,6 @@ impl XskPort {
             ifname: ifname.to_string(),
         })?;
         let mtu = sys::mtu(ifname).map_err(io_err("read the MTU", ifname))?;
-        let max = (pool.chunk_size() - HEADROOM) as u32 - L2_OVERHEAD;
-        if mtu > max {
-            return Err(XskError::MtuTooLarge {
-                ifname: ifname.to_string(),
-                mtu,
-                max,
-                frame_size: pool.chunk_size(),
-            });
-        }
         sys::ensure_bpffs(&cfg.bpffs).map_err(io_err("mount bpffs", ifname))?;
         let (lock, existed) = lock(cfg, ifname)?;
         // A program of a crashed run is ours to replace: the lock file it left says a
@@ -159,8 +141,95 @@ impl XskPort {
                 })
             }
         };
-        let mut socks = Vec::with_capacity(cfg.queues.len());
-        for &q in &cfg.queues {
+        let prog = XdpProgram::attach(ifindex).map_err(|e| match e.raw_os_error() {
+            Some(libc::EPERM) => XskError::NoPrivilege {
+                missing: "CAP_BPF".into(),
+            },
+            Some(libc::EEXIST) | Some(libc::EBUSY) => XskError::ForeignProgram {
+                ifname: ifname.to_string(),
+                program: "(attached meanwhile)".into(),
+            },
+            _ => XskError::Io {
+                what: "attach the XDP program",
+                ifname: ifname.to_string(),
+                source: e,
+            },
+        })?;
+        Ok(Arc::new(XskAttach {
+            ifname: ifname.to_string(),
+            ifindex,
+            mtu,
+            mode: prog.mode(),
+            map_fd: prog.map_fd(),
+            replaced_stale,
+            _prog: Mutex::new(prog),
+            _lock: lock,
+        }))
+    }
+
+    /// The interface name.
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
+    /// The XDP mode the redirect program runs in.
+    pub fn mode(&self) -> XdpMode {
+        self.mode
+    }
+
+    /// True if opening replaced a program left attached by a crashed run.
+    pub fn replaced_stale(&self) -> bool {
+        self.replaced_stale
+    }
+}
+
+/// Some of a netdev's queues, each an AF_XDP socket on the worker's UMEM, as one switch
+/// port.
+#[derive(Debug)]
+pub struct XskPort {
+    // Field order is drop order: the program goes first if this port holds the last
+    // reference (no more redirects), then the sockets.
+    attach: Arc<XskAttach>,
+    socks: Vec<Socket>,
+    /// Largest frame sent (MTU plus Ethernet header and one tag).
+    max_tx_len: usize,
+    next_rx: usize,
+    stats: XskStats,
+}
+
+static SKIP_DISPATCHER: Once = Once::new();
+
+fn io_err<'a>(what: &'static str, ifname: &'a str) -> impl FnOnce(io::Error) -> XskError + 'a {
+    move |source| XskError::Io {
+        what,
+        ifname: ifname.to_string(),
+        source,
+    }
+}
+
+impl XskPort {
+    /// Opens `ifname` (in the calling thread's network namespace) on `umem`, whose frames
+    /// are `pool`'s chunks, binding `cfg.queues`. See the [module documentation](super)
+    /// for the steps. To bind the queues of one netdev from several workers, take it
+    /// once with [`XskAttach::open`] and give each worker [`XskPort::on`].
+    pub fn open(ifname: &str, umem: &Umem, pool: &Pool, cfg: &XskConfig) -> Result<Self, XskError> {
+        check_mtu(ifname, pool)?;
+        let attach = XskAttach::open(ifname, cfg)?;
+        XskPort::on(attach, umem, pool, &cfg.queues)
+    }
+
+    /// Binds `queues` of a netdev already taken with [`XskAttach::open`], one socket each
+    /// on `umem` (whose frames are `pool`'s chunks), and steers them to the sockets.
+    pub fn on(
+        attach: Arc<XskAttach>,
+        umem: &Umem,
+        pool: &Pool,
+        queues: &[u32],
+    ) -> Result<Self, XskError> {
+        let ifname = attach.ifname.as_str();
+        check_mtu(ifname, pool)?;
+        let mut socks = Vec::with_capacity(queues.len());
+        for &q in queues {
             // A socket of a process that just died releases its queue from a kernel
             // work item, shortly after the process is gone: give it a moment.
             let mut tries = 0;
@@ -189,32 +258,14 @@ impl XskPort {
             })?;
             socks.push(s);
         }
-        let prog = XdpProgram::attach(ifindex).map_err(|e| match e.raw_os_error() {
-            Some(libc::EPERM) => XskError::NoPrivilege {
-                missing: "CAP_BPF".into(),
-            },
-            Some(libc::EEXIST) | Some(libc::EBUSY) => XskError::ForeignProgram {
-                ifname: ifname.to_string(),
-                program: "(attached meanwhile)".into(),
-            },
-            _ => XskError::Io {
-                what: "attach the XDP program",
-                ifname: ifname.to_string(),
-                source: e,
-            },
-        })?;
         for s in &socks {
-            s.insert_into(prog.map_fd())
+            s.insert_into(attach.map_fd)
                 .map_err(io_err("insert a socket into the XSKMAP", ifname))?;
         }
         Ok(XskPort {
-            ifname: ifname.to_string(),
-            ifindex,
-            prog,
+            max_tx_len: (attach.mtu + L2_OVERHEAD) as usize,
+            attach,
             socks,
-            _lock: lock,
-            max_tx_len: (mtu + L2_OVERHEAD) as usize,
-            replaced_stale,
             next_rx: 0,
             stats: XskStats::default(),
         })
@@ -222,22 +273,22 @@ impl XskPort {
 
     /// The interface name.
     pub fn ifname(&self) -> &str {
-        &self.ifname
+        &self.attach.ifname
     }
 
     /// The interface index.
     pub fn ifindex(&self) -> u32 {
-        self.ifindex
+        self.attach.ifindex
     }
 
     /// The XDP mode the redirect program runs in.
     pub fn mode(&self) -> XdpMode {
-        self.prog.mode()
+        self.attach.mode
     }
 
     /// True if opening replaced a program left attached by a crashed run.
     pub fn replaced_stale(&self) -> bool {
-        self.replaced_stale
+        self.attach.replaced_stale
     }
 
     /// The counters.
@@ -292,6 +343,23 @@ impl XskPort {
             sys::kick_rx(s.fd());
         }
     }
+}
+
+/// Fails if `ifname`'s MTU does not fit `pool`'s chunks.
+fn check_mtu(ifname: &str, pool: &Pool) -> Result<(), XskError> {
+    let mtu = sys::mtu(ifname).map_err(|_| XskError::NoDevice {
+        ifname: ifname.to_string(),
+    })?;
+    let max = (pool.chunk_size() - HEADROOM) as u32 - L2_OVERHEAD;
+    if mtu > max {
+        return Err(XskError::MtuTooLarge {
+            ifname: ifname.to_string(),
+            mtu,
+            max,
+            frame_size: pool.chunk_size(),
+        });
+    }
+    Ok(())
 }
 
 /// Takes the per-interface lock; returns it and whether its file existed before (a

@@ -119,3 +119,95 @@ pub(super) fn kick_rx(fd: RawFd) {
         )
     };
 }
+
+/// Runs the interface ioctl `req` on `ifname` with `req`'s union set by `set` (on a
+/// throwaway socket of the calling thread's network namespace: sysfs may show another
+/// namespace's devices, an ioctl never does) and returns the filled-in `ifreq`.
+fn ifreq_ioctl(
+    ifname: &str,
+    req: libc::Ioctl,
+    set: impl FnOnce(&mut libc::ifreq),
+) -> io::Result<libc::ifreq> {
+    let name = ifname.as_bytes();
+    if name.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    // SAFETY: creating a socket has no memory preconditions; the result is checked.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `ifreq` is plain data for which all zeroes is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, &s) in ifr.ifr_name.iter_mut().zip(name) {
+        *d = s as libc::c_char;
+    }
+    set(&mut ifr);
+    // SAFETY: `fd` is our open socket and `ifr` a valid `ifreq` with a NUL-terminated
+    // name; where `set` stored a pointer, it points to memory the caller keeps alive
+    // and sized for `req`.
+    let rc = unsafe { libc::ioctl(fd, req, &mut ifr) };
+    let err = io::Error::last_os_error();
+    // SAFETY: `fd` is ours and closed once.
+    unsafe { libc::close(fd) };
+    if rc < 0 {
+        return Err(err);
+    }
+    Ok(ifr)
+}
+
+/// The hardware (MAC) address of `ifname` in the calling thread's namespace.
+pub(super) fn hwaddr(ifname: &str) -> io::Result<[u8; 6]> {
+    let ifr = ifreq_ioctl(ifname, libc::SIOCGIFHWADDR, |_| {})?;
+    // SAFETY: SIOCGIFHWADDR succeeded, so the union holds `ifru_hwaddr`.
+    let sa = unsafe { ifr.ifr_ifru.ifru_hwaddr };
+    let mut mac = [0u8; 6];
+    for (m, &b) in mac.iter_mut().zip(sa.sa_data.iter()) {
+        *m = b as u8;
+    }
+    Ok(mac)
+}
+
+/// The interface flags of `ifname` (`IFF_UP`, `IFF_RUNNING`...).
+pub(super) fn if_flags(ifname: &str) -> io::Result<i32> {
+    let ifr = ifreq_ioctl(ifname, libc::SIOCGIFFLAGS, |_| {})?;
+    // SAFETY: SIOCGIFFLAGS succeeded, so the union holds `ifru_flags`.
+    Ok(i32::from(unsafe { ifr.ifr_ifru.ifru_flags }))
+}
+
+/// `struct ethtool_channels` (linux/ethtool.h).
+#[repr(C)]
+#[derive(Default)]
+struct EthtoolChannels {
+    cmd: u32,
+    max_rx: u32,
+    max_tx: u32,
+    max_other: u32,
+    max_combined: u32,
+    rx_count: u32,
+    tx_count: u32,
+    other_count: u32,
+    combined_count: u32,
+}
+
+/// `ETHTOOL_GCHANNELS`.
+const ETHTOOL_GCHANNELS: u32 = 0x3c;
+
+/// The receive queues of `ifname` an AF_XDP socket can bind to (`ethtool -l`: the
+/// larger of the RX-only and combined channel counts, which counts veth's queues
+/// once), or `None` if the driver does not report channels.
+pub(super) fn rx_queues(ifname: &str) -> io::Result<Option<u32>> {
+    let mut ch = EthtoolChannels {
+        cmd: ETHTOOL_GCHANNELS,
+        ..EthtoolChannels::default()
+    };
+    let data: *mut EthtoolChannels = &mut ch;
+    let r = ifreq_ioctl(ifname, libc::SIOCETHTOOL, |ifr| {
+        ifr.ifr_ifru.ifru_data = data.cast();
+    });
+    match r {
+        Ok(_) => Ok(Some(ch.rx_count.max(ch.combined_count).max(1))),
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
