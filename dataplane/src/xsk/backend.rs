@@ -184,7 +184,7 @@ impl Backend for XskBackend {
             message: "backend state poisoned".into(),
         })?;
         if w == 0 {
-            st.attached = vec![Weak::new(); cfg.ports.len()];
+            st.attached = (0..cfg.ports.len()).map(|_| Weak::new()).collect();
             st.opened = vec![None; cfg.ports.len()];
         }
         let mut ports = Vec::with_capacity(cfg.ports.len());
