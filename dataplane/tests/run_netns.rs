@@ -275,3 +275,182 @@ fn vswitch_run_two_networks_ctl_and_clean_sigterm() {
     }
     assert!(!socket.exists(), "control socket left behind");
 }
+
+/// A veth pair with `queues` queues each way: `a_if` in `a`, `b_if` in `b`, both up.
+fn veth_queues(a: &NetNs, a_if: &str, b: &NetNs, b_if: &str, queues: u32) {
+    let q = queues.to_string();
+    a.ip(&[
+        "link",
+        "add",
+        a_if,
+        "numtxqueues",
+        &q,
+        "numrxqueues",
+        &q,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_if,
+        "numtxqueues",
+        &q,
+        "numrxqueues",
+        &q,
+        "netns",
+        b.name(),
+    ])
+    .unwrap();
+    a.ip(&["link", "set", a_if, "up"]).unwrap();
+    b.ip(&["link", "set", b_if, "up"]).unwrap();
+}
+
+/// Runs `vswitch run --config CFG` in `sw` until it exits or `timeout`; returns its exit
+/// status and stderr, or `None` if it is still running (then it is killed).
+fn run_to_exit(sw: &NetNs, cfg: &Path, timeout: Duration) -> Option<(bool, String)> {
+    let out = Command::new("timeout")
+        .arg("-s")
+        .arg("KILL")
+        .arg(format!("{}", timeout.as_secs()))
+        .arg("nsenter")
+        .arg(format!("--net={}", sw.path().display()))
+        .arg("--")
+        .arg(BIN)
+        .arg("run")
+        .arg("--config")
+        .arg(cfg)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    // `timeout -s KILL` exits 137 when it had to kill.
+    if out.status.code() == Some(137) {
+        return None;
+    }
+    Some((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// Two workers, each binding its own queue of every port (veths with two queues): both
+/// forward, `ctl stats` shows both; a port without `ifname` and a netdev with fewer
+/// queues than workers are refused before anything is opened.
+#[test]
+fn vswitch_run_two_workers_and_refusals() {
+    if !root_or_skip("vswitch_run_two_workers_and_refusals") {
+        return;
+    }
+    let sw = NetNs::new(PREFIX).unwrap();
+    let h1 = NetNs::new(PREFIX).unwrap();
+    let h2 = NetNs::new(PREFIX).unwrap();
+    veth_queues(&h1, "eth0", &sw, "p1", 2);
+    veth_queues(&h2, "eth0", &sw, "p2", 2);
+    // A one-queue veth for the refusal.
+    veth_pair(&h1, "eth1", &sw, "p3").unwrap();
+    for (h, a) in [(&h1, H1), (&h2, H2)] {
+        h.ip(&["addr", "add", &format!("{a}/24"), "dev", "eth0"])
+            .unwrap();
+        h.ethtool(&["-K", "eth0", "tx", "off"]).unwrap();
+        h.sysctl("net.ipv6.conf.all.disable_ipv6", "1").unwrap();
+    }
+    let dir = TempDir(std::env::temp_dir().join(sw.name()));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let socket = dir.0.join("vswitch.sock");
+    let two_workers = |ports: &str| {
+        format!(
+            "[switch]\nworkers = 2\ncontrol_socket = \"{}\"\n\n[[network]]\nname = \"a\"\nsegment = \"local\"\n{ports}",
+            socket.display()
+        )
+    };
+    let port = |name: &str, ifname: Option<&str>| {
+        let ifname = ifname.map_or_else(String::new, |i| format!("ifname = \"{i}\"\n"));
+        format!("\n[[port]]\nname = \"{name}\"\n{ifname}mode = \"access\"\nnetwork = \"a\"\n")
+    };
+    let cfg_path = dir.0.join("vswitch.toml");
+
+    // Refused: a port without a netdev.
+    let ports = format!("{}{}", port("p1", Some("p1")), port("vm9", None));
+    std::fs::write(&cfg_path, two_workers(&ports)).unwrap();
+    let (ok, err) = run_to_exit(&sw, &cfg_path, Duration::from_secs(20)).expect("still running");
+    assert!(!ok);
+    assert!(
+        err.contains("\"vm9\"") && err.contains("no ifname"),
+        "{err}"
+    );
+    // Refused: a netdev with one queue for two workers.
+    let ports = format!("{}{}", port("p1", Some("p1")), port("p3", Some("p3")));
+    std::fs::write(&cfg_path, two_workers(&ports)).unwrap();
+    let (ok, err) = run_to_exit(&sw, &cfg_path, Duration::from_secs(20)).expect("still running");
+    assert!(!ok);
+    assert!(
+        err.contains("p3") && err.contains("1 receive queue(s), fewer than the 2 workers"),
+        "{err}"
+    );
+    let link = sw.ip(&["-d", "link", "show", "dev", "p1"]).unwrap();
+    assert!(
+        !link.contains("xdp"),
+        "refused start left a program: {link}"
+    );
+
+    // Two workers on two-queue veths.
+    let ports = format!("{}{}", port("p1", Some("p1")), port("p2", Some("p2")));
+    std::fs::write(&cfg_path, two_workers(&ports)).unwrap();
+    let log_path = dir.0.join("vswitch.log");
+    let child = Command::new("nsenter")
+        .arg(format!("--net={}", sw.path().display()))
+        .arg("--")
+        .arg(BIN)
+        .arg("run")
+        .arg("--config")
+        .arg(&cfg_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut proc = SwitchProc(Some(child));
+    let log_text = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let up = wait_until(Duration::from_secs(20), Duration::from_millis(100), || {
+        ctl_text(&socket, &["show"]).status.success()
+            || proc.0.as_mut().unwrap().try_wait().unwrap().is_some()
+    });
+    assert!(up, "vswitch run did not come up:\n{}", log_text());
+    assert!(
+        proc.0.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "vswitch run exited:\n{}",
+        log_text()
+    );
+    // Several flows (ICMP idents), so that RSS spreads them over both queues.
+    let mut ok = 0;
+    for ident in 0..8u16 {
+        let p = Pinger::open(&h1, 0x7710 + ident).unwrap();
+        ok += pings(&p, H2, 3);
+    }
+    assert!(ok >= 20, "h1 → h2: {ok}/24 pings answered\n{}", log_text());
+    let Reply::Stats(stats) = ctl_json(&socket, &["stats"]) else {
+        panic!("stats: not a stats reply")
+    };
+    eprintln!("stats workers: {:?}", stats.workers);
+    assert_eq!(stats.workers.len(), 2);
+    let packets: u64 = stats.workers.iter().map(|w| w.packets).sum();
+    assert!(packets >= 40, "{packets} packets in all");
+
+    let pid = proc.0.as_ref().unwrap().id();
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let mut child = proc.0.take().unwrap();
+    let done = wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        child.try_wait().unwrap().is_some()
+    });
+    if !done {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("vswitch run did not stop on SIGTERM:\n{}", log_text());
+    }
+    assert!(child.wait().unwrap().success(), "{}", log_text());
+    for p in ["p1", "p2"] {
+        let link = sw.ip(&["-d", "link", "show", "dev", p]).unwrap();
+        assert!(!link.contains("xdp"), "XDP program left on {p}: {link}");
+    }
+}

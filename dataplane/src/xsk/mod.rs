@@ -7,15 +7,20 @@
 //! another's TX ring) and is copied only when the pipeline floods it.
 //!
 //! How: [`XskPort::open`] checks privileges, mounts bpffs if needed, takes a
-//! per-interface lock, detects and replaces a program left behind by a crashed run, binds
-//! one socket per queue and attaches libxdp's XSKMAP redirect program (native mode where
-//! the driver supports it, generic otherwise; [`XskPort::mode`] says which). Dropping the
-//! port detaches the program and deletes the sockets.
+//! per-interface lock, detects and replaces a program left behind by a crashed run,
+//! attaches libxdp's XSKMAP redirect program (native mode where the driver supports it,
+//! generic otherwise; [`XskPort::mode`] says which) and binds one socket per queue,
+//! each entered into the program's map once it exists. Dropping the
+//! port detaches the program and deletes the sockets. With several workers, each binds
+//! its own queue of a netdev: the netdev is taken once ([`XskAttach`]) and its program
+//! detached when the last worker's port closes ([`XskBackend`] does this for the
+//! running switch).
 //!
 //! We drive libxdp (`libxdp-sys`) directly rather than through `xsk-rs`'s queues: those
 //! only transmit from a frame's original data offset, while the pipeline rewrites in
 //! headroom (VLAN push, VXLAN encap move a frame's start) and needs to put any address
 //! on the TX ring; and the pool needs the UMEM's base, which `xsk-rs` does not expose.
+//!
 //! Sizing: a worker's UMEM has [`pool_frames`] frames: every ring of every socket
 //! full at once, plus a few bursts per socket for the pipeline's floods and replies.
 //! The running switch opens its ports through [`XskBackend`].
