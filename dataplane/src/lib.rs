@@ -7,9 +7,12 @@
 //! - [`pipeline`]: the switching stages over a batch (br-int's NORMAL).
 //! - [`offline`]: the whole switch over in-memory ports, driven frame by frame.
 //! - [`replay`], [`trace`]: `vswitch replay` and `vswitch trace`.
+//! - [`control`]: the control socket and what `vswitch ctl` asks of a switch.
 //! - [`underlay`]: the neighbour cache and ARP/ND handling of the tunnel underlay.
+//! - [`xsk`]: AF_XDP ports on a UMEM shared by a worker's sockets.
 
 pub mod config;
+pub mod control;
 pub mod counters;
 pub mod demo;
 pub mod offline;
@@ -20,3 +23,4 @@ pub mod replay;
 pub mod runtime;
 pub mod trace;
 pub mod underlay;
+pub mod xsk;

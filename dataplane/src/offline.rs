@@ -4,10 +4,14 @@
 
 use encap::MacAddr;
 use flowtable::{
-    FdbConfig, FdbControl, FdbGroup, FlowCache, PortId, ReplicaConfig, DEFAULT_FLOW_CACHE_SIZE,
+    FdbConfig, FdbControl, FdbEntry, FdbGroup, FlowCache, FlushFilter, PortId, ReplicaConfig,
+    WorkerFdb, DEFAULT_FLOW_CACHE_SIZE,
 };
 
 use crate::config::{Config, PortIdx};
+use crate::control::diff::{static_changes, ConfigDiff};
+use crate::control::{ControlError, ControlTarget, SwitchSample, WorkerSample};
+use crate::counters::PortCounters;
 use crate::pipeline::{Action, Pipeline, Tables};
 use crate::pool::{Pool, MAX_FRAME};
 use crate::port::{MemPort, Port, TxMode, BURST};
@@ -24,6 +28,16 @@ pub enum OfflineError {
     Fdb(#[from] flowtable::FdbError),
 }
 
+/// The pipeline of a one-worker switch for `config`, with its static FDB entries
+/// installed, and the control plane's handle on its FDB. The switch's ports are the
+/// configuration's ports in order (`PortId(i)` is `config.ports[i]`).
+pub fn single_worker_pipeline(config: &Config) -> Result<(Pipeline, FdbControl), OfflineError> {
+    let (fdb, control) = fdb_for(config, 0)?;
+    let tables = Tables::compile(config, 1);
+    let cache = FlowCache::new(DEFAULT_FLOW_CACHE_SIZE)?;
+    Ok((Pipeline::new(tables, fdb, cache), control))
+}
+
 /// A whole switch in memory.
 #[derive(Debug)]
 pub struct OfflineSwitch {
@@ -32,6 +46,17 @@ pub struct OfflineSwitch {
     pipeline: Pipeline,
     pool: Pool,
     ports: Vec<MemPort>,
+    /// The latest time seen (inject, tick): the control plane's clock.
+    now: u64,
+    /// The tables' generation, bumped by every configuration change.
+    generation: u64,
+    /// Batches switched (one per injected frame).
+    batches: u64,
+    /// Per-port counters across configuration changes, which renumber ports: what a
+    /// port had counted before the last change (`carried`) and what the pipeline's
+    /// counter at its new number held at the change (`base`).
+    carried: Vec<PortCounters>,
+    base: Vec<PortCounters>,
 }
 
 /// What happened to one injected frame.
@@ -48,33 +73,21 @@ pub struct Outcome {
 impl OfflineSwitch {
     /// Builds the switch for `config`, with its static FDB entries installed.
     pub fn new(config: Config) -> Result<Self, OfflineError> {
-        let fdb_cfg = FdbConfig {
-            capacity: config.switch.mac_table_size,
-            per_port_limit: u32::try_from(config.switch.mac_limit_per_port).unwrap_or(u32::MAX),
-            aging_ns: u64::try_from(config.switch.mac_aging.as_nanos()).unwrap_or(u64::MAX),
-            max_ports: (config.ports.len() + config.vteps.len()).max(1),
-        };
-        let FdbGroup {
-            mut workers,
-            mut control,
-        } = FdbGroup::new(1, fdb_cfg, ReplicaConfig::default())?;
-        for s in &config.static_fdb {
-            let vlan = config.networks[s.network.index()].local_vlan;
-            control.add_static(vlan, s.mac, Tables::fdb_port(&config, s.target))?;
-        }
-        let mut fdb = workers.remove(0);
-        fdb.apply_updates(0, usize::MAX);
-        let tables = Tables::compile(&config, 1);
+        let (pipeline, control) = single_worker_pipeline(&config)?;
         let ports = (0..config.ports.len())
             .map(|_| MemPort::new(BURST, TxMode::Capture))
             .collect();
-        let cache = FlowCache::new(DEFAULT_FLOW_CACHE_SIZE)?;
         Ok(OfflineSwitch {
-            pipeline: Pipeline::new(tables, fdb, cache),
+            pipeline,
             pool: Pool::new(POOL_CHUNKS),
             ports,
             control,
             config,
+            now: 0,
+            generation: 1,
+            batches: 0,
+            carried: Vec::new(),
+            base: Vec::new(),
         })
     }
 
@@ -96,6 +109,7 @@ impl OfflineSwitch {
 
     /// Switches one frame received on `port` at time `now` (ns) and returns what left.
     pub fn inject(&mut self, port: PortIdx, frame: &[u8], now: u64) -> Outcome {
+        self.now = self.now.max(now);
         let mut out = Outcome {
             sent: Vec::new(),
             action: None,
@@ -111,6 +125,7 @@ impl OfflineSwitch {
         }
         let mut descs = [crate::pool::Desc::EMPTY; BURST];
         let n = p.rx_burst(&mut self.pool, &mut descs);
+        self.batches += 1;
         // Control-plane changes (static entries, flushes) apply before the frame.
         self.pipeline.fdb_mut().apply_updates(now, usize::MAX);
         self.pipeline
@@ -129,6 +144,7 @@ impl OfflineSwitch {
 
     /// Runs the periodic work of a poll with no traffic (aging sweep, replica updates).
     pub fn tick(&mut self, now: u64) {
+        self.now = self.now.max(now);
         self.pipeline.poll(&mut self.ports, &mut self.pool, now);
     }
 
@@ -144,5 +160,194 @@ impl OfflineSwitch {
             .fdb()
             .lookup(vlan, mac, now)
             .map(|p| PortIdx(p.0))
+    }
+}
+
+/// The FDB replica of a one-worker switch and its control handle, with `config`'s
+/// static entries installed at `now`.
+fn fdb_for(config: &Config, now: u64) -> Result<(WorkerFdb, FdbControl), OfflineError> {
+    let fdb_cfg = FdbConfig {
+        capacity: config.switch.mac_table_size,
+        per_port_limit: u32::try_from(config.switch.mac_limit_per_port).unwrap_or(u32::MAX),
+        aging_ns: u64::try_from(config.switch.mac_aging.as_nanos()).unwrap_or(u64::MAX),
+        max_ports: (config.ports.len() + config.vteps.len()).max(1),
+    };
+    let FdbGroup {
+        mut workers,
+        mut control,
+    } = FdbGroup::new(1, fdb_cfg, ReplicaConfig::default())?;
+    for s in &config.static_fdb {
+        let vlan = config.networks[s.network.index()].local_vlan;
+        control.add_static(vlan, s.mac, Tables::fdb_port(config, s.target))?;
+    }
+    let mut fdb = workers.remove(0);
+    fdb.apply_updates(now, usize::MAX);
+    Ok((fdb, control))
+}
+
+fn add(a: PortCounters, b: PortCounters) -> PortCounters {
+    PortCounters {
+        rx_frames: a.rx_frames.wrapping_add(b.rx_frames),
+        rx_bytes: a.rx_bytes.wrapping_add(b.rx_bytes),
+        tx_frames: a.tx_frames.wrapping_add(b.tx_frames),
+        tx_bytes: a.tx_bytes.wrapping_add(b.tx_bytes),
+    }
+}
+
+fn sub(a: PortCounters, b: PortCounters) -> PortCounters {
+    PortCounters {
+        rx_frames: a.rx_frames.wrapping_sub(b.rx_frames),
+        rx_bytes: a.rx_bytes.wrapping_sub(b.rx_bytes),
+        tx_frames: a.tx_frames.wrapping_sub(b.tx_frames),
+        tx_bytes: a.tx_bytes.wrapping_sub(b.tx_bytes),
+    }
+}
+
+impl OfflineSwitch {
+    /// The control plane's clock: the latest time given to [`inject`](Self::inject) or
+    /// [`tick`](Self::tick).
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// The pipeline's counters with per-port counters that follow their port across
+    /// configuration changes.
+    pub fn counters(&self) -> crate::counters::Counters {
+        let mut c = self.pipeline.counters().clone();
+        for (i, p) in c.ports.iter_mut().enumerate() {
+            let carried = self.carried.get(i).copied().unwrap_or_default();
+            let base = self.base.get(i).copied().unwrap_or_default();
+            *p = add(carried, sub(*p, base));
+        }
+        c
+    }
+
+    /// Switches to `new` (validated): learned entries of untouched networks on
+    /// untouched ports stay ([`ConfigDiff`]), as do the counters of the ports that
+    /// remain; a change to static entries only goes through the FDB's control lanes.
+    /// On error nothing changed.
+    pub fn apply_config(&mut self, new: Config) -> Result<(), OfflineError> {
+        let now = self.now;
+        let diff = ConfigDiff::new(&self.config, &new);
+        if diff.statics_only() {
+            let (removed, added) = static_changes(&self.config, &new);
+            for k in removed {
+                self.control.remove_static(k.vlan, k.mac, now)?;
+            }
+            for k in added {
+                self.control.add_static(k.vlan, k.mac, k.port)?;
+            }
+            self.pipeline.fdb_mut().apply_updates(now, usize::MAX);
+            self.config = new;
+            return Ok(());
+        }
+        let (mut fdb, control) = fdb_for(&new, now)?;
+        let mut keep: Vec<FdbEntry> = self
+            .pipeline
+            .fdb()
+            .fdb()
+            .iter(now)
+            .filter_map(|e| diff.carry(&new, &e))
+            .collect();
+        // Oldest first, each at the time it was last seen: ages and recency survive.
+        keep.sort_by_key(|e| core::cmp::Reverse(e.age_ns));
+        for e in keep {
+            fdb.learn(e.vlan, e.mac, e.port, now.saturating_sub(e.age_ns));
+        }
+        let old_counters = self.counters();
+        self.generation += 1;
+        *self.pipeline.fdb_mut() = fdb;
+        self.pipeline
+            .set_tables(Tables::compile(&new, self.generation));
+        let n = self.pipeline.counters().ports.len();
+        let mut carried = vec![PortCounters::default(); n];
+        for (old, c) in old_counters.ports.iter().enumerate() {
+            if let Some(p) = diff.port(PortId(old as u16)) {
+                if let Some(slot) = carried.get_mut(p.index()) {
+                    *slot = *c;
+                }
+            }
+        }
+        self.carried = carried;
+        self.base = self.pipeline.counters().ports.clone();
+        let mut old_ports: Vec<Option<MemPort>> = std::mem::take(&mut self.ports)
+            .into_iter()
+            .map(Some)
+            .collect();
+        self.ports = (0..new.ports.len())
+            .map(|i| {
+                self.config
+                    .ports
+                    .iter()
+                    .position(|p| new.ports.get(i).is_some_and(|q| q.name == p.name))
+                    .and_then(|old| old_ports.get_mut(old)?.take())
+                    .unwrap_or_else(|| MemPort::new(BURST, TxMode::Capture))
+            })
+            .collect();
+        self.control = control;
+        self.config = new;
+        Ok(())
+    }
+}
+
+impl ControlTarget for OfflineSwitch {
+    fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn datapath(&self) -> &str {
+        "offline"
+    }
+
+    fn port_status(
+        &self,
+        _port: PortIdx,
+    ) -> (
+        crate::control::proto::LinkState,
+        Option<crate::control::proto::XdpMode>,
+    ) {
+        // In-memory ports are always up and have no XDP program.
+        (crate::control::proto::LinkState::Up, None)
+    }
+
+    fn fdb_entries(&self) -> Vec<FdbEntry> {
+        self.pipeline.fdb().fdb().iter(self.now).collect()
+    }
+
+    fn fdb_flush(&mut self, filter: FlushFilter) -> Result<(), ControlError> {
+        self.control.flush(filter, self.now)?;
+        self.pipeline.fdb_mut().apply_updates(self.now, usize::MAX);
+        Ok(())
+    }
+
+    /// One worker. Its cycle counts are 0: an offline switch is driven frame by frame
+    /// by its caller and measures no time of its own (`cycles_per_packet` is then
+    /// reported as unknown). A batch is one injected frame.
+    fn stats(&self) -> SwitchSample {
+        let fdb = self.pipeline.fdb().fdb();
+        SwitchSample {
+            workers: vec![WorkerSample {
+                id: 0,
+                core: None,
+                counters: self.counters(),
+                batches: self.batches,
+                busy_cycles: 0,
+                idle_cycles: 0,
+                busy_ns: 0,
+                idle_ns: 0,
+            }],
+            fdb_entries: fdb.len(),
+            fdb_static: fdb.static_len(),
+        }
+    }
+
+    fn neighbors(&self) -> Vec<crate::underlay::NeighborEntry> {
+        self.pipeline.neighbors().iter(self.now).collect()
+    }
+
+    fn apply_config(&mut self, new: Config) -> Result<(), ControlError> {
+        OfflineSwitch::apply_config(self, new).map_err(|e| match e {
+            OfflineError::Fdb(e) => ControlError::from(e),
+        })
     }
 }

@@ -134,3 +134,91 @@ fn a_running_switch_forwards_and_is_controlled() {
     sw.shutdown();
     assert!(stop.load(std::sync::atomic::Ordering::Relaxed));
 }
+
+/// The control plane's requests against a running switch ([`ControlTarget`] for
+/// [`Switch`]): rows and counters from the workers' snapshots, flushes through the FDB
+/// lanes, changes with the same ports applied, port changes refused until a restart.
+#[test]
+fn a_running_switch_answers_control_requests() {
+    use dataplane::control::proto::{LinkState, Reply, Request, Response};
+    use dataplane::control::{handle, ControlTarget};
+
+    let cfg = Config::from_str(CFG, "t.toml").unwrap();
+    let (backend, ends) = ChannelBackend::new(cfg.ports.len());
+    let mut sw = Switch::start(cfg, Arc::new(backend), &StartOptions::default()).unwrap();
+    let (h1, h2) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+    ends[0].rx.send(frame([0xff; 6], h1)).unwrap();
+    recv(&ends[1].tx);
+    ends[1].rx.send(frame(h1, h2)).unwrap();
+    recv(&ends[0].tx);
+
+    let ok = |r: Response| match r {
+        Response::Ok { reply } => reply,
+        Response::Error { error } => panic!("{error:?}"),
+    };
+    let Reply::Fdb(fdb) = ok(handle(&mut sw, Request::FdbShow { network: None })) else {
+        panic!("not an fdb reply")
+    };
+    assert_eq!(fdb.entries.len(), 2);
+    assert!(fdb
+        .entries
+        .iter()
+        .any(|e| e.mac == "02:00:00:00:00:01" && e.port.as_deref() == Some("a1")));
+
+    let Reply::Stats(stats) = ok(handle(&mut sw, Request::Stats {})) else {
+        panic!("not a stats reply")
+    };
+    assert_eq!(stats.workers.len(), 1);
+    let w = &stats.workers[0];
+    assert_eq!(w.packets, 2);
+    assert!(
+        w.batches >= 1 && w.busy_ns > 0 && w.ns_per_packet.is_some(),
+        "{w:?}"
+    );
+    assert_eq!(w.busy_cycles, 0, "cycles are not measured: time is in ns");
+    assert_eq!(stats.fdb.entries, 2);
+
+    let Reply::Show(show) = ok(handle(&mut sw, Request::Show {})) else {
+        panic!("not a show reply")
+    };
+    assert_eq!(show.datapath, "channel");
+    assert!(show.ports.iter().all(|p| p.link == LinkState::Up));
+
+    // A static entry: a change with the same ports, applied through reconfigure.
+    ok(handle(
+        &mut sw,
+        Request::FdbAdd {
+            network: "net-b".into(),
+            mac: "02:00:00:00:00:09".into(),
+            port: Some("b1".into()),
+            remote: None,
+        },
+    ));
+    assert_eq!(sw.config().static_fdb.len(), 1);
+    eventually(|| {
+        sw.fdb_entries()
+            .iter()
+            .any(|e| e.is_static && e.mac == MacAddr([2, 0, 0, 0, 0, 9]))
+    });
+    // net-a's learned entries survived the change.
+    assert_eq!(sw.fdb_entries().iter().filter(|e| !e.is_static).count(), 2);
+
+    // Flush net-a.
+    ok(handle(
+        &mut sw,
+        Request::FdbFlush {
+            network: Some("net-a".into()),
+            port: None,
+        },
+    ));
+    eventually(|| sw.fdb_entries().iter().all(|e| e.is_static));
+
+    // Removing (or adding) a port needs a restart.
+    let r = handle(&mut sw, Request::PortDel { name: "b1".into() });
+    match r {
+        Response::Error { error } => assert!(error.message.contains("restart"), "{error:?}"),
+        Response::Ok { .. } => panic!("port del applied on a running switch"),
+    }
+    assert_eq!(sw.config().ports.len(), 3);
+    sw.shutdown();
+}

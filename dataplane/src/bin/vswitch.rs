@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
-use dataplane::config::Config;
+use dataplane::config::{Config, DEFAULT_CONTROL_SOCKET};
+use dataplane::control::proto::{NetworkSpec, PortSpec, Request, Response};
 use dataplane::offline::OfflineSwitch;
 use dataplane::replay::{self, Input};
 
@@ -57,6 +58,261 @@ enum Cmd {
         #[arg(long)]
         pcap: Option<PathBuf>,
     },
+    /// Run the switch on its netdevs (AF_XDP) in the foreground; SIGINT/SIGTERM stop it.
+    Run {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Cores to pin the workers to, in worker order (default: the last `workers` cores).
+        #[arg(long, value_delimiter = ',')]
+        cores: Vec<usize>,
+    },
+    /// Inspect or change a running switch through its control socket.
+    Ctl(CtlArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CtlArgs {
+    /// The control socket.
+    #[arg(long, global = true, default_value = DEFAULT_CONTROL_SOCKET)]
+    socket: PathBuf,
+    /// Print the switch's JSON response instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: CtlCmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum CtlCmd {
+    /// Ports (mode, networks, link, XDP mode), networks, local VLANs, the underlay.
+    Show,
+    /// The MAC table.
+    Fdb {
+        #[command(subcommand)]
+        cmd: FdbCmd,
+    },
+    /// Counters: per port, drops by reason, per worker (cycles, flow-cache hit rate).
+    Stats,
+    /// The underlay neighbour cache.
+    Neigh {
+        #[command(subcommand)]
+        cmd: NeighCmd,
+    },
+    /// Add or remove a [[port]].
+    Port {
+        #[command(subcommand)]
+        cmd: PortCmd,
+    },
+    /// Add or remove a [[network]].
+    Network {
+        #[command(subcommand)]
+        cmd: NetworkCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FdbCmd {
+    /// MAC, network, port or VTEP, age, static/learned.
+    Show {
+        /// Only this network.
+        #[arg(long)]
+        network: Option<String>,
+    },
+    /// Remove learned entries (all, or of a network and/or a port).
+    Flush {
+        /// Only this network.
+        #[arg(long)]
+        network: Option<String>,
+        /// Only this port (a port name or a remote VTEP address).
+        #[arg(long)]
+        port: Option<String>,
+    },
+    /// Add (or re-point) a static entry.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["port", "remote"])))]
+    Add {
+        /// The network.
+        #[arg(long)]
+        network: String,
+        /// The MAC address.
+        #[arg(long)]
+        mac: String,
+        /// A local port carrying the network.
+        #[arg(long)]
+        port: Option<String>,
+        /// A remote VTEP (vxlan/gre networks).
+        #[arg(long)]
+        remote: Option<String>,
+    },
+    /// Remove a static entry.
+    Del {
+        /// The network.
+        #[arg(long)]
+        network: String,
+        /// The MAC address.
+        #[arg(long)]
+        mac: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NeighCmd {
+    /// IP, MAC, state, age, frames waiting.
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
+enum PortCmd {
+    /// Add a port: `--network N` (access) or `--vlan VID=N... [--native N]` (trunk).
+    Add {
+        /// Its name.
+        name: String,
+        /// The netdev.
+        #[arg(long)]
+        ifname: Option<String>,
+        /// access or trunk (default: trunk when --vlan or --native is given).
+        #[arg(long)]
+        mode: Option<String>,
+        /// Access port: its network.
+        #[arg(long)]
+        network: Option<String>,
+        /// Trunk: VID=NETWORK (repeatable).
+        #[arg(long = "vlan")]
+        vlans: Vec<String>,
+        /// Trunk: the network of untagged frames.
+        #[arg(long)]
+        native: Option<String>,
+    },
+    /// Remove a port (and the static entries on it).
+    Del {
+        /// Its name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NetworkCmd {
+    /// Add a network.
+    Add {
+        /// Its name.
+        name: String,
+        /// local, flat, vlan, vxlan or gre.
+        #[arg(long)]
+        segment: String,
+        /// Provider VID (vlan), VNI (vxlan) or key (gre).
+        #[arg(long)]
+        id: Option<i64>,
+        /// The physical network (flat, vlan).
+        #[arg(long)]
+        physnet: Option<String>,
+        /// Its local VLAN (allocated when omitted).
+        #[arg(long)]
+        local_vlan: Option<i64>,
+        /// A remote VTEP of the flood list (repeatable; vxlan, gre).
+        #[arg(long = "remote-vtep")]
+        remote_vteps: Vec<String>,
+    },
+    /// Remove a network (refused while a port carries it).
+    Del {
+        /// Its name.
+        name: String,
+    },
+}
+
+fn ctl_request(cmd: CtlCmd) -> Result<Request> {
+    Ok(match cmd {
+        CtlCmd::Show => Request::Show {},
+        CtlCmd::Stats => Request::Stats {},
+        CtlCmd::Neigh {
+            cmd: NeighCmd::Show,
+        } => Request::NeighShow {},
+        CtlCmd::Fdb { cmd } => match cmd {
+            FdbCmd::Show { network } => Request::FdbShow { network },
+            FdbCmd::Flush { network, port } => Request::FdbFlush { network, port },
+            FdbCmd::Add {
+                network,
+                mac,
+                port,
+                remote,
+            } => Request::FdbAdd {
+                network,
+                mac,
+                port,
+                remote,
+            },
+            FdbCmd::Del { network, mac } => Request::FdbDel { network, mac },
+        },
+        CtlCmd::Port { cmd } => match cmd {
+            PortCmd::Add {
+                name,
+                ifname,
+                mode,
+                network,
+                vlans,
+                native,
+            } => {
+                let trunk = !vlans.is_empty() || native.is_some();
+                let mode = mode.unwrap_or_else(|| if trunk { "trunk" } else { "access" }.into());
+                let vlans = if vlans.is_empty() {
+                    None
+                } else {
+                    let mut map = std::collections::BTreeMap::new();
+                    for v in vlans {
+                        let Some((vid, net)) = v.split_once('=') else {
+                            bail!("--vlan {v:?}: expected VID=NETWORK, e.g. --vlan 10=net-a");
+                        };
+                        map.insert(vid.trim().to_owned(), net.trim().to_owned());
+                    }
+                    Some(map)
+                };
+                Request::PortAdd(PortSpec {
+                    name,
+                    ifname,
+                    mode,
+                    network,
+                    vlans,
+                    native,
+                })
+            }
+            PortCmd::Del { name } => Request::PortDel { name },
+        },
+        CtlCmd::Network { cmd } => match cmd {
+            NetworkCmd::Add {
+                name,
+                segment,
+                id,
+                physnet,
+                local_vlan,
+                remote_vteps,
+            } => Request::NetworkAdd(NetworkSpec {
+                name,
+                segment,
+                local_vlan,
+                id,
+                physnet,
+                remote_vteps: (!remote_vteps.is_empty()).then_some(remote_vteps),
+            }),
+            NetworkCmd::Del { name } => Request::NetworkDel { name },
+        },
+    })
+}
+
+/// `vswitch ctl`: prints the reply; the switch's refusal is an error (exit 1).
+fn ctl(args: CtlArgs) -> Result<()> {
+    let request = ctl_request(args.cmd)?;
+    let response = dataplane::control::client::call(&args.socket, &request)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&response)?);
+    }
+    match response {
+        Response::Ok { reply } => {
+            if !args.json {
+                print!("{}", dataplane::control::format::reply(&reply));
+            }
+            Ok(())
+        }
+        Response::Error { error } => bail!("{} ({})", error.message, error.kind.as_str()),
+    }
 }
 
 fn parse_hex(s: &str) -> Result<Vec<u8>> {
@@ -77,8 +333,112 @@ fn parse_hex(s: &str) -> Result<Vec<u8>> {
         .collect()
 }
 
+/// The cores the workers are pinned to: `--cores`, or the last `workers` cores this
+/// process may run on.
+fn worker_cores(workers: usize, given: Vec<usize>) -> Result<Vec<usize>> {
+    let allowed: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    if !given.is_empty() {
+        if given.len() != workers {
+            bail!(
+                "--cores names {} core(s) for {workers} worker(s): give one core per worker",
+                given.len()
+            );
+        }
+        if let Some(c) = given
+            .iter()
+            .find(|c| !allowed.is_empty() && !allowed.contains(c))
+        {
+            bail!("--cores: core {c} is not available to this process (allowed: {allowed:?})");
+        }
+        return Ok(given);
+    }
+    if allowed.len() < workers {
+        bail!(
+            "{workers} workers but only {} core(s) available: lower [switch] workers or give --cores",
+            allowed.len()
+        );
+    }
+    Ok(allowed[allowed.len() - workers..].to_vec())
+}
+
+/// `vswitch run`: opens the ports, starts the workers, serves the control socket in
+/// this thread until SIGINT/SIGTERM, then stops everything (programs detached, socket
+/// removed).
+fn run_switch(config: PathBuf, cores: Vec<usize>) -> Result<()> {
+    use dataplane::runtime::{StartOptions, Switch};
+    use dataplane::xsk::{netdev_mac, XskBackend};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let mut cfg = Config::from_file(&config)?;
+    let cores = worker_cores(cfg.switch.workers, cores)?;
+    // The underlay's source MAC defaults to its netdev's own.
+    let underlay_if = cfg.underlay.as_ref().and_then(|u| {
+        u.local_mac
+            .is_none()
+            .then(|| cfg.port(u.port).and_then(|p| p.ifname.clone()))
+            .flatten()
+    });
+    if let (Some(ifname), Some(u)) = (underlay_if, cfg.underlay.as_mut()) {
+        let mac = netdev_mac(&ifname)
+            .with_context(|| format!("underlay: reading the MAC address of {ifname}"))?;
+        eprintln!("vswitch: underlay local_mac {mac} (from {ifname})");
+        u.local_mac = Some(mac);
+    }
+    XskBackend::check(&cfg)?;
+    // Fail before opening anything if another vswitch answers on the socket.
+    let server = dataplane::control::ControlServer::bind(&cfg.switch.control_socket)?;
+    let backend = Arc::new(XskBackend::default());
+    let mut switch = Switch::start(
+        cfg,
+        Arc::clone(&backend),
+        &StartOptions {
+            cores: cores.clone(),
+        },
+    )?;
+    for p in backend.opened() {
+        eprintln!(
+            "vswitch: port {} on {}: AF_XDP, XDP {} mode{}",
+            p.name,
+            p.ifname,
+            p.mode,
+            if p.replaced_stale {
+                " (replaced a stale XDP program left by a crashed run)"
+            } else {
+                ""
+            }
+        );
+    }
+    let stop = switch.stop_flag();
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .with_context(|| format!("registering signal {sig}"))?;
+    }
+    let (mut handle, queue) = server.start()?;
+    eprintln!(
+        "vswitch: running, {} worker(s) on cores {cores:?}, control socket {}",
+        cores.len(),
+        handle.path().display()
+    );
+    while !switch.stopping() {
+        queue.serve_timeout(&mut switch, Duration::from_millis(100));
+    }
+    eprintln!("vswitch: stopping");
+    handle.shutdown();
+    switch.shutdown();
+    drop(backend);
+    eprintln!("vswitch: stopped (XDP programs detached, control socket removed)");
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
+        Cmd::Run { config, cores } => run_switch(config, cores)?,
+        Cmd::Ctl(args) => ctl(args)?,
         Cmd::Demo => print!("{}", dataplane::demo::run()?),
         Cmd::CheckConfig { config } => {
             let cfg = Config::from_file(&config)?;
@@ -141,7 +501,13 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if matches!(cli.cmd, Cmd::Run { .. }) {
+        // Before any thread exists: libxdp reads it when it loads a program, and its
+        // multi-program dispatcher does not load on the kernels we run on.
+        std::env::set_var("LIBXDP_SKIP_DISPATCHER", "1");
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vswitch: {e:#}");

@@ -6,8 +6,10 @@ use std::sync::Mutex;
 
 use crossbeam::channel::{self, Receiver, Sender};
 
-use super::{Backend, RuntimeError};
+use super::{Backend, PortInfo, RuntimeError};
 use crate::config::Config;
+use crate::config::PortIdx;
+use crate::control::proto::{LinkState, XdpMode};
 use crate::pool::{Desc, Pool};
 use crate::port::{Port, BURST};
 
@@ -80,6 +82,17 @@ impl ChannelBackend {
             },
             test,
         )
+    }
+}
+
+impl PortInfo for ChannelBackend {
+    fn datapath(&self) -> &str {
+        "channel"
+    }
+
+    /// Channel ports are always up and have no XDP program.
+    fn port_status(&self, _port: PortIdx) -> (LinkState, Option<XdpMode>) {
+        (LinkState::Up, None)
     }
 }
 

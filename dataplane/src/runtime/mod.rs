@@ -23,6 +23,7 @@
 //! ([`Switch::now`]), in nanoseconds.
 
 pub mod chan;
+mod control;
 mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +38,7 @@ use flowtable::{
 };
 
 use crate::config::{Config, FdbTarget, NetIdx, PortIdx};
+use crate::control::proto::{LinkState, XdpMode};
 use crate::counters::Counters;
 use crate::pipeline::{Pipeline, Tables};
 use crate::pool::Pool;
@@ -49,9 +51,22 @@ pub use worker::WorkerStats;
 /// ports and VTEPs added at runtime without rebuilding the tables.
 pub const FDB_MAX_PORTS: usize = 1 << 16;
 
+/// What the control side learns about ports from the backend that opened them.
+pub trait PortInfo: Send + Sync {
+    /// What runs the ports (`af_xdp`, `channel`...), for `ctl show`.
+    fn datapath(&self) -> &str {
+        "runtime"
+    }
+
+    /// A port's link state and XDP mode, where known.
+    fn port_status(&self, _port: PortIdx) -> (LinkState, Option<XdpMode>) {
+        (LinkState::Unknown, None)
+    }
+}
+
 /// How the workers' ports and pools are made: AF_XDP sockets on netdevs, or in-memory
 /// ports in tests.
-pub trait Backend: Send + Sync + 'static {
+pub trait Backend: PortInfo + 'static {
     /// A port as a worker owns it.
     type Port: Port + Send + 'static;
 
@@ -127,6 +142,7 @@ pub struct StartOptions {
 /// A running switch.
 pub struct Switch {
     config: Config,
+    info: Arc<dyn PortInfo>,
     control: FdbControl,
     workers: Vec<WorkerHandle>,
     stop: Arc<AtomicBool>,
@@ -207,6 +223,7 @@ impl Switch {
         }
         Ok(Switch {
             config,
+            info: backend,
             control,
             workers,
             stop,

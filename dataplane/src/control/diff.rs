@@ -1,0 +1,143 @@
+//! What a configuration change keeps.
+//!
+//! Port numbers are positions in [`Config::ports`] (then one tunnel port per remote
+//! VTEP), so adding or removing a port renumbers the ports after it and every tunnel
+//! port. The FDB and the per-port counters are keyed by those numbers: a switch that
+//! applies a change moves them to the new numbering with [`ConfigDiff`], keeping the
+//! learned entries of every network the change did not touch.
+//!
+//! A learned entry is kept when its network still exists under the same name, local
+//! VLAN and segment, and its port (matched by name, a tunnel port by its VTEP's
+//! address) still exists and still carries that network. Everything else is dropped,
+//! as a flush would. Static entries are not carried: the new configuration has them.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use flowtable::{FdbEntry, PortId};
+
+use crate::config::{Config, NetIdx, StaticFdb};
+use crate::pipeline::Tables;
+
+/// The mapping from one configuration's FDB ports and networks to another's.
+#[derive(Debug, Clone)]
+pub struct ConfigDiff {
+    /// Old FDB port number → new one.
+    ports: Vec<Option<PortId>>,
+    /// Old local VLAN → the new network with the same name, VLAN and segment.
+    vlans: HashMap<u16, NetIdx>,
+    /// Whether only `[[fdb]]` entries differ.
+    statics_only: bool,
+    /// New configuration ports (tunnel ports follow).
+    new_ports: usize,
+}
+
+impl ConfigDiff {
+    /// Compares `old` and `new`.
+    pub fn new(old: &Config, new: &Config) -> ConfigDiff {
+        let new_vtep: HashMap<IpAddr, usize> = new
+            .vteps
+            .iter()
+            .enumerate()
+            .map(|(i, &ip)| (ip, i))
+            .collect();
+        let ports = old
+            .ports
+            .iter()
+            .map(|p| new.port_by_name(&p.name).map(|i| PortId(i.0)))
+            .chain(old.vteps.iter().map(|ip| {
+                let v = *new_vtep.get(ip)?;
+                u16::try_from(new.ports.len() + v).ok().map(PortId)
+            }))
+            .collect();
+        let vlans = old
+            .networks
+            .iter()
+            .filter_map(|n| {
+                let i = new.network_by_name(&n.name)?;
+                let m = new.network(i)?;
+                (m.local_vlan == n.local_vlan && m.segment == n.segment)
+                    .then_some((n.local_vlan.get(), i))
+            })
+            .collect();
+        let strip = |c: &Config| {
+            let mut c = c.pinned();
+            c.static_fdb.clear();
+            c
+        };
+        ConfigDiff {
+            ports,
+            vlans,
+            statics_only: strip(old) == strip(new),
+            new_ports: new.ports.len(),
+        }
+    }
+
+    /// Whether the change is to static entries only (no port, network or VTEP moved):
+    /// it can be applied through [`flowtable::FdbControl`] without touching anything else.
+    pub fn statics_only(&self) -> bool {
+        self.statics_only
+    }
+
+    /// The new number of an old FDB port (configuration or tunnel port), if it is
+    /// still there.
+    pub fn port(&self, old: PortId) -> Option<PortId> {
+        self.ports.get(old.index()).copied().flatten()
+    }
+
+    /// A learned entry of the old configuration as the new one numbers it, or `None`
+    /// if the change drops it (and for static entries).
+    pub fn carry(&self, new: &Config, e: &FdbEntry) -> Option<FdbEntry> {
+        if e.is_static {
+            return None;
+        }
+        let net = *self.vlans.get(&e.vlan.get())?;
+        let port = self.port(e.port)?;
+        let carried = match new.ports.get(port.index()) {
+            Some(p) => p.mode.carries(net),
+            None => port.index() >= self.new_ports && new.network(net)?.segment.is_tunnel(),
+        };
+        carried.then_some(FdbEntry { port, ..*e })
+    }
+}
+
+/// The static entries of `old` missing from `new` and those of `new` missing from
+/// `old`, as (local VLAN, MAC, FDB port) in each configuration's numbering.
+pub fn static_changes(old: &Config, new: &Config) -> (Vec<StaticKey>, Vec<StaticKey>) {
+    let keys = |c: &Config| -> Vec<StaticKey> {
+        c.static_fdb
+            .iter()
+            .filter_map(|s| StaticKey::of(c, s))
+            .collect()
+    };
+    let (a, b) = (keys(old), keys(new));
+    let removed = a
+        .iter()
+        .filter(|k| !b.iter().any(|n| n.vlan == k.vlan && n.mac == k.mac))
+        .copied()
+        .collect();
+    let added = b.iter().filter(|k| !a.contains(k)).copied().collect();
+    (removed, added)
+}
+
+/// A static entry in FDB terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaticKey {
+    /// The network's local VLAN.
+    pub vlan: encap::VlanId,
+    /// The MAC.
+    pub mac: encap::MacAddr,
+    /// The FDB port.
+    pub port: PortId,
+}
+
+impl StaticKey {
+    /// `s` of configuration `c`.
+    pub fn of(c: &Config, s: &StaticFdb) -> Option<StaticKey> {
+        Some(StaticKey {
+            vlan: c.network(s.network)?.local_vlan,
+            mac: s.mac,
+            port: Tables::fdb_port(c, s.target),
+        })
+    }
+}

@@ -1,0 +1,535 @@
+//! The control plane: inspect and change a running switch through a Unix socket
+//! (`vswitch ctl`, as `ovs-appctl` / `ovs-vsctl` do for Open vSwitch).
+//!
+//! # Why this shape
+//!
+//! The switch's workers poll their rings and must never wait for an operator. So
+//! the control plane never touches a worker: the [`server`] thread reads requests
+//! from clients and hands them, through a bounded channel, to whoever owns the
+//! switch's control state (the daemon's main thread; a test thread for an
+//! [`OfflineSwitch`](crate::offline::OfflineSwitch)); that owner answers them at its
+//! own pace ([`RequestQueue::serve_pending`], never blocking) through the
+//! [`ControlTarget`] trait. Changes reach the workers the way they always do: FDB
+//! changes through [`flowtable::FdbControl`]'s lanes, configuration changes as new
+//! tables the workers pick up between batches.
+//!
+//! The switch implements a small, typed trait ([`ControlTarget`]: configuration,
+//! FDB rows, flush, neighbour rows, counters, apply a configuration); everything
+//! that is the same for every switch lives here: names ↔ indexes, configuration
+//! edits validated by the file's own validator ([`edit`]), what a change keeps
+//! ([`diff`]), replies ([`proto`]) and their human form ([`format`]).
+//!
+//! # Modules
+//!
+//! - [`proto`]: requests and replies, one JSON object per line.
+//! - [`server`]: the socket (mode 0600, root only, stale-socket recovery).
+//! - [`client`]: one request, one reply (`vswitch ctl`).
+//! - [`edit`], [`diff`]: configuration changes and what they keep.
+//! - [`format`]: replies as tables for people.
+
+pub mod client;
+pub mod diff;
+pub mod edit;
+pub mod format;
+pub mod proto;
+pub mod server;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use flowtable::{FdbEntry, FlushFilter, PortId};
+
+use crate::config::{Config, ConfigError, PortIdx, PortMode, PortRole, Segment};
+use crate::counters::{Counters, DropReason};
+use crate::underlay::NeighborEntry;
+
+pub use diff::ConfigDiff;
+pub use proto::{ErrorKind, Reply, Request, Response};
+pub use server::{ControlServer, RequestQueue, ServerError, ServerHandle};
+
+use proto::{
+    ratio, FdbOccupancy, FdbReply, FdbRow, LinkState, NeighReply, NeighRow, NetworkShow, PortShow,
+    PortStats, RemoteError, ShowReply, StatsReply, Totals, UnderlayShow, WorkerStats, XdpMode,
+};
+
+/// One nanosecond-clock second.
+const SEC: u64 = 1_000_000_000;
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    /// Not a valid request.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The configuration validator refused the change.
+    #[error("{0}")]
+    Invalid(ConfigError),
+    /// A name that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// Try again later (a control queue is full).
+    #[error("{0}")]
+    Busy(String),
+    /// A valid change could not be applied.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl ControlError {
+    /// Its kind on the wire.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ControlError::BadRequest(_) => ErrorKind::BadRequest,
+            ControlError::Invalid(_) => ErrorKind::Invalid,
+            ControlError::NotFound(_) => ErrorKind::NotFound,
+            ControlError::Busy(_) => ErrorKind::Busy,
+            ControlError::Failed(_) => ErrorKind::Failed,
+        }
+    }
+
+    fn to_remote(&self) -> RemoteError {
+        RemoteError {
+            kind: self.kind(),
+            message: self.to_string(),
+        }
+    }
+}
+
+impl From<flowtable::FdbError> for ControlError {
+    fn from(e: flowtable::FdbError) -> Self {
+        match e {
+            flowtable::FdbError::ControlBusy { .. } => ControlError::Busy(e.to_string()),
+            e => ControlError::Failed(e.to_string()),
+        }
+    }
+}
+
+/// One worker's counters as the switch samples them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerSample {
+    /// Worker number.
+    pub id: usize,
+    /// The core it is pinned to.
+    pub core: Option<usize>,
+    /// Its pipeline counters (per FDB port: configuration ports, then tunnel ports).
+    pub counters: Counters,
+    /// Non-empty receive batches.
+    pub batches: u64,
+    /// TSC cycles of polls that received frames (0 where not measured).
+    pub busy_cycles: u64,
+    /// TSC cycles of polls that received nothing (0 where not measured).
+    pub idle_cycles: u64,
+    /// Wall-clock nanoseconds of polls that received frames (0 where not measured).
+    pub busy_ns: u64,
+    /// Wall-clock nanoseconds of polls that received nothing (0 where not measured).
+    pub idle_ns: u64,
+}
+
+/// The switch's counters as the switch samples them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SwitchSample {
+    /// One per worker.
+    pub workers: Vec<WorkerSample>,
+    /// MAC table entries, static entries (one replica's view).
+    pub fdb_entries: usize,
+    /// Static entries among them.
+    pub fdb_static: usize,
+}
+
+/// What a switch gives the control plane. The daemon and
+/// [`OfflineSwitch`](crate::offline::OfflineSwitch) implement it; [`handle`] does the
+/// rest (names, validation, replies).
+pub trait ControlTarget {
+    /// The configuration in force.
+    fn config(&self) -> &Config;
+
+    /// What runs the switch (`offline`, `af_xdp`...), for `show`.
+    fn datapath(&self) -> &str;
+
+    /// A port's link state and XDP mode. In-memory ports: up, no XDP.
+    fn port_status(&self, _port: PortIdx) -> (LinkState, Option<XdpMode>) {
+        (LinkState::Unknown, None)
+    }
+
+    /// The live MAC table entries (one replica's, in any order).
+    fn fdb_entries(&self) -> Vec<FdbEntry>;
+
+    /// Removes the learned entries `filter` selects, on every worker.
+    fn fdb_flush(&mut self, filter: FlushFilter) -> Result<(), ControlError>;
+
+    /// The counters.
+    fn stats(&self) -> SwitchSample;
+
+    /// The underlay neighbour cache (one worker's).
+    fn neighbors(&self) -> Vec<NeighborEntry>;
+
+    /// Replaces the configuration with `new`, already validated. The learned
+    /// entries [`ConfigDiff::carry`] keeps must survive; a change to static entries
+    /// only ([`ConfigDiff::statics_only`]) should go through the FDB's control lanes.
+    /// On error nothing may have changed.
+    fn apply_config(&mut self, new: Config) -> Result<(), ControlError>;
+}
+
+/// Answers one request.
+pub fn handle(t: &mut dyn ControlTarget, req: Request) -> Response {
+    match dispatch(t, req) {
+        Ok(reply) => Response::Ok { reply },
+        Err(e) => Response::Error {
+            error: e.to_remote(),
+        },
+    }
+}
+
+fn done(message: String) -> Result<Reply, ControlError> {
+    Ok(Reply::Done { message })
+}
+
+fn dispatch(t: &mut dyn ControlTarget, req: Request) -> Result<Reply, ControlError> {
+    match req {
+        Request::Show {} => Ok(Reply::Show(show(t))),
+        Request::FdbShow { network } => fdb_show(t, network.as_deref()).map(Reply::Fdb),
+        Request::FdbFlush { network, port } => {
+            let cfg = t.config();
+            let vlan = match &network {
+                Some(n) => Some(network_vlan(cfg, n)?),
+                None => None,
+            };
+            let p = match &port {
+                Some(p) => Some(fdb_port_by_name(cfg, p)?),
+                None => None,
+            };
+            let filter = match (vlan, p) {
+                (None, None) => FlushFilter::All,
+                (Some(v), None) => FlushFilter::Vlan(v),
+                (None, Some(p)) => FlushFilter::Port(p),
+                (Some(v), Some(p)) => FlushFilter::VlanPort(v, p),
+            };
+            t.fdb_flush(filter)?;
+            let mut what = String::from("flushed learned entries");
+            if let Some(n) = network {
+                what.push_str(&format!(" of network {n}"));
+            }
+            if let Some(p) = port {
+                what.push_str(&format!(" on port {p}"));
+            }
+            done(what)
+        }
+        Request::FdbAdd {
+            network,
+            mac,
+            port,
+            remote,
+        } => {
+            let new = edit::fdb_add(
+                t.config(),
+                &network,
+                &mac,
+                port.as_deref(),
+                remote.as_deref(),
+            )?;
+            t.apply_config(new)?;
+            let to = port.or(remote).unwrap_or_default();
+            done(format!("static entry {mac} in network {network} -> {to}"))
+        }
+        Request::FdbDel { network, mac } => {
+            let new = edit::fdb_del(t.config(), &network, &mac)?;
+            t.apply_config(new)?;
+            done(format!("removed static entry {mac} from network {network}"))
+        }
+        Request::Stats {} => Ok(Reply::Stats(stats(t))),
+        Request::NeighShow {} => Ok(Reply::Neigh(neigh(t))),
+        Request::PortAdd(spec) => {
+            let new = edit::port_add(t.config(), &spec)?;
+            t.apply_config(new)?;
+            done(format!("added port {}", spec.name))
+        }
+        Request::PortDel { name } => {
+            let new = edit::port_del(t.config(), &name)?;
+            t.apply_config(new)?;
+            done(format!("removed port {name}"))
+        }
+        Request::NetworkAdd(spec) => {
+            let new = edit::network_add(t.config(), &spec)?;
+            let vlan = new
+                .network_by_name(&spec.name)
+                .and_then(|n| new.network(n))
+                .map(|n| n.local_vlan.get());
+            t.apply_config(new)?;
+            match vlan {
+                Some(v) => done(format!("added network {} (local VLAN {v})", spec.name)),
+                None => done(format!("added network {}", spec.name)),
+            }
+        }
+        Request::NetworkDel { name } => {
+            let new = edit::network_del(t.config(), &name)?;
+            t.apply_config(new)?;
+            done(format!("removed network {name}"))
+        }
+    }
+}
+
+fn network_vlan(cfg: &Config, name: &str) -> Result<encap::VlanId, ControlError> {
+    cfg.network_by_name(name)
+        .and_then(|n| cfg.network(n))
+        .map(|n| n.local_vlan)
+        .ok_or_else(|| ControlError::NotFound(format!("network {name:?} does not exist")))
+}
+
+/// A port name, or a remote VTEP's address (its tunnel port).
+fn fdb_port_by_name(cfg: &Config, name: &str) -> Result<PortId, ControlError> {
+    if let Some(p) = cfg.port_by_name(name) {
+        return Ok(PortId(p.0));
+    }
+    let vtep = name.strip_prefix("vtep:").unwrap_or(name);
+    if let Ok(ip) = vtep.parse::<IpAddr>() {
+        if let Some(v) = cfg.vteps.iter().position(|&x| x == ip) {
+            if let Ok(id) = u16::try_from(cfg.ports.len() + v) {
+                return Ok(PortId(id));
+            }
+        }
+    }
+    Err(ControlError::NotFound(format!(
+        "port {name:?} does not exist (give a port name or a remote VTEP address)"
+    )))
+}
+
+/// A FDB port as (port name, VTEP address).
+fn fdb_port_label(cfg: &Config, port: PortId) -> (Option<String>, Option<IpAddr>) {
+    match cfg.ports.get(port.index()) {
+        Some(p) => (Some(p.name.clone()), None),
+        None => {
+            let vtep = port
+                .index()
+                .checked_sub(cfg.ports.len())
+                .and_then(|v| cfg.vteps.get(v).copied());
+            match vtep {
+                Some(ip) => (None, Some(ip)),
+                None => (Some(format!("#{}", port.0)), None),
+            }
+        }
+    }
+}
+
+fn show(t: &dyn ControlTarget) -> ShowReply {
+    let cfg = t.config();
+    let net_name = |n: crate::config::NetIdx| {
+        cfg.network(n)
+            .map_or_else(|| format!("#{}", n.0), |n| n.name.clone())
+    };
+    let networks = cfg
+        .networks
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let (id, physnet) = match n.segment {
+                Segment::Local => (None, None),
+                Segment::Flat { physnet } => (None, Some(physnet)),
+                Segment::Vlan { physnet, vid } => (Some(u32::from(vid.get())), Some(physnet)),
+                Segment::Vxlan { vni } => (Some(vni.get()), None),
+                Segment::Gre { key } => (Some(key.get()), None),
+            };
+            NetworkShow {
+                name: n.name.clone(),
+                segment: n.segment.as_str().to_owned(),
+                id,
+                physnet: physnet.and_then(|p| cfg.physnet(p)).map(|p| p.name.clone()),
+                local_vlan: n.local_vlan.get(),
+                mtu: cfg.network_mtu(crate::config::NetIdx(i as u16)),
+                remote_vteps: n.remote_vteps.iter().filter_map(|&v| cfg.vtep(v)).collect(),
+            }
+        })
+        .collect();
+    let ports = cfg
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let (link, xdp_mode) = t.port_status(PortIdx(i as u16));
+            let (mode, network, vlans) = match &p.mode {
+                PortMode::Access { network } => ("access", Some(net_name(*network)), Vec::new()),
+                PortMode::Trunk { vlans, native } => (
+                    "trunk",
+                    native.map(net_name),
+                    vlans.iter().map(|&(v, n)| (v.get(), net_name(n))).collect(),
+                ),
+            };
+            PortShow {
+                name: p.name.clone(),
+                ifname: p.ifname.clone(),
+                role: match p.role {
+                    PortRole::Local => "port",
+                    PortRole::Physnet(_) => "physnet",
+                    PortRole::Underlay => "underlay",
+                }
+                .to_owned(),
+                mode: mode.to_owned(),
+                network,
+                vlans,
+                link,
+                xdp_mode,
+            }
+        })
+        .collect();
+    let underlay = cfg.underlay.as_ref().map(|u| UnderlayShow {
+        port: cfg
+            .port(u.port)
+            .map_or_else(String::new, |p| p.name.clone()),
+        local_ip: u.local_ip,
+        prefix_len: u.prefix_len,
+        gateway: u.gateway,
+        mtu: u.mtu,
+    });
+    ShowReply {
+        datapath: t.datapath().to_owned(),
+        workers: cfg.switch.workers,
+        mac_aging_secs: cfg.switch.mac_aging.as_secs(),
+        mac_table_size: cfg.switch.mac_table_size,
+        mac_limit_per_port: cfg.switch.mac_limit_per_port,
+        underlay,
+        networks,
+        ports,
+        vteps: cfg.vteps.clone(),
+    }
+}
+
+fn fdb_show(t: &dyn ControlTarget, network: Option<&str>) -> Result<FdbReply, ControlError> {
+    let cfg = t.config();
+    let only = match network {
+        Some(n) => Some(network_vlan(cfg, n)?),
+        None => None,
+    };
+    let by_vlan: BTreeMap<u16, &str> = cfg
+        .networks
+        .iter()
+        .map(|n| (n.local_vlan.get(), n.name.as_str()))
+        .collect();
+    let mut rows: Vec<(u16, u64, FdbRow)> = t
+        .fdb_entries()
+        .into_iter()
+        .filter(|e| only.is_none_or(|v| v == e.vlan))
+        .map(|e| {
+            let (port, vtep) = fdb_port_label(cfg, e.port);
+            let vlan = e.vlan.get();
+            let row = FdbRow {
+                network: by_vlan
+                    .get(&vlan)
+                    .map_or_else(|| format!("vlan-{vlan}"), |n| (*n).to_owned()),
+                vlan,
+                mac: e.mac.to_string(),
+                port,
+                vtep,
+                age_secs: e.age_ns / SEC,
+                is_static: e.is_static,
+            };
+            (vlan, e.mac.to_u64(), row)
+        })
+        .collect();
+    rows.sort_by_key(|(v, m, _)| (*v, *m));
+    Ok(FdbReply {
+        entries: rows.into_iter().map(|(_, _, r)| r).collect(),
+    })
+}
+
+fn stats(t: &dyn ControlTarget) -> StatsReply {
+    let cfg = t.config();
+    let sample = t.stats();
+    let mut sum = Counters::new(cfg.ports.len() + cfg.vteps.len());
+    for w in &sample.workers {
+        sum.merge(&w.counters);
+    }
+    let ports = sum
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let name = match fdb_port_label(cfg, PortId(i as u16)) {
+                (Some(n), _) => n,
+                (None, Some(ip)) => format!("vtep:{ip}"),
+                (None, None) => format!("#{i}"),
+            };
+            PortStats {
+                name,
+                rx_frames: c.rx_frames,
+                rx_bytes: c.rx_bytes,
+                tx_frames: c.tx_frames,
+                tx_bytes: c.tx_bytes,
+            }
+        })
+        .collect();
+    let drops = DropReason::ALL
+        .iter()
+        .map(|&r| (r.name().to_owned(), sum.dropped(r)))
+        .collect();
+    let workers = sample
+        .workers
+        .iter()
+        .map(|w| {
+            let c = &w.counters;
+            let packets: u64 = c.ports.iter().map(|p| p.rx_frames).sum();
+            WorkerStats {
+                id: w.id,
+                core: w.core,
+                packets,
+                batches: w.batches,
+                avg_batch: ratio(packets, w.batches),
+                busy_cycles: w.busy_cycles,
+                idle_cycles: w.idle_cycles,
+                cycles_per_packet: if w.busy_cycles == 0 {
+                    None
+                } else {
+                    ratio(w.busy_cycles, packets)
+                },
+                busy_ns: w.busy_ns,
+                idle_ns: w.idle_ns,
+                ns_per_packet: if w.busy_ns == 0 {
+                    None
+                } else {
+                    ratio(w.busy_ns, packets)
+                },
+                cache_hits: c.cache_hits,
+                cache_misses: c.cache_misses,
+                cache_hit_rate: ratio(c.cache_hits, c.cache_hits + c.cache_misses),
+                drops: c.total_drops(),
+            }
+        })
+        .collect();
+    StatsReply {
+        ports,
+        drops,
+        workers,
+        totals: Totals {
+            unicast: sum.unicast,
+            flooded: sum.flooded,
+            learned: sum.learned,
+            moves: sum.moves,
+            learn_table_full: sum.learn_table_full,
+            learn_port_limit: sum.learn_port_limit,
+            arp_replies: sum.arp_replies,
+            underlay_control: sum.underlay_control,
+            cache_hit_rate: ratio(sum.cache_hits, sum.cache_hits + sum.cache_misses),
+            drops: sum.total_drops(),
+        },
+        fdb: FdbOccupancy {
+            entries: sample.fdb_entries,
+            static_entries: sample.fdb_static,
+            learned_entries: sample.fdb_entries.saturating_sub(sample.fdb_static),
+            capacity: cfg.switch.mac_table_size,
+        },
+    }
+}
+
+fn neigh(t: &dyn ControlTarget) -> NeighReply {
+    let mut entries: Vec<NeighRow> = t
+        .neighbors()
+        .into_iter()
+        .map(|n| NeighRow {
+            ip: n.ip,
+            mac: n.mac.map(|m| m.to_string()),
+            state: n.state.name().to_owned(),
+            age_secs: n.age_ns / SEC,
+            queued: n.queued,
+        })
+        .collect();
+    entries.sort_by_key(|e| e.ip);
+    NeighReply { entries }
+}

@@ -1,0 +1,115 @@
+//! [`ControlTarget`] for the running [`Switch`]: what `vswitch ctl` asks of `vswitch run`.
+//!
+//! Reads come from the workers' snapshots (worker 0's FDB replica and neighbour cache;
+//! every worker's counters and loop statistics), asked for and awaited here in the
+//! control thread, never making a worker wait. FDB flushes go through the FDB's control
+//! lanes; configuration changes through [`Switch::reconfigure`], which keeps the
+//! learned entries of untouched networks.
+//!
+//! Worker time is measured with the monotonic clock and reported in nanoseconds
+//! (`busy_ns`, `idle_ns`, `ns_per_packet`); the cycle fields stay 0 (not measured).
+
+use std::time::Duration;
+
+use flowtable::{FdbEntry, FlushFilter};
+
+use super::{RuntimeError, Switch};
+use crate::config::{Config, PortIdx};
+use crate::control::proto::{LinkState, XdpMode};
+use crate::control::{ControlError, ControlTarget, SwitchSample, WorkerSample};
+use crate::underlay::NeighborEntry;
+
+/// How long a control request waits for the workers' snapshots.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl Switch {
+    /// Worker 0's snapshot (FDB rows and neighbours), if it answers in time.
+    fn first_snapshot(&self) -> Option<super::Snapshot> {
+        self.snapshots(SNAPSHOT_TIMEOUT)
+            .into_iter()
+            .find(|s| s.worker == 0)
+    }
+}
+
+fn control_error(e: RuntimeError) -> ControlError {
+    match e {
+        RuntimeError::Fdb(e) => ControlError::from(e),
+        e => ControlError::Failed(e.to_string()),
+    }
+}
+
+impl ControlTarget for Switch {
+    fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn datapath(&self) -> &str {
+        self.info.datapath()
+    }
+
+    fn port_status(&self, port: PortIdx) -> (LinkState, Option<XdpMode>) {
+        self.info.port_status(port)
+    }
+
+    fn fdb_entries(&self) -> Vec<FdbEntry> {
+        self.first_snapshot().map(|s| s.fdb).unwrap_or_default()
+    }
+
+    fn fdb_flush(&mut self, filter: FlushFilter) -> Result<(), ControlError> {
+        let now = self.now();
+        self.control.flush(filter, now)?;
+        Ok(())
+    }
+
+    fn stats(&self) -> SwitchSample {
+        let snaps = self.snapshots(SNAPSHOT_TIMEOUT);
+        let (fdb_entries, fdb_static) = snaps
+            .iter()
+            .find(|s| s.worker == 0)
+            .map(|s| (s.fdb.len(), s.fdb.iter().filter(|e| e.is_static).count()))
+            .unwrap_or_default();
+        SwitchSample {
+            workers: snaps
+                .into_iter()
+                .map(|s| WorkerSample {
+                    id: s.worker,
+                    core: s.core,
+                    counters: s.counters,
+                    batches: s.stats.batches,
+                    busy_cycles: 0,
+                    idle_cycles: 0,
+                    busy_ns: s.stats.busy_ns,
+                    idle_ns: s.stats.idle_ns,
+                })
+                .collect(),
+            fdb_entries,
+            fdb_static,
+        }
+    }
+
+    fn neighbors(&self) -> Vec<NeighborEntry> {
+        self.first_snapshot()
+            .map(|s| s.neighbors)
+            .unwrap_or_default()
+    }
+
+    /// Changes with the same ports (networks, modes, static entries, ARP entries, the
+    /// underlay) apply at once; adding or removing a port needs a restart, because the
+    /// workers' AF_XDP sockets are opened at start.
+    fn apply_config(&mut self, new: Config) -> Result<(), ControlError> {
+        let same_ports = new.ports.len() == self.config.ports.len()
+            && new
+                .ports
+                .iter()
+                .zip(&self.config.ports)
+                .all(|(a, b)| a.name == b.name && a.ifname == b.ifname);
+        if !same_ports {
+            return Err(ControlError::Failed(
+                "adding or removing a port needs a restart of `vswitch run` (its netdevs are \
+                 opened at start): change the configuration file and restart"
+                    .into(),
+            ));
+        }
+        self.reconfigure(new).map_err(control_error)
+    }
+}

@@ -1,0 +1,457 @@
+//! [`XskPort`]: a netdev's queues as one switch port (safe code over the rings).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Once};
+
+use super::error::{check_privileges, XskError};
+use super::socket::{self, Attached, Socket, XdpMode, XdpProgram, XSK_PROG_NAME};
+use super::sys;
+use super::umem::Umem;
+use crate::pool::{Desc, Pool, HEADROOM};
+use crate::port::{Port, BURST};
+
+/// Ethernet header plus one 802.1Q tag: what a frame adds to the MTU.
+const L2_OVERHEAD: u32 = 18;
+/// Chunks a port leaves in the pool when refilling its fill ring, for floods, replies
+/// and the other ports' TX.
+const POOL_RESERVE: usize = 4 * BURST;
+/// Attempts at binding a queue that is busy (50 ms apart).
+const BUSY_RETRIES: u32 = 20;
+/// Fill ring refill batch.
+const FILL_BATCH: usize = 64;
+
+/// How to open an [`XskPort`].
+#[derive(Debug, Clone)]
+pub struct XskConfig {
+    /// The netdev queues to bind, one socket each.
+    pub queues: Vec<u32>,
+    /// Where bpffs is (mounted there if missing; libxdp keeps its lock there).
+    pub bpffs: String,
+    /// Directory of the per-interface lock files.
+    pub lock_dir: PathBuf,
+}
+
+impl Default for XskConfig {
+    fn default() -> Self {
+        XskConfig {
+            queues: vec![0],
+            bpffs: "/sys/fs/bpf".into(),
+            lock_dir: "/run/vswitch/xsk".into(),
+        }
+    }
+}
+
+/// Counters of one AF_XDP port (besides the pipeline's per-port counters).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct XskStats {
+    /// Frames received.
+    pub rx_frames: u64,
+    /// Frames put on TX rings.
+    pub tx_frames: u64,
+    /// RX descriptors outside the UMEM (never expected; dropped).
+    pub rx_invalid: u64,
+    /// Frames longer than the interface MTU allows, dropped at TX.
+    pub tx_oversize: u64,
+    /// `sendto` kicks (the TX ring asked for one).
+    pub tx_kicks: u64,
+    /// Kicks that failed for lack of room (EAGAIN/ENOBUFS) or a full peer (EBUSY).
+    pub tx_kick_errors: u64,
+    /// `recvfrom` kicks (the fill ring asked for one).
+    pub rx_kicks: u64,
+    /// Polls that found the pool too low to refill the fill ring.
+    pub fill_starved: u64,
+}
+
+/// The per-interface lock: held while a vswitch owns the interface, removed on drop.
+#[derive(Debug)]
+struct IfLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl Drop for IfLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A netdev as vswitch holds it: the XDP program that steers its queues to AF_XDP
+/// sockets and the per-interface lock. Shared (in an `Arc`) by the [`XskPort`]s of every
+/// worker bound to one of its queues; the last of them to close detaches the program.
+#[derive(Debug)]
+pub struct XskAttach {
+    ifname: String,
+    ifindex: u32,
+    mtu: u32,
+    mode: XdpMode,
+    map_fd: std::os::fd::RawFd,
+    replaced_stale: bool,
+    // Field order is drop order: the program goes first, then the lock. The mutex only
+    // makes the handle shareable; nothing uses it after the attach but `Drop`.
+    _prog: Mutex<XdpProgram>,
+    _lock: IfLock,
+}
+
+impl XskAttach {
+    /// Takes `ifname` (in the calling thread's network namespace) for vswitch: checks
+    /// privileges, mounts bpffs if needed, takes the per-interface lock, replaces a
+    /// program a crashed run left behind and attaches the redirect program.
+    pub fn open(ifname: &str, cfg: &XskConfig) -> Result<Arc<Self>, XskError> {
+        // libxdp's multi-program dispatcher does not load on the kernels we run on; a
+        // single program is all a switch port needs.
+        SKIP_DISPATCHER.call_once(|| {
+            if std::env::var_os("LIBXDP_SKIP_DISPATCHER").is_none() {
+                std::env::set_var("LIBXDP_SKIP_DISPATCHER", "1");
+            }
+        });
+        check_privileges()?;
+        let ifindex = sys::ifindex(ifname).map_err(|_| XskError::NoDevice {
+            ifname: ifname.to_string(),
+        })?;
+        let mtu = sys::mtu(ifname).map_err(io_err("read the MTU", ifname))?;
+        sys::ensure_bpffs(&cfg.bpffs).map_err(io_err("mount bpffs", ifname))?;
+        let (lock, existed) = lock(cfg, ifname)?;
+        // A program of a crashed run is ours to replace: the lock file it left says a
+        // vswitch had the interface, and we now hold the lock, so that vswitch is gone.
+        let replaced_stale = match socket::attached(ifindex).map_err(io_err("query XDP", ifname))? {
+            Attached::Nothing => false,
+            Attached::Program(name) if name == XSK_PROG_NAME && existed => {
+                socket::detach_all(ifindex)
+                    .map_err(io_err("detach a stale XDP program", ifname))?;
+                true
+            }
+            Attached::Program(name) if name == XSK_PROG_NAME => {
+                return Err(XskError::AlreadyBound {
+                    ifname: ifname.to_string(),
+                    queue: cfg.queues.first().copied().unwrap_or(0),
+                })
+            }
+            Attached::Program(program) => {
+                return Err(XskError::ForeignProgram {
+                    ifname: ifname.to_string(),
+                    program,
+                })
+            }
+            Attached::Dispatcher => {
+                return Err(XskError::ForeignProgram {
+                    ifname: ifname.to_string(),
+                    program: "xdp-dispatcher".into(),
+                })
+            }
+        };
+        let prog = XdpProgram::attach(ifindex).map_err(|e| match e.raw_os_error() {
+            Some(libc::EPERM) => XskError::NoPrivilege {
+                missing: "CAP_BPF".into(),
+            },
+            Some(libc::EEXIST) | Some(libc::EBUSY) => XskError::ForeignProgram {
+                ifname: ifname.to_string(),
+                program: "(attached meanwhile)".into(),
+            },
+            _ => XskError::Io {
+                what: "attach the XDP program",
+                ifname: ifname.to_string(),
+                source: e,
+            },
+        })?;
+        Ok(Arc::new(XskAttach {
+            ifname: ifname.to_string(),
+            ifindex,
+            mtu,
+            mode: prog.mode(),
+            map_fd: prog.map_fd(),
+            replaced_stale,
+            _prog: Mutex::new(prog),
+            _lock: lock,
+        }))
+    }
+
+    /// The interface name.
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
+    /// The XDP mode the redirect program runs in.
+    pub fn mode(&self) -> XdpMode {
+        self.mode
+    }
+
+    /// True if opening replaced a program left attached by a crashed run.
+    pub fn replaced_stale(&self) -> bool {
+        self.replaced_stale
+    }
+}
+
+/// Some of a netdev's queues, each an AF_XDP socket on the worker's UMEM, as one switch
+/// port.
+#[derive(Debug)]
+pub struct XskPort {
+    // Field order is drop order: the program goes first if this port holds the last
+    // reference (no more redirects), then the sockets.
+    attach: Arc<XskAttach>,
+    socks: Vec<Socket>,
+    /// Largest frame sent (MTU plus Ethernet header and one tag).
+    max_tx_len: usize,
+    next_rx: usize,
+    stats: XskStats,
+}
+
+static SKIP_DISPATCHER: Once = Once::new();
+
+fn io_err<'a>(what: &'static str, ifname: &'a str) -> impl FnOnce(io::Error) -> XskError + 'a {
+    move |source| XskError::Io {
+        what,
+        ifname: ifname.to_string(),
+        source,
+    }
+}
+
+impl XskPort {
+    /// Opens `ifname` (in the calling thread's network namespace) on `umem`, whose frames
+    /// are `pool`'s chunks, binding `cfg.queues`. See the [module documentation](super)
+    /// for the steps. To bind the queues of one netdev from several workers, take it
+    /// once with [`XskAttach::open`] and give each worker [`XskPort::on`].
+    pub fn open(ifname: &str, umem: &Umem, pool: &Pool, cfg: &XskConfig) -> Result<Self, XskError> {
+        check_mtu(ifname, pool)?;
+        let attach = XskAttach::open(ifname, cfg)?;
+        XskPort::on(attach, umem, pool, &cfg.queues)
+    }
+
+    /// Binds `queues` of a netdev already taken with [`XskAttach::open`], one socket each
+    /// on `umem` (whose frames are `pool`'s chunks), and steers them to the sockets.
+    pub fn on(
+        attach: Arc<XskAttach>,
+        umem: &Umem,
+        pool: &Pool,
+        queues: &[u32],
+    ) -> Result<Self, XskError> {
+        let ifname = attach.ifname.as_str();
+        check_mtu(ifname, pool)?;
+        let mut socks = Vec::with_capacity(queues.len());
+        for &q in queues {
+            // A socket of a process that just died releases its queue from a kernel
+            // work item, shortly after the process is gone: give it a moment.
+            let mut tries = 0;
+            let s = loop {
+                match Socket::new(ifname, q, umem) {
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < BUSY_RETRIES => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                    r => break r,
+                }
+            };
+            let s = s.map_err(|e| match e.raw_os_error() {
+                Some(libc::EBUSY) => XskError::AlreadyBound {
+                    ifname: ifname.to_string(),
+                    queue: q,
+                },
+                Some(libc::EPERM) => XskError::NoPrivilege {
+                    missing: "CAP_NET_RAW or CAP_NET_ADMIN".into(),
+                },
+                _ => XskError::Io {
+                    what: "create an AF_XDP socket",
+                    ifname: ifname.to_string(),
+                    source: e,
+                },
+            })?;
+            socks.push(s);
+        }
+        for s in &socks {
+            s.insert_into(attach.map_fd)
+                .map_err(io_err("insert a socket into the XSKMAP", ifname))?;
+        }
+        Ok(XskPort {
+            max_tx_len: (attach.mtu + L2_OVERHEAD) as usize,
+            attach,
+            socks,
+            next_rx: 0,
+            stats: XskStats::default(),
+        })
+    }
+
+    /// The interface name.
+    pub fn ifname(&self) -> &str {
+        &self.attach.ifname
+    }
+
+    /// The interface index.
+    pub fn ifindex(&self) -> u32 {
+        self.attach.ifindex
+    }
+
+    /// The XDP mode the redirect program runs in.
+    pub fn mode(&self) -> XdpMode {
+        self.attach.mode
+    }
+
+    /// True if opening replaced a program left attached by a crashed run.
+    pub fn replaced_stale(&self) -> bool {
+        self.attach.replaced_stale
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> XskStats {
+        self.stats
+    }
+
+    /// Returns completed TX frames to the pool.
+    fn reap(&mut self, pool: &mut Pool) {
+        let mut addrs = [0u64; FILL_BATCH];
+        for s in &mut self.socks {
+            loop {
+                let n = s.rings().complete(&mut addrs);
+                for &a in &addrs[..n] {
+                    if let Some(c) = pool.chunk_of(a) {
+                        pool.free_chunk(c);
+                    }
+                }
+                if n < addrs.len() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Tops up the fill ring of socket `i` from the pool's free chunks.
+    fn refill(&mut self, i: usize, pool: &mut Pool) {
+        let mut addrs = [0u64; FILL_BATCH];
+        let s = &mut self.socks[i];
+        let room = s.rings().fill_free(FILL_BATCH as u32) as usize;
+        if room == 0 {
+            return;
+        }
+        let spare = pool.available().saturating_sub(POOL_RESERVE);
+        let n = room.min(spare);
+        if n == 0 {
+            self.stats.fill_starved += 1;
+            return;
+        }
+        for a in &mut addrs[..n] {
+            // `n` is at most the available chunks.
+            *a = pool.take_chunk().map_or(0, |c| pool.chunk_addr(c));
+        }
+        let put = s.rings().fill(&addrs[..n]);
+        for &a in &addrs[put..n] {
+            if let Some(c) = pool.chunk_of(a) {
+                pool.free_chunk(c);
+            }
+        }
+        if s.rings_ref().fill_needs_wakeup() {
+            self.stats.rx_kicks += 1;
+            sys::kick_rx(s.fd());
+        }
+    }
+}
+
+/// Fails if `ifname`'s MTU does not fit `pool`'s chunks.
+fn check_mtu(ifname: &str, pool: &Pool) -> Result<(), XskError> {
+    let mtu = sys::mtu(ifname).map_err(|_| XskError::NoDevice {
+        ifname: ifname.to_string(),
+    })?;
+    let max = (pool.chunk_size() - HEADROOM) as u32 - L2_OVERHEAD;
+    if mtu > max {
+        return Err(XskError::MtuTooLarge {
+            ifname: ifname.to_string(),
+            mtu,
+            max,
+            frame_size: pool.chunk_size(),
+        });
+    }
+    Ok(())
+}
+
+/// Takes the per-interface lock; returns it and whether its file existed before (a
+/// vswitch had the interface and did not exit cleanly).
+fn lock(cfg: &XskConfig, ifname: &str) -> Result<(IfLock, bool), XskError> {
+    std::fs::create_dir_all(&cfg.lock_dir).map_err(io_err("create the lock directory", ifname))?;
+    // Interface names are per network namespace: the namespace's inode keeps them apart.
+    let ns = std::fs::metadata("/proc/thread-self/ns/net")
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap_or(0);
+    let path = cfg.lock_dir.join(format!("{ns}-{ifname}.lock"));
+    let existed = path.exists();
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err("open the interface lock", ifname))?;
+    if !sys::try_lock(&file).map_err(io_err("lock the interface", ifname))? {
+        return Err(XskError::AlreadyBound {
+            ifname: ifname.to_string(),
+            queue: cfg.queues.first().copied().unwrap_or(0),
+        });
+    }
+    Ok((IfLock { path, _file: file }, existed))
+}
+
+impl Port for XskPort {
+    fn rx_burst(&mut self, pool: &mut Pool, out: &mut [Desc; BURST]) -> usize {
+        self.reap(pool);
+        let nsock = self.socks.len();
+        let mut got = 0;
+        let mut descs = [(0u64, 0u32); BURST];
+        for k in 0..nsock {
+            let i = (self.next_rx + k) % nsock;
+            self.refill(i, pool);
+            let n = self.socks[i].rings().receive(&mut descs[..BURST - got]);
+            for &(addr, len) in &descs[..n] {
+                match pool.desc_at(addr, len) {
+                    Some(d) => {
+                        out[got] = d;
+                        got += 1;
+                    }
+                    None => {
+                        self.stats.rx_invalid += 1;
+                        if let Some(c) = pool.chunk_of(addr) {
+                            pool.free_chunk(c);
+                        }
+                    }
+                }
+            }
+            if got == BURST {
+                break;
+            }
+        }
+        self.next_rx = (self.next_rx + 1) % nsock.max(1);
+        self.stats.rx_frames += got as u64;
+        got
+    }
+
+    fn tx_burst(&mut self, pool: &mut Pool, frames: &[Desc]) -> usize {
+        self.reap(pool);
+        let Some(s) = self.socks.first_mut() else {
+            return 0;
+        };
+        // Oversized frames are taken and dropped here (veth would pass them); the rest
+        // go on the ring as far as it has room, and the caller keeps what did not fit.
+        let room = s.rings().tx_free(frames.len().min(BURST) as u32) as usize;
+        let mut descs = [(0u64, 0u32); BURST];
+        let (mut n, mut accepted) = (0, 0);
+        for &d in frames.iter().take(BURST) {
+            if d.len() > self.max_tx_len {
+                self.stats.tx_oversize += 1;
+                pool.free(d);
+            } else if n < room {
+                descs[n] = (pool.addr(d), d.len() as u32);
+                n += 1;
+            } else {
+                break;
+            }
+            accepted += 1;
+        }
+        // `room` slots are free, so all `n` fit.
+        let put = s.rings().transmit(&descs[..n]);
+        debug_assert_eq!(put, n);
+        if put > 0 && s.rings_ref().tx_needs_wakeup() {
+            self.stats.tx_kicks += 1;
+            if sys::kick_tx(s.fd()).is_some() {
+                self.stats.tx_kick_errors += 1;
+            }
+        }
+        self.stats.tx_frames += put as u64;
+        accepted
+    }
+}

@@ -1,0 +1,213 @@
+//! The few system calls the AF_XDP ports make besides libxdp's: interface lookups, the
+//! bpffs mount, the per-interface lock and the ring wakeups.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+
+/// `BPF_FS_MAGIC` from `linux/magic.h`.
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+/// The interface index of `ifname` in the calling thread's network namespace.
+pub(super) fn ifindex(ifname: &str) -> io::Result<u32> {
+    let c = CString::new(ifname).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `c` is a NUL-terminated string that outlives the call.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if i == 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(i)
+    }
+}
+
+/// The MTU of `ifname` (SIOCGIFMTU on a throwaway socket of the thread's namespace).
+pub(super) fn mtu(ifname: &str) -> io::Result<u32> {
+    let name = ifname.as_bytes();
+    if name.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    // SAFETY: creating a socket has no memory preconditions; the result is checked.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `ifreq` is plain data for which all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, &s) in req.ifr_name.iter_mut().zip(name) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: `fd` is our open socket and `req` a valid `ifreq` with a NUL-terminated
+    // name that the kernel fills in.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFMTU, &mut req) };
+    let err = io::Error::last_os_error();
+    // SAFETY: `fd` is ours and closed once.
+    unsafe { libc::close(fd) };
+    if rc < 0 {
+        return Err(err);
+    }
+    // SAFETY: SIOCGIFMTU succeeded, so the union holds `ifru_mtu`.
+    let m = unsafe { req.ifr_ifru.ifru_mtu };
+    u32::try_from(m).map_err(|_| io::Error::other("negative MTU"))
+}
+
+/// Mounts bpffs at `path` unless a bpffs is already there. Returns true if it mounted.
+pub(super) fn ensure_bpffs(path: &str) -> io::Result<bool> {
+    let c = CString::new(path).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `statfs` is plain data for which all zeroes is a valid value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is NUL-terminated and `st` is a valid out-parameter.
+    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    if rc == 0 && st.f_type as i64 == BPF_FS_MAGIC {
+        return Ok(false);
+    }
+    let fs = c"bpf";
+    // SAFETY: all strings are NUL-terminated and outlive the call; no data argument.
+    let rc = unsafe { libc::mount(fs.as_ptr(), c.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(true)
+}
+
+/// Takes an exclusive `flock` on `f` without waiting; false if someone else holds it.
+pub(super) fn try_lock(f: &File) -> io::Result<bool> {
+    // SAFETY: `f` is an open file for the whole call.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+/// Asks the kernel to process the TX ring of socket `fd` (a zero-length `sendto`).
+/// Returns the errno of a failure the caller should count (EAGAIN/EBUSY/ENOBUFS are
+/// transient: the ring is processed again on the next kick).
+#[inline]
+pub(super) fn kick_tx(fd: RawFd) -> Option<i32> {
+    // SAFETY: a zero-length send with no buffer and no address reads no memory.
+    let rc = unsafe {
+        libc::sendto(
+            fd,
+            std::ptr::null(),
+            0,
+            libc::MSG_DONTWAIT,
+            std::ptr::null(),
+            0,
+        )
+    };
+    (rc < 0).then(|| io::Error::last_os_error().raw_os_error().unwrap_or(0))
+}
+
+/// Asks the kernel to process the fill ring of socket `fd` (a zero-length `recvfrom`).
+#[inline]
+pub(super) fn kick_rx(fd: RawFd) {
+    // SAFETY: a zero-length receive with no buffer and no address writes no memory.
+    unsafe {
+        libc::recvfrom(
+            fd,
+            std::ptr::null_mut(),
+            0,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+}
+
+/// Runs the interface ioctl `req` on `ifname` with `req`'s union set by `set` (on a
+/// throwaway socket of the calling thread's network namespace: sysfs may show another
+/// namespace's devices, an ioctl never does) and returns the filled-in `ifreq`.
+fn ifreq_ioctl(
+    ifname: &str,
+    req: libc::Ioctl,
+    set: impl FnOnce(&mut libc::ifreq),
+) -> io::Result<libc::ifreq> {
+    let name = ifname.as_bytes();
+    if name.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    // SAFETY: creating a socket has no memory preconditions; the result is checked.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `ifreq` is plain data for which all zeroes is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, &s) in ifr.ifr_name.iter_mut().zip(name) {
+        *d = s as libc::c_char;
+    }
+    set(&mut ifr);
+    // SAFETY: `fd` is our open socket and `ifr` a valid `ifreq` with a NUL-terminated
+    // name; where `set` stored a pointer, it points to memory the caller keeps alive
+    // and sized for `req`.
+    let rc = unsafe { libc::ioctl(fd, req, &mut ifr) };
+    let err = io::Error::last_os_error();
+    // SAFETY: `fd` is ours and closed once.
+    unsafe { libc::close(fd) };
+    if rc < 0 {
+        return Err(err);
+    }
+    Ok(ifr)
+}
+
+/// The hardware (MAC) address of `ifname` in the calling thread's namespace.
+pub(super) fn hwaddr(ifname: &str) -> io::Result<[u8; 6]> {
+    let ifr = ifreq_ioctl(ifname, libc::SIOCGIFHWADDR, |_| {})?;
+    // SAFETY: SIOCGIFHWADDR succeeded, so the union holds `ifru_hwaddr`.
+    let sa = unsafe { ifr.ifr_ifru.ifru_hwaddr };
+    let mut mac = [0u8; 6];
+    for (m, &b) in mac.iter_mut().zip(sa.sa_data.iter()) {
+        *m = b as u8;
+    }
+    Ok(mac)
+}
+
+/// The interface flags of `ifname` (`IFF_UP`, `IFF_RUNNING`...).
+pub(super) fn if_flags(ifname: &str) -> io::Result<i32> {
+    let ifr = ifreq_ioctl(ifname, libc::SIOCGIFFLAGS, |_| {})?;
+    // SAFETY: SIOCGIFFLAGS succeeded, so the union holds `ifru_flags`.
+    Ok(i32::from(unsafe { ifr.ifr_ifru.ifru_flags }))
+}
+
+/// `struct ethtool_channels` (linux/ethtool.h).
+#[repr(C)]
+#[derive(Default)]
+struct EthtoolChannels {
+    cmd: u32,
+    max_rx: u32,
+    max_tx: u32,
+    max_other: u32,
+    max_combined: u32,
+    rx_count: u32,
+    tx_count: u32,
+    other_count: u32,
+    combined_count: u32,
+}
+
+/// `ETHTOOL_GCHANNELS`.
+const ETHTOOL_GCHANNELS: u32 = 0x3c;
+
+/// The receive queues of `ifname` an AF_XDP socket can bind to (`ethtool -l`: the
+/// larger of the RX-only and combined channel counts, which counts veth's queues
+/// once), or `None` if the driver does not report channels.
+pub(super) fn rx_queues(ifname: &str) -> io::Result<Option<u32>> {
+    let mut ch = EthtoolChannels {
+        cmd: ETHTOOL_GCHANNELS,
+        ..EthtoolChannels::default()
+    };
+    let data: *mut EthtoolChannels = &mut ch;
+    let r = ifreq_ioctl(ifname, libc::SIOCETHTOOL, |ifr| {
+        ifr.ifr_ifru.ifru_data = data.cast();
+    });
+    match r {
+        Ok(_) => Ok(Some(ch.rx_count.max(ch.combined_count).max(1))),
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
