@@ -48,7 +48,7 @@ impl L2 {
 
 /// Parses the Ethernet header and up to two tags. A third tag is
 /// [`ErrorKind::Unsupported`]; VID 4095 is [`ErrorKind::BadValue`].
-#[inline]
+#[inline(always)]
 pub fn parse_l2(data: &[u8]) -> Result<L2, Error> {
     // Built from locals in one go at the end: filling the struct field by field in memory
     // (an indexed tag array in a loop) made its later word-sized reads stall on store

@@ -139,7 +139,7 @@ pub fn build(
 }
 
 impl Port for RingPort {
-    #[inline]
+    #[inline(always)]
     fn rx_burst(&mut self, pool: &mut Pool, out: &mut [Desc; BURST]) -> usize {
         let len = self.ring.len();
         if len == 0 {
@@ -172,7 +172,7 @@ impl Port for RingPort {
         BURST
     }
 
-    #[inline]
+    #[inline(always)]
     fn tx_burst(&mut self, pool: &mut Pool, frames: &[Desc]) -> usize {
         let chunks = &*self.chunks;
         for &d in frames {

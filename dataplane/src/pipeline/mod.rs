@@ -261,7 +261,9 @@ impl Pipeline {
         self.forward(ds.len(), now);
         self.output(ds, pool);
         // A next hop that started resolving in this batch is asked for at once.
-        self.neigh_poll(pool);
+        if self.tables.underlay.is_some() {
+            self.neigh_poll(pool);
+        }
     }
 
     /// Stage 1: network of each frame, or why it is dropped.
@@ -330,7 +332,9 @@ impl Pipeline {
                     arp_answer(&self.tables, m.net, &pool.data(d)[l2.l3_offset..]).is_some();
             }
         }
-        self.arp_respond(in_port, descs, pool);
+        if !self.tables.arp.is_empty() {
+            self.arp_respond(in_port, descs, pool);
+        }
     }
 
     /// Stage 2: learn every source before any destination is looked up.
@@ -536,6 +540,7 @@ impl Pipeline {
         r
     }
 
+    #[inline(always)]
     fn stage(
         &mut self,
         port: PortId,
@@ -613,6 +618,7 @@ pub fn is_reserved_multicast(dst: MacAddr) -> bool {
 /// The 802.1Q rewrite for a frame that arrived with `tag` (priority tags included) and
 /// leaves with `egress`: trunks keep PCP and DEI; every frame leaves at least 60 bytes long
 /// (an untagged frame is padded before a tag is pushed, as a NIC would have padded it).
+#[inline(always)]
 pub fn rewrite<B: AsRef<[u8]> + AsMut<[u8]>>(
     f: &mut Frame<B>,
     tag: Option<VlanTag>,

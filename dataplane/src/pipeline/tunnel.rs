@@ -115,6 +115,7 @@ impl Pipeline {
     /// that failed (their frames dropped), and once a second each VTEP's next hop
     /// checked against the cache (a refreshed or changed MAC rebuilds the templates, a
     /// failed one clears them).
+    #[inline(never)]
     pub(super) fn neigh_poll(&mut self, pool: &mut Pool) {
         let Some(u) = self.tables.underlay.as_ref() else {
             return;
@@ -217,6 +218,7 @@ impl Pipeline {
     /// The l2population ARP responder: every ARP request of the batch that asks for a
     /// configured (network, IP) is answered back out of its ingress port, tagged as
     /// that port carries the network.
+    #[inline(never)]
     pub(super) fn arp_respond(&mut self, in_port: PortId, descs: &[Desc], pool: &mut Pool) {
         for (i, &d) in descs.iter().enumerate() {
             let m = self.meta[i];
@@ -273,6 +275,7 @@ impl Pipeline {
 
     /// Classifies frame `i` of a batch received on the underlay port: decapsulates a
     /// tunnel packet into its network, or records why it is dropped.
+    #[inline(never)]
     pub(super) fn classify_underlay(&mut self, i: usize, d: &mut Desc, pool: &mut Pool) {
         let r = match self.decap_one(d, pool) {
             Err(DropReason::NotTunnel) => self.underlay_control(*d, pool),
@@ -403,6 +406,7 @@ impl Pipeline {
 
     /// Encapsulates `d` (a frame of `net` as received, with its tag `tag` if any) toward
     /// remote VTEP `v` and stages it on the underlay port.
+    #[inline(never)]
     pub(super) fn stage_tunnel(
         &mut self,
         v: u16,
