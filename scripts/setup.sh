@@ -16,6 +16,7 @@
 #                             is self-contained)
 #       - g++                 C++ compiler for libfuzzer-sys (cargo fuzz)
 #       - iproute2, ethtool   network-namespace tests
+#       - iputils-ping        ping in scripts/demo-netns.sh (the demo on netdevs)
 #     libpcap-dev is NOT needed with `use_cc_build`.
 #   * rustfmt and clippy rustup components.
 #   * cargo-fuzz (`cargo install cargo-fuzz --locked`; set CARGO_FUZZ_VERSION
@@ -35,6 +36,7 @@ APT_PACKAGES=(
     zlib1g-dev
     iproute2
     ethtool
+    iputils-ping  # `ping` in scripts/demo-netns.sh
     tshark  # Wireshark CLI for tests/tests/wireshark.rs; noninteractive debconf keeps dumpcap non-setuid
 )
 
