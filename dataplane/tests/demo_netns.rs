@@ -51,7 +51,10 @@ fn demo_netns_script_passes() {
         "demo-netns: all checks passed",
         "demo-netns: torn down",
     ] {
-        assert!(stdout.contains(line), "missing from the demo's output: {line:?}");
+        assert!(
+            stdout.contains(line),
+            "missing from the demo's output: {line:?}"
+        );
     }
     assert!(!stdout.contains("FAIL") && !stderr.contains("FAIL"));
     // Both switches ran on AF_XDP in native mode.
@@ -87,5 +90,8 @@ fn demo_netns_script_passes() {
         .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
         .filter(|c| c.contains(&tmp))
         .collect();
-    assert!(left.is_empty(), "processes of the demo left running: {left:?}");
+    assert!(
+        left.is_empty(),
+        "processes of the demo left running: {left:?}"
+    );
 }

@@ -97,7 +97,10 @@ fn check_vxlan_frame(f: &[u8], sw_mac: [u8; 6], kv_mac: [u8; 6]) -> Result<(), &
     if ii.protocol() != IpNumber::ICMP {
         return Err("inner not ICMP");
     }
-    eprintln!("vswitch → kernel VXLAN frame ({} bytes): {eth:?}\n  {ip:?}\n  {udp:?}", f.len());
+    eprintln!(
+        "vswitch → kernel VXLAN frame ({} bytes): {eth:?}\n  {ip:?}\n  {udp:?}",
+        f.len()
+    );
     // Outer Ethernet: vswitch's underlay MAC to the kernel VTEP's (resolved by ARP).
     assert_eq!(eth.source(), sw_mac, "outer source MAC");
     assert_eq!(eth.destination(), kv_mac, "outer destination MAC");
@@ -110,9 +113,17 @@ fn check_vxlan_frame(f: &[u8], sw_mac: [u8; 6], kv_mac: [u8; 6]) -> Result<(), &
     assert_eq!(ip.ttl(), 64, "TTL");
     assert_eq!(ip.source_addr(), LOCAL);
     assert_eq!(ip.destination_addr(), KERNEL);
-    assert_eq!(usize::from(ip.total_len()), f.len() - 14, "IPv4 total length");
+    assert_eq!(
+        usize::from(ip.total_len()),
+        f.len() - 14,
+        "IPv4 total length"
+    );
     let hdr = ip.to_header();
-    assert_eq!(ip.header_checksum(), hdr.calc_header_checksum(), "IPv4 header checksum");
+    assert_eq!(
+        ip.header_checksum(),
+        hdr.calc_header_checksum(),
+        "IPv4 header checksum"
+    );
     // UDP.
     assert!(
         (49152..=65535).contains(&udp.source_port()),
@@ -121,10 +132,7 @@ fn check_vxlan_frame(f: &[u8], sw_mac: [u8; 6], kv_mac: [u8; 6]) -> Result<(), &
     );
     assert_eq!(usize::from(udp.length()), l4.len(), "UDP length");
     if udp.checksum() != 0 {
-        let want = udp
-            .to_header()
-            .calc_checksum_ipv4(&hdr, &l4[8..])
-            .unwrap();
+        let want = udp.to_header().calc_checksum_ipv4(&hdr, &l4[8..]).unwrap();
         assert_eq!(udp.checksum(), want, "UDP checksum");
     }
     // VXLAN: flags I, everything reserved zero, the network's VNI.
@@ -176,7 +184,8 @@ fn kernel_vxlan(kernel_tx_offload: bool) {
     let host = NetNs::new(PREFIX).unwrap();
     for ns in [&sw, &kv] {
         ns.sysctl("net.ipv6.conf.all.disable_ipv6", "1").unwrap();
-        ns.sysctl("net.ipv6.conf.default.disable_ipv6", "1").unwrap();
+        ns.sysctl("net.ipv6.conf.default.disable_ipv6", "1")
+            .unwrap();
     }
     // The VM behind vswitch, and the underlay.
     vm(&sw, "vm0", &vmns, VM_MAC, &format!("{VM_IP}/24"), 1450);
@@ -286,7 +295,11 @@ fn kernel_vxlan(kernel_tx_offload: bool) {
     let row = |mac: &str| vfdb.entries.iter().find(|e| e.mac == mac).cloned();
     let h = row(HOST_MAC).expect("vswitch did not learn the host's MAC");
     assert_eq!(h.network, "t");
-    assert_eq!(h.vtep, Some(KERNEL.into()), "host's MAC behind the kernel VTEP");
+    assert_eq!(
+        h.vtep,
+        Some(KERNEL.into()),
+        "host's MAC behind the kernel VTEP"
+    );
     let v = row(VM_MAC).expect("vswitch did not learn the VM's MAC");
     assert_eq!(v.port.as_deref(), Some("vm0"));
     eprintln!("{}", vs.ctl_text(&["fdb", "show"]));

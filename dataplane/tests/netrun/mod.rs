@@ -103,7 +103,7 @@ impl Vswitch {
     fn exited(&mut self) -> bool {
         self.child
             .as_mut()
-            .map_or(true, |c| c.try_wait().unwrap().is_some())
+            .is_none_or(|c| c.try_wait().unwrap().is_some())
     }
 
     /// What the switch wrote to stderr so far.
@@ -165,7 +165,12 @@ impl Vswitch {
             );
         }
         let status = child.wait().unwrap();
-        assert!(status.success(), "{}: exit {status}:\n{}", self.name, self.log());
+        assert!(
+            status.success(),
+            "{}: exit {status}:\n{}",
+            self.name,
+            self.log()
+        );
     }
 }
 
@@ -228,7 +233,12 @@ const FNV_INIT: u64 = 0xcbf2_9ce4_8422_2325;
 /// Sends `len` bytes over TCP from `client_ns` to a server in `server_ns` listening on
 /// `server` and checks that exactly those bytes arrived: the server answers with the
 /// count and FNV-1a hash of what it read. Returns the transfer time.
-pub fn tcp_transfer(server_ns: &NetNs, server: SocketAddrV4, client_ns: &NetNs, len: usize) -> Duration {
+pub fn tcp_transfer(
+    server_ns: &NetNs,
+    server: SocketAddrV4,
+    client_ns: &NetNs,
+    len: usize,
+) -> Duration {
     let timeout = Some(Duration::from_secs(30));
     let listener = server_ns
         .run_in(|| TcpListener::bind(server))
@@ -269,7 +279,11 @@ pub fn tcp_transfer(server_ns: &NetNs, server: SocketAddrV4, client_ns: &NetNs, 
         let n = u64::from_be_bytes(answer[..8].try_into().unwrap());
         let h = u64::from_be_bytes(answer[8..].try_into().unwrap());
         assert_eq!(n, len as u64, "the server read {n} of {len} bytes");
-        assert_eq!(h, fnv(FNV_INIT, &data), "the server read other bytes than sent");
+        assert_eq!(
+            h,
+            fnv(FNV_INIT, &data),
+            "the server read other bytes than sent"
+        );
         took
     })
 }
