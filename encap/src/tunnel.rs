@@ -527,7 +527,14 @@ impl OuterL4 {
         let acc = checksum::sum_native(0, addrs)
             + checksum::native_word(u16::from(protocol::UDP))
             + checksum::native_word(datagram.len() as u16);
-        checksum::fold(checksum::sum_native(acc, datagram)) == 0xffff
+        if checksum::fold(checksum::sum_native(acc, datagram)) == 0xffff {
+            return true;
+        }
+        // A checksum field holding the pseudo-header sum alone is a *partial* checksum:
+        // what a sender with TX checksum offload leaves for the NIC to complete (Linux's
+        // CHECKSUM_PARTIAL), which reaches us uncompleted over a veth or tap. The kernel
+        // trusts such a packet from a local device; so do we.
+        datagram.len() >= 8 && u16::from_ne_bytes([datagram[6], datagram[7]]) == checksum::fold(acc)
     }
 
     /// What the caller gets to see of the outer headers.
@@ -1045,6 +1052,22 @@ mod tests {
             ..cfg
         };
         assert!(decap_vxlan(&mut framed(&b6, 0, 0), &zero_ok).is_ok());
+        // A partial checksum (the pseudo-header sum alone, as a sender with TX checksum
+        // offload leaves it) is accepted; any other wrong value is not.
+        let mut partial = encapped(&v6()).data().to_vec();
+        let udp_len = u16::from_be_bytes([partial[58], partial[59]]);
+        let pseudo = checksum::fold(
+            checksum::sum_native(0, &partial[22..54])
+                + checksum::native_word(u16::from(protocol::UDP))
+                + checksum::native_word(udp_len),
+        );
+        partial[60..62].copy_from_slice(&pseudo.to_ne_bytes());
+        assert!(decap_vxlan(&mut framed(&partial, 0, 0), &cfg).is_ok());
+        partial[61] ^= 1;
+        assert_eq!(
+            decap_err(&partial, &cfg),
+            Error::new(Layer::Udp, ErrorKind::BadChecksum)
+        );
     }
 
     #[test]
