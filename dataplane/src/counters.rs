@@ -167,6 +167,8 @@ pub struct Counters {
     pub arp_replies: u64,
     /// ARP/ND frames for the local VTEP handled on the underlay port.
     pub underlay_control: u64,
+    /// Partial TCP/UDP checksums (a sender's TX offload) completed.
+    pub checksums_completed: u64,
 }
 
 impl Counters {
@@ -219,5 +221,6 @@ impl Counters {
         self.cache_misses += other.cache_misses;
         self.arp_replies += other.arp_replies;
         self.underlay_control += other.underlay_control;
+        self.checksums_completed += other.checksums_completed;
     }
 }

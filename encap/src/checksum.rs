@@ -168,3 +168,170 @@ mod tests {
         }
     }
 }
+
+/// Whether the packet at `l3` can carry a TCP/UDP checksum at all (IPv4 or IPv6 with
+/// TCP or UDP as the first header): a few loads, to call before [`complete_partial`].
+#[inline(always)]
+pub fn may_be_partial(frame: &[u8], l3: usize, ethertype: u16) -> bool {
+    let proto = match ethertype {
+        0x0800 => frame.get(l3 + 9),
+        0x86dd => frame.get(l3 + 6),
+        _ => None,
+    };
+    matches!(proto, Some(6 | 17))
+}
+
+/// Where a TCP or UDP checksum lives in a frame, and the sum it starts from.
+struct L4Sum {
+    /// Offset of the transport header.
+    l4: usize,
+    /// Length the checksum covers.
+    len: usize,
+    /// Offset of the checksum field.
+    field: usize,
+    /// The pseudo-header's native-order running sum.
+    pseudo: u64,
+}
+
+/// Finds the TCP/UDP checksum of an IPv4 or IPv6 packet at `l3` in `frame` (IPv4
+/// without fragmentation; IPv6 without extension headers): `None` for anything else.
+fn l4_sum(frame: &[u8], l3: usize, ethertype: u16) -> Option<L4Sum> {
+    let ip = frame.get(l3..)?;
+    let (proto, l4, len, addrs) = match ethertype {
+        0x0800 => {
+            let ihl = usize::from(*ip.first()? & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
+            let frag = u16::from_be_bytes([*ip.get(6)?, *ip.get(7)?]) & 0x3fff != 0;
+            if *ip.first()? >> 4 != 4 || ihl < 20 || frag || total < ihl || total > ip.len() {
+                return None;
+            }
+            (*ip.get(9)?, l3 + ihl, total - ihl, ip.get(12..20)?)
+        }
+        0x86dd => {
+            let payload = usize::from(u16::from_be_bytes([*ip.get(4)?, *ip.get(5)?]));
+            if *ip.first()? >> 4 != 6 || 40 + payload > ip.len() {
+                return None;
+            }
+            (*ip.get(6)?, l3 + 40, payload, ip.get(8..40)?)
+        }
+        _ => return None,
+    };
+    let field = match proto {
+        6 if len >= 20 => l4 + 16,
+        17 if len >= 8 => l4 + 6,
+        _ => return None,
+    };
+    let pseudo = sum_native(0, addrs)
+        + native_word(u16::from(proto))
+        + native_word(len as u16)
+        + native_word((len >> 16) as u16);
+    Some(L4Sum {
+        l4,
+        len,
+        field,
+        pseudo,
+    })
+}
+
+/// Completes a *partial* TCP or UDP checksum in place: what a sender with TX checksum
+/// offload leaves for a NIC to finish (Linux's `CHECKSUM_PARTIAL`: the field holds the
+/// folded pseudo-header sum alone), and what a veth or tap hands over unfinished to a
+/// switch reading raw frames (AF_XDP carries no checksum metadata). `l3` is the offset
+/// of the IP header, `ethertype` its type. A checksum that already verifies, or that is
+/// not in the partial form, is left alone; returns whether one was completed.
+///
+/// Detection costs one pseudo-header sum per TCP/UDP packet; the payload is summed only
+/// for a packet whose field holds exactly that value. [`may_be_partial`] is the cheap
+/// test to call first.
+#[inline(never)]
+pub fn complete_partial(frame: &mut [u8], l3: usize, ethertype: u16) -> bool {
+    let Some(s) = l4_sum(frame, l3, ethertype) else {
+        return false;
+    };
+    let Some(stored) = frame.get(s.field..s.field + 2) else {
+        return false;
+    };
+    let stored = u16::from_ne_bytes([stored[0], stored[1]]);
+    if stored != fold(s.pseudo) {
+        return false;
+    }
+    let Some(seg) = frame.get(s.l4..s.l4 + s.len) else {
+        return false;
+    };
+    let with_field = fold(sum_native(s.pseudo, seg));
+    if with_field == 0xffff {
+        return false; // It verifies as it is.
+    }
+    // The sum without the field (the field held the pseudo sum, which is in `pseudo`
+    // once already): complement of pseudo + segment with a zero field.
+    let without = sum_native(s.pseudo, seg) + u64::from(!stored);
+    let mut c = !fold(without);
+    if s.field == s.l4 + 6 && c == 0 {
+        c = 0xffff; // UDP: 0 means "no checksum".
+    }
+    frame[s.field..s.field + 2].copy_from_slice(&c.to_ne_bytes());
+    true
+}
+
+#[cfg(test)]
+mod partial_tests {
+    use super::*;
+
+    /// A UDP or TCP packet over IPv4 or IPv6 with a valid checksum, and the same with
+    /// the partial form a sender with TX offload leaves.
+    fn packets(proto: u8, v6: bool) -> (Vec<u8>, Vec<u8>, usize) {
+        let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let b = if v6 {
+            b.ipv6(
+                [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+                64,
+            )
+        } else {
+            b.ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        };
+        let payload: Vec<u8> = (0..333u16).map(|i| (i * 7) as u8).collect();
+        let mut good = Vec::new();
+        if proto == 17 {
+            b.udp(1234, 5678).write(&mut good, &payload).unwrap();
+        } else {
+            b.tcp(1234, 5678, 1, 1000)
+                .write(&mut good, &payload)
+                .unwrap();
+        }
+        let l3 = 14;
+        let s = l4_sum(&good, l3, if v6 { 0x86dd } else { 0x0800 }).unwrap();
+        let mut partial = good.clone();
+        partial[s.field..s.field + 2].copy_from_slice(&fold(s.pseudo).to_ne_bytes());
+        (good, partial, l3)
+    }
+
+    #[test]
+    fn partial_checksums_are_completed_exactly() {
+        for (proto, v6) in [(17, false), (6, false), (17, true), (6, true)] {
+            let (good, mut partial, l3) = packets(proto, v6);
+            let et = if v6 { 0x86dd } else { 0x0800 };
+            assert!(complete_partial(&mut partial, l3, et), "{proto} {v6}");
+            assert_eq!(partial, good, "{proto} v6={v6}");
+            // A valid checksum is left alone, and so is a wrong one not in partial form.
+            let mut again = good.clone();
+            assert!(!complete_partial(&mut again, l3, et));
+            assert_eq!(again, good);
+            let mut wrong = good.clone();
+            let s = l4_sum(&wrong, l3, et).unwrap();
+            wrong[s.field] ^= 0x40;
+            let before = wrong.clone();
+            assert!(!complete_partial(&mut wrong, l3, et));
+            assert_eq!(wrong, before);
+        }
+    }
+
+    #[test]
+    fn other_packets_are_left_alone() {
+        let mut arp = vec![0u8; 60];
+        assert!(!complete_partial(&mut arp, 14, 0x0806));
+        let (_, mut partial, _) = packets(17, false);
+        partial.truncate(30);
+        assert!(!complete_partial(&mut partial, 14, 0x0800));
+    }
+}

@@ -289,6 +289,7 @@ fn stats(s: &StatsReply) -> String {
         "learning refused: table full {}, port limit {}; ARP replies {}, underlay ARP/ND {}",
         x.learn_table_full, x.learn_port_limit, x.arp_replies, x.underlay_control
     );
+    let _ = writeln!(o, "checksums completed {}", x.checksums_completed);
     let _ = writeln!(
         o,
         "MAC table: {} entries ({} static, {} learned) of {}",

@@ -506,6 +506,7 @@ fn stats(t: &dyn ControlTarget) -> StatsReply {
             learn_port_limit: sum.learn_port_limit,
             arp_replies: sum.arp_replies,
             underlay_control: sum.underlay_control,
+            checksums_completed: sum.checksums_completed,
             cache_hit_rate: ratio(sum.cache_hits, sum.cache_hits + sum.cache_misses),
             drops: sum.total_drops(),
         },

@@ -425,6 +425,9 @@ pub struct Totals {
     pub arp_replies: u64,
     /// ARP/ND frames for the local VTEP handled.
     pub underlay_control: u64,
+    /// Partial TCP/UDP checksums (a VM's TX offload) completed.
+    #[serde(default)]
+    pub checksums_completed: u64,
     /// Flow-cache hit rate over all workers.
     pub cache_hit_rate: Option<f64>,
     /// Frames dropped (all reasons).

@@ -297,6 +297,14 @@ impl Pipeline {
             m.dst = l2.dst;
             m.src = l2.src;
             m.tag = l2.tags[0];
+            // A VM's TX checksum offload leaves TCP/UDP checksums partial on a veth/tap
+            // (AF_XDP carries no checksum metadata): finish them before they leave.
+            let et = u16::from(l2.ethertype);
+            if encap::checksum::may_be_partial(pool.data(d), l2.l3_offset, et)
+                && encap::checksum::complete_partial(pool.frame(d).data_mut(), l2.l3_offset, et)
+            {
+                self.counters.checksums_completed += 1;
+            }
             if l2.tags[1].is_some() || l2.tags[0].is_some_and(|t| t.tpid != Tpid::Dot1Q) {
                 m.drop = Some(DropReason::UnsupportedTag);
                 continue;
