@@ -601,6 +601,17 @@ impl Config {
         u16::try_from(i).ok().map(PortIdx)
     }
 
+    /// Whether `other` has the same ports, by name and netdev, in the same order (what a
+    /// running switch can reconfigure without reopening its ports).
+    pub fn same_ports(&self, other: &Config) -> bool {
+        self.ports.len() == other.ports.len()
+            && self
+                .ports
+                .iter()
+                .zip(&other.ports)
+                .all(|(a, b)| a.name == b.name && a.ifname == b.ifname)
+    }
+
     /// The network at `idx`.
     pub fn network(&self, idx: NetIdx) -> Option<&Network> {
         self.networks.get(idx.index())

@@ -97,12 +97,7 @@ impl ControlTarget for Switch {
     /// underlay) apply at once; adding or removing a port needs a restart, because the
     /// workers' AF_XDP sockets are opened at start.
     fn apply_config(&mut self, new: Config) -> Result<(), ControlError> {
-        let same_ports = new.ports.len() == self.config.ports.len()
-            && new
-                .ports
-                .iter()
-                .zip(&self.config.ports)
-                .all(|(a, b)| a.name == b.name && a.ifname == b.ifname);
+        let same_ports = self.config.same_ports(&new);
         if !same_ports {
             return Err(ControlError::Failed(
                 "adding or removing a port needs a restart of `vswitch run` (its netdevs are \

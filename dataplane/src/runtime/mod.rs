@@ -323,12 +323,7 @@ impl Switch {
     /// entries of networks whose local VLAN or ports changed are flushed; the others
     /// keep theirs.
     pub fn reconfigure(&mut self, new: Config) -> Result<(), RuntimeError> {
-        let same_ports = new.ports.len() == self.config.ports.len()
-            && new
-                .ports
-                .iter()
-                .zip(&self.config.ports)
-                .all(|(a, b)| a.name == b.name && a.ifname == b.ifname);
+        let same_ports = self.config.same_ports(&new);
         if !same_ports || new.switch.workers != self.config.switch.workers {
             return Err(RuntimeError::Invalid(
                 "ports and workers can only change with a restart".into(),
