@@ -40,7 +40,7 @@ pub use backend::{
     netdev_mac, netdev_running, netdev_rx_queues, pool_frames, OpenedPort, XskBackend,
 };
 pub use error::XskError;
-pub use port::{XskAttach, XskConfig, XskPort, XskStats};
+pub use port::{XskAttach, XskConfig, XskLink, XskPort, XskStats};
 pub use socket::XdpMode;
 pub use umem::{RingSizes, Umem, UmemArea};
 
