@@ -1,5 +1,5 @@
 //! `vswitch run` when a port's netdev disappears and comes back: three VMs on one
-//! network behind p1, p2, p3. Deleting p3's veth must not stop p1 ↔ p2; `ctl show`
+//! network behind p1, p2, p3. p2 set down is reported down and comes back up. Deleting p3's veth must not stop p1 ↔ p2; `ctl show`
 //! reports p3 down (logged once, frames for it counted as `port_down`); re-creating the
 //! veth with the same names brings p3 back (re-attached, `ctl show` up, pings again);
 //! SIGTERM then leaves no XDP program on any port.
@@ -90,6 +90,24 @@ fn netdev_deleted_and_recreated_while_running() {
     let ok = pings(&p1, VM3, 5);
     assert!(ok >= 4, "vm1 → vm3: {ok}/5\n{}", s.log());
     assert_eq!(link(&s, "p3"), LinkState::Up);
+
+    // p2 administratively down, then up again: marked down and back, no re-attach.
+    sw.ip(&["link", "set", "p2", "down"]).unwrap();
+    let down = wait_until(Duration::from_secs(5), Duration::from_millis(100), || {
+        link(&s, "p2") == LinkState::Down
+    });
+    assert!(down, "ctl show never showed p2 down\n{}", s.log());
+    let ok = pings(&p1, VM3, 5);
+    assert!(ok >= 4, "vm1 → vm3 with p2 down: {ok}/5\n{}", s.log());
+    sw.ip(&["link", "set", "p2", "up"]).unwrap();
+    let up = wait_until(Duration::from_secs(5), Duration::from_millis(100), || {
+        link(&s, "p2") == LinkState::Up
+    });
+    assert!(up, "ctl show never showed p2 up again\n{}", s.log());
+    let back = wait_until(Duration::from_secs(10), Duration::from_millis(100), || {
+        pings(&p1, VM2, 1) == 1
+    });
+    assert!(back, "vm1 → vm2 after p2 came up\n{}", s.log());
 
     // p3's veth disappears (its peer, vm3's eth0, with it).
     sw.ip(&["link", "del", "p3"]).unwrap();

@@ -434,7 +434,7 @@ impl XskPort {
     /// The netdev is gone: frames the kernel still held on the sockets' rings go back
     /// to the pool, the sockets are deleted and the program forgotten.
     fn detach(&mut self, pool: &mut Pool) {
-        self.set_up(false, "netdev gone");
+        let before = pool.available();
         self.reap(pool);
         let mut descs = [(0u64, 0u32); BURST];
         for s in &mut self.socks {
@@ -459,6 +459,11 @@ impl XskPort {
             a.disown();
         }
         self.socks.clear();
+        let freed = pool.available().saturating_sub(before);
+        self.set_up(
+            false,
+            &format!("netdev gone; {freed} frames back to the pool"),
+        );
     }
 
     /// The netdev is back (as `ifindex`): takes it (or joins another worker's port that
