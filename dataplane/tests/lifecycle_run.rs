@@ -30,11 +30,11 @@ const VM2: Ipv4Addr = Ipv4Addr::new(198, 18, 11, 2);
 const VM3: Ipv4Addr = Ipv4Addr::new(198, 18, 11, 3);
 const MAC3: &str = "02:0c:00:00:00:03";
 
-fn config(socket: &std::path::Path) -> String {
+fn config(socket: &std::path::Path, workers: usize) -> String {
     let mut c = format!(
         r#"
 [switch]
-workers = 1
+workers = {workers}
 control_socket = "{}"
 
 [[network]]
@@ -65,23 +65,83 @@ fn drops(sw: &Vswitch, reason: &str) -> u64 {
     stats.drops.get(reason).copied().unwrap_or(0)
 }
 
+/// A VM behind `port` as [`vm`] makes it, its veth with `queues` queues each way.
+fn host(sw: &NetNs, port: &str, h: &NetNs, mac: &str, addr: &str, queues: usize) {
+    if queues == 1 {
+        return vm(sw, port, h, mac, addr, 1500);
+    }
+    let q = queues.to_string();
+    h.ip(&[
+        "link",
+        "add",
+        "eth0",
+        "numtxqueues",
+        &q,
+        "numrxqueues",
+        &q,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        port,
+        "numtxqueues",
+        &q,
+        "numrxqueues",
+        &q,
+        "netns",
+        sw.name(),
+    ])
+    .unwrap();
+    sw.ip(&["link", "set", port, "up"]).unwrap();
+    h.sysctl("net.ipv6.conf.all.disable_ipv6", "1").unwrap();
+    h.ip(&["link", "set", "eth0", "address", mac, "up"])
+        .unwrap();
+    h.ip(&["addr", "add", addr, "dev", "eth0"]).unwrap();
+    h.ethtool(&["-K", "eth0", "tx", "off"]).unwrap();
+}
+
 #[test]
 fn netdev_deleted_and_recreated_while_running() {
     if !root_or_skip("netdev_deleted_and_recreated_while_running") {
         return;
     }
+    scenario(1);
+}
+
+/// Two workers: each binds its own queue of every port; the first to see p3 back takes
+/// the netdev again and the other binds its queue to the same program.
+#[test]
+fn netdev_deleted_and_recreated_with_two_workers() {
+    if !root_or_skip("netdev_deleted_and_recreated_with_two_workers") {
+        return;
+    }
+    let cores = cores();
+    if cores.len() < 2 {
+        eprintln!("SKIPPED: netdev_deleted_and_recreated_with_two_workers needs 2 cores");
+        return;
+    }
+    scenario(2);
+}
+
+fn scenario(workers: usize) {
     let sw = NetNs::new(PREFIX).unwrap();
     let vm1 = NetNs::new(PREFIX).unwrap();
     let vm2 = NetNs::new(PREFIX).unwrap();
     let vm3 = NetNs::new(PREFIX).unwrap();
     let addr = |a: Ipv4Addr| format!("{a}/24");
-    vm(&sw, "p1", &vm1, "02:0c:00:00:00:01", &addr(VM1), 1500);
-    vm(&sw, "p2", &vm2, "02:0c:00:00:00:02", &addr(VM2), 1500);
-    vm(&sw, "p3", &vm3, MAC3, &addr(VM3), 1500);
+    host(&sw, "p1", &vm1, "02:0c:00:00:00:01", &addr(VM1), workers);
+    host(&sw, "p2", &vm2, "02:0c:00:00:00:02", &addr(VM2), workers);
+    host(&sw, "p3", &vm3, MAC3, &addr(VM3), workers);
     let dir = TempDir::new(sw.name());
     let socket = Vswitch::socket_path(&dir.0, "sw");
-    let core = *cores().last().unwrap();
-    let s = Vswitch::start(&sw, &dir.0, "sw", &config(&socket), core);
+    let all = cores();
+    let s = Vswitch::start_on(
+        &sw,
+        &dir.0,
+        "sw",
+        &config(&socket, workers),
+        &all[all.len() - workers..],
+    );
 
     let p1 = Pinger::open(&vm1, 0x1101).unwrap();
     let p2 = Pinger::open(&vm2, 0x1102).unwrap();
@@ -136,7 +196,7 @@ fn netdev_deleted_and_recreated_while_running() {
     );
 
     // The same names again: p3 is re-attached and forwards.
-    vm(&sw, "p3", &vm3, MAC3, &addr(VM3), 1500);
+    host(&sw, "p3", &vm3, MAC3, &addr(VM3), workers);
     let up = wait_until(Duration::from_secs(10), Duration::from_millis(100), || {
         link(&s, "p3") == LinkState::Up
     });
