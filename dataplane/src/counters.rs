@@ -57,11 +57,13 @@ pub enum DropReason {
     NoRoute,
     /// The underlay next hop is unresolved and its wait queue is full, or resolution failed.
     NeighborUnresolved,
+    /// The egress port is down: its netdev went down or away (until it comes back).
+    PortDown,
 }
 
 impl DropReason {
     /// Every reason, in order.
-    pub const ALL: [DropReason; 24] = [
+    pub const ALL: [DropReason; 25] = [
         DropReason::Malformed,
         DropReason::ReservedVid,
         DropReason::TaggedOnAccess,
@@ -86,6 +88,7 @@ impl DropReason {
         DropReason::MtuExceeded,
         DropReason::NoRoute,
         DropReason::NeighborUnresolved,
+        DropReason::PortDown,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -117,6 +120,7 @@ impl DropReason {
             DropReason::MtuExceeded => "mtu_exceeded",
             DropReason::NoRoute => "no_route",
             DropReason::NeighborUnresolved => "neighbor_unresolved",
+            DropReason::PortDown => "port_down",
         }
     }
 }

@@ -20,6 +20,17 @@ pub trait Port {
     /// Sends `frames`, taking ownership of the ones it accepts (a prefix); returns how many
     /// it accepted. The caller frees the rest and counts them as dropped.
     fn tx_burst(&mut self, pool: &mut Pool, frames: &[Desc]) -> usize;
+
+    /// Whether the port forwards: frames for a port that is down are dropped (counted
+    /// as [`DropReason::PortDown`](crate::counters::DropReason::PortDown)) without a
+    /// call to [`Port::tx_burst`].
+    fn is_up(&self) -> bool {
+        true
+    }
+
+    /// Housekeeping the worker runs about once a second, never per packet: an AF_XDP
+    /// port checks its netdev here (marks itself down, re-opens it when it is back).
+    fn maintain(&mut self, _pool: &mut Pool) {}
 }
 
 /// What a [`MemPort`] does with frames sent to it.

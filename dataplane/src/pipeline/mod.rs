@@ -581,20 +581,16 @@ impl Pipeline {
                 continue;
             }
             let batch = &q.descs[..n];
-            let sent = match ports.get_mut(i) {
-                Some(port) => port.tx_burst(pool, batch),
-                None => 0,
+            let (sent, reason) = match ports.get_mut(i) {
+                Some(port) if port.is_up() => (port.tx_burst(pool, batch), DropReason::TxFull),
+                Some(_) => (0, DropReason::PortDown),
+                None => (0, DropReason::NoPort),
             };
             let pc = &mut self.counters.ports[i];
             for d in &batch[..sent] {
                 pc.tx_frames += 1;
                 pc.tx_bytes += d.len() as u64;
             }
-            let reason = if i < ports.len() {
-                DropReason::TxFull
-            } else {
-                DropReason::NoPort
-            };
             for &d in &batch[sent..] {
                 self.counters.drop(reason);
                 pool.free(d);

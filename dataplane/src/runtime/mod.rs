@@ -8,7 +8,10 @@
 //! [`Backend`]), so every worker can send on every port without sharing a queue, and
 //! a frame moves from one port to another inside one worker's pool without a copy. A
 //! worker runs [`Pipeline::poll`] in a loop and nothing else: no lock, no allocation,
-//! no syscall of its own per packet (the ports' own kicks aside).
+//! no syscall of its own per packet (the ports' own kicks aside). Once a second it runs
+//! its ports' housekeeping ([`Port::maintain`]: an AF_XDP port checks its netdev, marks
+//! itself down, re-opens it when it is back); a port that is down gets no frames (they
+//! are counted as `port_down` drops).
 //!
 //! The control side ([`Switch`]) talks to the workers in two ways, neither of which
 //! makes a worker wait:

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam::channel::Receiver;
 
@@ -11,6 +11,10 @@ use super::{Cmd, Snapshot};
 use crate::pipeline::Pipeline;
 use crate::pool::Pool;
 use crate::port::Port;
+
+/// How often a worker runs its ports' housekeeping ([`Port::maintain`]: an AF_XDP port
+/// checks its netdev).
+const MAINTAIN_EVERY: Duration = Duration::from_secs(1);
 
 /// A worker's loop statistics (what `ovs-appctl dpif-netdev/pmd-perf-show` reports).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -59,6 +63,7 @@ impl<P: Port> Worker<P> {
             core_affinity::set_for_current(core_affinity::CoreId { id: c });
         }
         let mut last = self.epoch.elapsed();
+        let mut next_maintain = last + MAINTAIN_EVERY;
         while !self.stop.load(Ordering::Relaxed) {
             while let Ok(cmd) = self.cmd.try_recv() {
                 self.handle(cmd);
@@ -68,6 +73,12 @@ impl<P: Port> Worker<P> {
             let t = self.epoch.elapsed();
             let spent = u64::try_from(t.saturating_sub(last).as_nanos()).unwrap_or(0);
             last = t;
+            if t >= next_maintain {
+                next_maintain = t + MAINTAIN_EVERY;
+                for p in &mut self.ports {
+                    p.maintain(&mut self.pool);
+                }
+            }
             let s = &mut self.stats;
             s.loops += 1;
             if n > 0 {

@@ -6,10 +6,18 @@
 //! close detaches the program. The backend itself keeps only weak references and what
 //! `ctl show` reports (XDP mode, a stale program replaced), so that stopping the
 //! workers is what detaches the programs.
+//!
+//! Every port follows its netdev ([`XskPort::following`]): each worker checks its ports'
+//! netdevs once a second ([`Port::maintain`](crate::port::Port::maintain)); one that
+//! goes down or loses its carrier is marked down (frames for it are dropped as
+//! `port_down`), one that disappears has its sockets deleted, and when a netdev of the
+//! same name is back the first worker to see it takes it again (program and lock, shared
+//! through the port's [`XskLink`]) and every worker binds its queue again on its own
+//! UMEM. `ctl show` reports the link as worker 0's port sees it.
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
-use super::{sys, umem_pool, RingSizes, XdpMode, XskAttach, XskConfig, XskPort};
+use super::{sys, umem_pool, RingSizes, XdpMode, XskAttach, XskConfig, XskLink, XskPort};
 use crate::config::{Config, PortIdx};
 use crate::control::proto::{self, LinkState};
 use crate::pool::{Pool, CHUNK_SIZE};
@@ -63,8 +71,8 @@ pub struct OpenedPort {
 
 #[derive(Debug, Default)]
 struct State {
-    /// Per configuration port: the netdev taken by worker 0.
-    attached: Vec<Weak<XskAttach>>,
+    /// Per configuration port: its link, shared by the ports of every worker.
+    links: Vec<Option<Arc<XskLink>>>,
     /// Per configuration port, once opened.
     opened: Vec<Option<OpenedPort>>,
 }
@@ -150,10 +158,11 @@ impl PortInfo for XskBackend {
         let Some(Some(o)) = s.opened.get(port.index()) else {
             return (LinkState::Unknown, None);
         };
-        let link = match netdev_running(&o.ifname) {
-            Some(true) => LinkState::Up,
-            Some(false) | None => LinkState::Down,
+        let up = match s.links.get(port.index()) {
+            Some(Some(l)) => l.is_up(),
+            _ => netdev_running(&o.ifname) == Some(true),
         };
+        let link = if up { LinkState::Up } else { LinkState::Down };
         let mode = match o.mode {
             XdpMode::Native => proto::XdpMode::Native,
             XdpMode::Generic => proto::XdpMode::Generic,
@@ -184,7 +193,7 @@ impl Backend for XskBackend {
             message: "backend state poisoned".into(),
         })?;
         if w == 0 {
-            st.attached = (0..cfg.ports.len()).map(|_| Weak::new()).collect();
+            st.links = vec![None; cfg.ports.len()];
             st.opened = vec![None; cfg.ports.len()];
         }
         let mut ports = Vec::with_capacity(cfg.ports.len());
@@ -197,17 +206,23 @@ impl Backend for XskBackend {
                 .ifname
                 .as_deref()
                 .ok_or_else(|| port_err("has no ifname: an AF_XDP port needs a netdev".into()))?;
-            let attach = match st.attached.get(i).and_then(Weak::upgrade) {
+            let attach = match st.links.get(i).and_then(|l| l.as_ref()?.attached()) {
                 Some(a) => a,
                 None => {
                     let a =
                         XskAttach::open(ifname, &self.xsk).map_err(|e| port_err(e.to_string()))?;
-                    if let Some(slot) = st.attached.get_mut(i) {
-                        *slot = Arc::downgrade(&a);
+                    if let Some(slot) = st.links.get_mut(i) {
+                        *slot = Some(XskLink::new(&a));
                     }
                     a
                 }
             };
+            let link = st
+                .links
+                .get(i)
+                .cloned()
+                .flatten()
+                .ok_or_else(|| port_err("worker 0 did not open this port".into()))?;
             let port = XskPort::on(Arc::clone(&attach), &umem, &pool, &[queue]).map_err(|e| {
                 let mut m = e.to_string();
                 if matches!(&e, super::XskError::Io { source, .. } if source.raw_os_error() == Some(libc::EINVAL))
@@ -217,7 +232,8 @@ impl Backend for XskBackend {
                     ));
                 }
                 port_err(m)
-            })?;
+            })?
+            .following(link, &self.xsk, &umem, w == 0);
             if w == 0 {
                 if let Some(slot) = st.opened.get_mut(i) {
                     *slot = Some(OpenedPort {

@@ -25,6 +25,17 @@
 //! full at once, plus a few bursts per socket for the pipeline's floods and replies.
 //! The running switch opens its ports through [`XskBackend`].
 //!
+//! Link changes: a port of the running switch follows its netdev
+//! ([`XskPort::following`]). Its worker checks the netdev once a second (two interface
+//! ioctls in [`Port::maintain`](crate::port::Port::maintain), nothing per packet): down
+//! or without carrier, the port is marked down (frames for it dropped as `port_down`,
+//! nothing polled); gone (or replaced: its index changed), the frames the kernel held on
+//! the sockets' fill and TX rings go back to the pool, the sockets are deleted and the
+//! program forgotten (not detached: the index may name another device by then); when a
+//! netdev of the same name is there again, it is taken and bound as at start, on the
+//! worker's same UMEM. Each change is logged once, by worker 0's port, which also keeps
+//! the [`XskLink`] that `ctl show` reports.
+//!
 //! Unsafe code is confined to [`umem`](self) (the mapping), `ring` (the four rings),
 //! `socket` (libxdp handles) and `sys` (a few system calls); [`XskPort`] is safe code.
 
@@ -40,7 +51,7 @@ pub use backend::{
     netdev_mac, netdev_running, netdev_rx_queues, pool_frames, OpenedPort, XskBackend,
 };
 pub use error::XskError;
-pub use port::{XskAttach, XskConfig, XskPort, XskStats};
+pub use port::{XskAttach, XskConfig, XskLink, XskPort, XskStats};
 pub use socket::XdpMode;
 pub use umem::{RingSizes, Umem, UmemArea};
 

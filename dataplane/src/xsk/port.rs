@@ -3,7 +3,8 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Once, Weak};
 
 use super::error::{check_privileges, XskError};
 use super::socket::{self, Attached, Socket, XdpMode, XdpProgram, XSK_PROG_NAME};
@@ -62,6 +63,10 @@ pub struct XskStats {
     pub rx_kicks: u64,
     /// Polls that found the pool too low to refill the fill ring.
     pub fill_starved: u64,
+    /// Times the netdev went down or away.
+    pub link_downs: u64,
+    /// Times the port was re-opened on a netdev that came back.
+    pub reattaches: u64,
 }
 
 /// The per-interface lock: held while a vswitch owns the interface, removed on drop.
@@ -181,6 +186,74 @@ impl XskAttach {
     pub fn replaced_stale(&self) -> bool {
         self.replaced_stale
     }
+
+    /// The netdev is gone: closing only forgets the program (the interface index may
+    /// already name another device).
+    fn disown(&self) {
+        self._prog
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .disown();
+    }
+}
+
+/// What the ports of every worker on one netdev share to follow its link: whether it is
+/// up (as worker 0's port sees it, for `ctl show`), how often it went down, and the
+/// netdev as currently taken, so that the first worker to re-open it after it came back
+/// takes it and the others bind their queues to the same program.
+#[derive(Debug, Default)]
+pub struct XskLink {
+    up: AtomicBool,
+    downs: AtomicU64,
+    slot: Mutex<Weak<XskAttach>>,
+}
+
+impl XskLink {
+    /// A link following `attach`, initially up if its netdev is running.
+    pub fn new(attach: &Arc<XskAttach>) -> Arc<Self> {
+        let l = XskLink::default();
+        l.up.store(true, Ordering::Relaxed);
+        *l.slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::downgrade(attach);
+        Arc::new(l)
+    }
+
+    /// The netdev as currently taken, if any port still holds it.
+    pub fn attached(&self) -> Option<Arc<XskAttach>> {
+        self.slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .upgrade()
+    }
+
+    /// Whether the port is forwarding (its netdev present, up, with carrier).
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Times the netdev went down or away.
+    pub fn downs(&self) -> u64 {
+        self.downs.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether `ifname` is up with its carrier on (false if it is gone).
+fn running(ifname: &str) -> bool {
+    sys::if_flags(ifname).is_ok_and(|f| f & libc::IFF_UP != 0 && f & libc::IFF_RUNNING != 0)
+}
+
+/// How an [`XskPort`] of the running switch re-opens its netdev when it comes back.
+#[derive(Debug)]
+struct Follow {
+    queues: Vec<u32>,
+    cfg: XskConfig,
+    umem: Umem,
+    link: Arc<XskLink>,
+    /// This port logs and reports the link state (worker 0's).
+    report: bool,
+    /// A failed re-open was logged (once per outage).
+    failed: bool,
 }
 
 /// Some of a netdev's queues, each an AF_XDP socket on the worker's UMEM, as one switch
@@ -189,12 +262,20 @@ impl XskAttach {
 pub struct XskPort {
     // Field order is drop order: the program goes first if this port holds the last
     // reference (no more redirects), then the sockets.
-    attach: Arc<XskAttach>,
+    // `None` (and no sockets) while the netdev is gone.
+    attach: Option<Arc<XskAttach>>,
     socks: Vec<Socket>,
+    ifname: String,
+    ifindex: u32,
+    mode: XdpMode,
+    replaced_stale: bool,
     /// Largest frame sent (MTU plus Ethernet header and one tag).
     max_tx_len: usize,
     next_rx: usize,
     stats: XskStats,
+    /// Forwarding: the netdev is there, up and with carrier (as last checked).
+    up: bool,
+    follow: Option<Follow>,
 }
 
 static SKIP_DISPATCHER: Once = Once::new();
@@ -264,31 +345,192 @@ impl XskPort {
         }
         Ok(XskPort {
             max_tx_len: (attach.mtu + L2_OVERHEAD) as usize,
-            attach,
+            ifname: attach.ifname.clone(),
+            ifindex: attach.ifindex,
+            mode: attach.mode,
+            replaced_stale: attach.replaced_stale,
+            attach: Some(attach),
             socks,
             next_rx: 0,
             stats: XskStats::default(),
+            up: true,
+            follow: None,
         })
+    }
+
+    /// Makes this port follow its netdev's link (see [`Port::maintain`]): marked down
+    /// when the netdev goes down or away, re-opened on `umem` with `cfg`'s bpffs and lock
+    /// directory when it comes back. `link` is shared by the netdev's ports of all
+    /// workers; the port with `report` set logs the changes and keeps `link` up to date.
+    pub fn following(
+        mut self,
+        link: Arc<XskLink>,
+        cfg: &XskConfig,
+        umem: &Umem,
+        report: bool,
+    ) -> Self {
+        // Up until the first check says otherwise: a veth reports no carrier for a
+        // moment after an XDP program is attached.
+        self.up = true;
+        if report {
+            link.up.store(true, Ordering::Relaxed);
+        }
+        self.follow = Some(Follow {
+            queues: self.socks.iter().map(Socket::queue).collect(),
+            cfg: cfg.clone(),
+            umem: umem.clone(),
+            link,
+            report,
+            failed: false,
+        });
+        self
     }
 
     /// The interface name.
     pub fn ifname(&self) -> &str {
-        &self.attach.ifname
+        &self.ifname
     }
 
-    /// The interface index.
+    /// The interface index (of the netdev as last opened).
     pub fn ifindex(&self) -> u32 {
-        self.attach.ifindex
+        self.ifindex
     }
 
     /// The XDP mode the redirect program runs in.
     pub fn mode(&self) -> XdpMode {
-        self.attach.mode
+        self.mode
     }
 
     /// True if opening replaced a program left attached by a crashed run.
     pub fn replaced_stale(&self) -> bool {
-        self.attach.replaced_stale
+        self.replaced_stale
+    }
+
+    /// Whether the port is forwarding.
+    pub fn is_up(&self) -> bool {
+        self.up
+    }
+
+    fn set_up(&mut self, up: bool, why: &str) {
+        if self.up == up {
+            return;
+        }
+        self.up = up;
+        if !up {
+            self.stats.link_downs += 1;
+        }
+        if let Some(f) = &self.follow {
+            if f.report {
+                f.link.up.store(up, Ordering::Relaxed);
+                if !up {
+                    f.link.downs.fetch_add(1, Ordering::Relaxed);
+                }
+                let state = if up { "up" } else { "down" };
+                eprintln!("vswitch: port on {}: link {state} ({why})", self.ifname);
+            }
+        }
+    }
+
+    /// The netdev is gone: frames the kernel still held on the sockets' rings go back
+    /// to the pool, the sockets are deleted and the program forgotten.
+    fn detach(&mut self, pool: &mut Pool) {
+        let before = pool.available();
+        self.reap(pool);
+        let mut descs = [(0u64, 0u32); BURST];
+        for s in &mut self.socks {
+            loop {
+                let n = s.rings().receive(&mut descs);
+                for &(a, _) in &descs[..n] {
+                    if let Some(c) = pool.chunk_of(a) {
+                        pool.free_chunk(c);
+                    }
+                }
+                if n < descs.len() {
+                    break;
+                }
+            }
+            s.rings_ref().unconsumed(|a| {
+                if let Some(c) = pool.chunk_of(a) {
+                    pool.free_chunk(c);
+                }
+            });
+        }
+        if let Some(a) = self.attach.take() {
+            a.disown();
+        }
+        self.socks.clear();
+        let freed = pool.available().saturating_sub(before);
+        self.set_up(
+            false,
+            &format!("netdev gone; {freed} frames back to the pool"),
+        );
+    }
+
+    /// The netdev is back (as `ifindex`): takes it (or joins another worker's port that
+    /// took it) and binds the queues again.
+    fn reattach(&mut self, pool: &mut Pool, ifindex: u32) {
+        let Some(mut f) = self.follow.take() else {
+            return;
+        };
+        let taken = {
+            let mut slot = f
+                .link
+                .slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match slot.upgrade() {
+                Some(a) if a.ifindex == ifindex => Some(Ok(a)),
+                // Another worker's port still holds the old netdev (and its lock).
+                Some(_) => None,
+                None => Some(
+                    XskAttach::open(&self.ifname, &f.cfg).inspect(|a| *slot = Arc::downgrade(a)),
+                ),
+            }
+        };
+        let Some(taken) = taken else {
+            self.follow = Some(f);
+            return;
+        };
+        let report = f.report;
+        match taken.and_then(|a| XskPort::on(a, &f.umem, pool, &f.queues)) {
+            Ok(p) => {
+                let XskPort {
+                    attach,
+                    socks,
+                    ifindex,
+                    mode,
+                    max_tx_len,
+                    ..
+                } = p;
+                self.attach = attach;
+                self.socks = socks;
+                self.ifindex = ifindex;
+                self.mode = mode;
+                self.max_tx_len = max_tx_len;
+                self.next_rx = 0;
+                self.stats.reattaches += 1;
+                f.failed = false;
+                self.follow = Some(f);
+                if report {
+                    eprintln!(
+                        "vswitch: port on {}: netdev back, re-attached ({mode} XDP)",
+                        self.ifname
+                    );
+                }
+                let up = running(&self.ifname);
+                self.set_up(up, "re-attached");
+            }
+            Err(e) => {
+                if report && !f.failed {
+                    eprintln!(
+                        "vswitch: port on {}: re-attaching failed (retrying every second): {e}",
+                        self.ifname
+                    );
+                }
+                f.failed = true;
+                self.follow = Some(f);
+            }
+        }
     }
 
     /// The counters.
@@ -388,7 +630,41 @@ fn lock(cfg: &XskConfig, ifname: &str) -> Result<(IfLock, bool), XskError> {
 }
 
 impl Port for XskPort {
+    fn is_up(&self) -> bool {
+        self.up
+    }
+
+    /// Follows the netdev (a port made with [`XskPort::following`]; two interface
+    /// ioctls): down or without carrier, the port is marked down; gone or replaced (its
+    /// index changed), the sockets are deleted; back, it is re-opened.
+    fn maintain(&mut self, pool: &mut Pool) {
+        if self.follow.is_none() {
+            return;
+        }
+        let now = sys::ifindex(&self.ifname).ok();
+        match (&self.attach, now) {
+            (Some(a), Some(i)) if a.ifindex == i => {
+                let up = running(&self.ifname);
+                self.set_up(up, if up { "netdev up" } else { "netdev down" });
+                if !up {
+                    self.reap(pool);
+                }
+            }
+            (Some(_), _) => {
+                self.detach(pool);
+                if let Some(i) = now {
+                    self.reattach(pool, i);
+                }
+            }
+            (None, Some(i)) => self.reattach(pool, i),
+            (None, None) => {}
+        }
+    }
+
     fn rx_burst(&mut self, pool: &mut Pool, out: &mut [Desc; BURST]) -> usize {
+        if !self.up {
+            return 0;
+        }
         self.reap(pool);
         let nsock = self.socks.len();
         let mut got = 0;
@@ -421,6 +697,9 @@ impl Port for XskPort {
     }
 
     fn tx_burst(&mut self, pool: &mut Pool, frames: &[Desc]) -> usize {
+        if !self.up {
+            return 0;
+        }
         self.reap(pool);
         let Some(s) = self.socks.first_mut() else {
             return 0;

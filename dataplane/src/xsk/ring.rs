@@ -154,4 +154,44 @@ impl Rings {
         // SAFETY: the TX ring is set up; this reads its flags word.
         unsafe { libxdp_sys::xsk_ring_prod__needs_wakeup(&*self.tx) != 0 }
     }
+
+    /// Frame addresses the kernel never took: the fill ring's entries it has not
+    /// consumed and the TX ring's it has not sent, passed to `f`. For a socket whose
+    /// netdev is gone, before deleting it (the kernel no longer touches its rings), so
+    /// that the frames go back to the pool.
+    pub(super) fn unconsumed(&self, mut f: impl FnMut(u64)) {
+        // SAFETY: the fill ring is set up (type invariant): `producer` and `consumer`
+        // point to its two index words and `ring` to `size` (a power of two) u64
+        // entries, mapped for as long as the socket lives. Only the kernel writes the
+        // consumer word; a volatile read sees its last value.
+        unsafe {
+            let fill = &*self.fill;
+            if !fill.ring.is_null() {
+                let cons = std::ptr::read_volatile(fill.consumer);
+                std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+                let prod = fill.cached_prod;
+                let ring = fill.ring.cast::<u64>();
+                let mut i = cons;
+                while i != prod {
+                    f(*ring.add((i & fill.mask) as usize));
+                    i = i.wrapping_add(1);
+                }
+            }
+        }
+        // SAFETY: as above, for the TX ring, whose entries are `xdp_desc`s.
+        unsafe {
+            let tx = &*self.tx;
+            if !tx.ring.is_null() {
+                let cons = std::ptr::read_volatile(tx.consumer);
+                std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+                let prod = tx.cached_prod;
+                let ring = tx.ring.cast::<libxdp_sys::xdp_desc>();
+                let mut i = cons;
+                while i != prod {
+                    f((*ring.add((i & tx.mask) as usize)).addr);
+                    i = i.wrapping_add(1);
+                }
+            }
+        }
+    }
 }

@@ -22,6 +22,7 @@ pub(super) const XSK_PROG_NAME: &str = "xsk_def_prog";
 pub(super) struct Socket {
     ptr: NonNull<xsk_socket>,
     fd: RawFd,
+    queue: u32,
     rings: Rings,
     umem: Umem,
 }
@@ -79,9 +80,15 @@ impl Socket {
         Ok(Socket {
             ptr,
             fd,
+            queue,
             rings,
             umem: umem.clone(),
         })
+    }
+
+    /// The netdev queue it is bound to.
+    pub(super) fn queue(&self) -> u32 {
+        self.queue
     }
 
     pub(super) fn fd(&self) -> RawFd {
@@ -294,6 +301,12 @@ impl XdpProgram {
     pub(super) fn map_fd(&self) -> RawFd {
         self.map_fd
     }
+
+    /// The netdev is gone: drop only closes the program (its interface index may be
+    /// taken by another device, which must keep its own program).
+    pub(super) fn disown(&mut self) {
+        self.ifindex = 0;
+    }
 }
 
 impl Drop for XdpProgram {
@@ -302,10 +315,12 @@ impl Drop for XdpProgram {
             XdpMode::Native => libxdp_sys::xdp_attach_mode_XDP_MODE_NATIVE,
             XdpMode::Generic => libxdp_sys::xdp_attach_mode_XDP_MODE_SKB,
         };
-        // SAFETY: the program is attached in `mode` and the handle is live; it is
-        // detached and closed once.
+        // SAFETY: the program is attached in `mode` (unless disowned: its netdev is
+        // gone) and the handle is live; it is detached and closed once.
         unsafe {
-            libxdp_sys::xdp_program__detach(self.prog.as_ptr(), self.ifindex as i32, mode, 0);
+            if self.ifindex != 0 {
+                libxdp_sys::xdp_program__detach(self.prog.as_ptr(), self.ifindex as i32, mode, 0);
+            }
             libxdp_sys::xdp_program__close(self.prog.as_ptr());
         }
     }

@@ -64,6 +64,12 @@ impl Vswitch {
     /// [`Vswitch::socket_path`]) to `DIR/NAME.toml`, starts `vswitch run` in `ns` with
     /// its worker on `core`, and waits until its control socket answers.
     pub fn start(ns: &NetNs, dir: &Path, name: &str, config: &str, core: usize) -> Vswitch {
+        Self::start_on(ns, dir, name, config, &[core])
+    }
+
+    /// [`Vswitch::start`] with one core per worker.
+    pub fn start_on(ns: &NetNs, dir: &Path, name: &str, config: &str, cores: &[usize]) -> Vswitch {
+        let cores: Vec<String> = cores.iter().map(ToString::to_string).collect();
         let cfg = dir.join(format!("{name}.toml"));
         std::fs::write(&cfg, config).unwrap();
         let log = dir.join(format!("{name}.log"));
@@ -75,7 +81,7 @@ impl Vswitch {
             .arg("--config")
             .arg(&cfg)
             .arg("--cores")
-            .arg(core.to_string())
+            .arg(cores.join(","))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
