@@ -107,6 +107,11 @@ impl OfflineSwitch {
         &self.pipeline
     }
 
+    /// The pipeline, to connect it to others (e.g. [`Pipeline::set_neighbor_peers`]).
+    pub fn pipeline_mut(&mut self) -> &mut Pipeline {
+        &mut self.pipeline
+    }
+
     /// Switches one frame received on `port` at time `now` (ns) and returns what left.
     pub fn inject(&mut self, port: PortIdx, frame: &[u8], now: u64) -> Outcome {
         self.now = self.now.max(now);

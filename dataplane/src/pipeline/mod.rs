@@ -22,8 +22,8 @@ mod tunnel;
 pub use tables::{
     ip_bits, Egress, Ingress, NetEntry, Overlay, PortEntry, Tables, UnderlayTable, VtepEntry,
 };
-pub use tunnel::Pending;
 use tunnel::VtepState;
+pub use tunnel::{NeighborPeers, Pending};
 
 use crate::underlay::NeighborCache;
 
@@ -113,6 +113,8 @@ pub struct Pipeline {
     vteps: Vec<VtepState>,
     /// Underlay next hops: IP → MAC, with frames waiting for a resolution.
     neigh: NeighborCache<Pending>,
+    /// The other workers' neighbour news.
+    peers: Option<NeighborPeers>,
     /// IPv4 ID of outer headers sent with DF clear (RFC 6864: it must vary).
     ip_id: u16,
     /// The time of the batch or poll being processed (ns).
@@ -135,6 +137,7 @@ impl Pipeline {
                 .collect(),
             vteps: Vec::new(),
             neigh: NeighborCache::new(tunnel::neigh_capacity(&tables)),
+            peers: None,
             tables,
             fdb,
             cache,

@@ -57,6 +57,43 @@ pub(super) fn neigh_capacity(tables: &Tables) -> usize {
     (2 * tables.vteps.len() + statics + 16).max(64)
 }
 
+/// Neighbour answers shared between the workers of one switch. Replies and
+/// announcements reach the underlay port's queue of one worker only (RSS), while any
+/// worker may be resolving the same next hop: whichever worker hears an answer passes it
+/// on, and each other worker applies it at its next poll (to an entry it is resolving or
+/// already has; others ignore it). Bounded channels: no allocation per message; a full
+/// channel drops the news, and that worker's own retry asks again.
+#[derive(Debug, Clone)]
+pub struct NeighborPeers {
+    /// To each other worker.
+    pub to: Vec<crossbeam::channel::Sender<(IpAddr, MacAddr)>>,
+    /// From the other workers.
+    pub from: crossbeam::channel::Receiver<(IpAddr, MacAddr)>,
+}
+
+impl NeighborPeers {
+    /// Messages a worker's channel holds.
+    const DEPTH: usize = 256;
+
+    /// The peers of `n` workers, each connected to every other.
+    pub fn mesh(n: usize) -> Vec<NeighborPeers> {
+        let chans: Vec<_> = (0..n)
+            .map(|_| crossbeam::channel::bounded(Self::DEPTH))
+            .collect();
+        (0..n)
+            .map(|w| NeighborPeers {
+                to: chans
+                    .iter()
+                    .enumerate()
+                    .filter(|&(v, _)| v != w)
+                    .map(|(_, (tx, _))| tx.clone())
+                    .collect(),
+                from: chans[w].1.clone(),
+            })
+            .collect()
+    }
+}
+
 /// Bytes of an ARP or ND frame the switch builds (ND: 86).
 const CONTROL_FRAME: usize = 128;
 /// How often the VTEPs' next hops are checked against the neighbour cache (ns).
@@ -106,6 +143,12 @@ impl Pipeline {
         }
     }
 
+    /// Connects this worker's neighbour cache to the other workers' (see
+    /// [`NeighborPeers`]).
+    pub fn set_neighbor_peers(&mut self, peers: NeighborPeers) {
+        self.peers = Some(peers);
+    }
+
     /// The neighbour cache (for `ctl` and tests).
     pub fn neighbors(&self) -> &underlay::NeighborCache<Pending> {
         &self.neigh
@@ -122,6 +165,10 @@ impl Pipeline {
         };
         let (local_ip, local_mac, up) = (u.local_ip, u.local_mac, u.port);
         let now = self.now;
+        // What the other workers heard.
+        while let Some((ip, mac)) = self.peers.as_ref().and_then(|p| p.from.try_recv().ok()) {
+            self.neighbor_confirmed(ip, mac, pool, false);
+        }
         let mut asks = [None::<IpAddr>; 16];
         let mut n_asks = 0;
         let mut dropped = 0u64;
@@ -190,7 +237,14 @@ impl Pipeline {
     /// `ip` is at `mac` (an answer or announcement on the underlay): the cache is
     /// confirmed, the VTEPs behind it get templates, and the frames that waited for it
     /// are encapsulated and staged.
-    fn neighbor_confirmed(&mut self, ip: IpAddr, mac: MacAddr, pool: &mut Pool) {
+    fn neighbor_confirmed(&mut self, ip: IpAddr, mac: MacAddr, pool: &mut Pool, share: bool) {
+        if share {
+            if let Some(p) = &self.peers {
+                for tx in &p.to {
+                    let _ = tx.try_send((ip, mac));
+                }
+            }
+        }
         let mut released = [None::<Pending>; underlay::neigh::DEFAULT_QUEUE_LEN];
         let mut n = 0;
         self.neigh.confirm(ip, mac, self.now, &mut |p, _| {
@@ -305,10 +359,10 @@ impl Pipeline {
             Control::Reply { len, asker } => {
                 self.send_control(up, &buf[..len], pool);
                 if let Some((ip, mac)) = asker {
-                    self.neighbor_confirmed(ip, mac, pool);
+                    self.neighbor_confirmed(ip, mac, pool, true);
                 }
             }
-            Control::Learn(ip, mac) => self.neighbor_confirmed(ip, mac, pool),
+            Control::Learn(ip, mac) => self.neighbor_confirmed(ip, mac, pool, true),
             Control::NotForUs => return Err(DropReason::NotTunnel),
             Control::Invalid(_) => return Err(DropReason::Malformed),
         }
@@ -824,5 +878,40 @@ mod tests {
         assert_eq!(o.sent.len(), 1, "{o:?}");
         assert_eq!(&o.sent[0].1[0..6], &RMAC.0);
         assert_eq!(o.sent[0].1[54], 136);
+    }
+
+    #[test]
+    fn a_neighbour_answer_heard_by_one_worker_releases_the_others() {
+        let mut cfg = config();
+        cfg.underlay.as_mut().unwrap().neighbors.clear();
+        let mut a = OfflineSwitch::new(cfg.clone()).unwrap();
+        let mut b = OfflineSwitch::new(cfg).unwrap();
+        let mut peers = super::NeighborPeers::mesh(2).into_iter();
+        a.pipeline_mut().set_neighbor_peers(peers.next().unwrap());
+        b.pipeline_mut().set_neighbor_peers(peers.next().unwrap());
+        // Worker b has a frame waiting for the VTEP's MAC.
+        let f = inner(MacAddr::BROADCAST, VM1, 60);
+        let o = b.inject(PortIdx(0), &f, 1);
+        assert_eq!(o.sent.len(), 1, "the ARP request: {o:?}");
+        // The reply reaches worker a's queue of the underlay port.
+        let o = a.inject(PortIdx(1), &arp_frame(2, RMAC, REMOTE, LMAC, LOCAL), 2);
+        assert!(o.sent.is_empty());
+        // At its next poll worker b sends the waiting frame, to the answered MAC.
+        let o = b.inject(PortIdx(0), &inner(VM2, VM1, 60), 3);
+        let encapped: Vec<_> = o
+            .sent
+            .iter()
+            .filter_map(|(p, bytes)| {
+                let mut bytes = bytes.clone();
+                let n = bytes.len();
+                let mut fr = Frame::new(&mut bytes[..], 0, n).unwrap();
+                let info = decap_vxlan(&mut fr, &DecapConfig::default()).ok()?;
+                Some((*p, info.outer.dst_mac(), fr.data().to_vec()))
+            })
+            .collect();
+        assert!(
+            encapped.contains(&(PortIdx(1), RMAC, f.clone())),
+            "{encapped:?}"
+        );
     }
 }

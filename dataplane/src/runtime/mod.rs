@@ -192,10 +192,15 @@ impl Switch {
         // Open everything before starting anything: a port that cannot be opened fails
         // the start with nothing running.
         let mut opened = Vec::with_capacity(n);
+        // Underlay neighbour answers reach one worker's queue: share them.
+        let mut peers = crate::pipeline::NeighborPeers::mesh(n).into_iter();
         for (w, fdb) in replicas.into_iter().enumerate() {
             let (pool, ports) = backend.open(w, &config)?;
             let cache = FlowCache::new(DEFAULT_FLOW_CACHE_SIZE)?;
-            let pipeline = Pipeline::new(Tables::compile(&config, generation), fdb, cache);
+            let mut pipeline = Pipeline::new(Tables::compile(&config, generation), fdb, cache);
+            if let Some(p) = peers.next().filter(|_| n > 1) {
+                pipeline.set_neighbor_peers(p);
+            }
             opened.push((pipeline, pool, ports));
         }
         for (w, (pipeline, pool, ports)) in opened.into_iter().enumerate() {
