@@ -23,31 +23,9 @@ pub(super) fn ifindex(ifname: &str) -> io::Result<u32> {
 
 /// The MTU of `ifname` (SIOCGIFMTU on a throwaway socket of the thread's namespace).
 pub(super) fn mtu(ifname: &str) -> io::Result<u32> {
-    let name = ifname.as_bytes();
-    if name.len() >= libc::IFNAMSIZ {
-        return Err(io::Error::from(io::ErrorKind::InvalidInput));
-    }
-    // SAFETY: creating a socket has no memory preconditions; the result is checked.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `ifreq` is plain data for which all zeroes is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, &s) in req.ifr_name.iter_mut().zip(name) {
-        *d = s as libc::c_char;
-    }
-    // SAFETY: `fd` is our open socket and `req` a valid `ifreq` with a NUL-terminated
-    // name that the kernel fills in.
-    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFMTU, &mut req) };
-    let err = io::Error::last_os_error();
-    // SAFETY: `fd` is ours and closed once.
-    unsafe { libc::close(fd) };
-    if rc < 0 {
-        return Err(err);
-    }
+    let ifr = ifreq_ioctl(ifname, libc::SIOCGIFMTU, |_| {})?;
     // SAFETY: SIOCGIFMTU succeeded, so the union holds `ifru_mtu`.
-    let m = unsafe { req.ifr_ifru.ifru_mtu };
+    let m = unsafe { ifr.ifr_ifru.ifru_mtu };
     u32::try_from(m).map_err(|_| io::Error::other("negative MTU"))
 }
 
