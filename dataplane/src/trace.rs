@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use encap::parse::{parse, parse_l2, Tunnel, L3, L4};
-use encap::tunnel::{decap_gre, decap_vxlan, DecapConfig};
+use encap::tunnel::{decap, DecapConfig, Decapsulated};
 use encap::Frame;
 
 use crate::config::{Config, EgressTag, NetIdx, PortIdx, PortMode, PortRole, Segment};
@@ -47,33 +47,31 @@ fn decap_for_trace(cfg: &Config, frame: &[u8]) -> Decapped {
             net: None,
         };
     };
-    let (outer, what, net) = match decap_vxlan(&mut f, &dcfg) {
-        Ok(i) => (
+    let (outer, what, net) = match decap(&mut f, &dcfg) {
+        Ok(Decapsulated::Vxlan(i)) => (
             i.outer,
             format!("VXLAN VNI {} (UDP source port {})", i.vni, i.src_port),
             cfg.networks
                 .iter()
                 .position(|n| matches!(n.segment, Segment::Vxlan { vni } if vni == i.vni)),
         ),
-        Err(e) => match decap_gre(&mut f) {
-            Ok(i) => (
-                i.outer,
-                match i.key {
-                    Some(k) => format!("GRE key {k}"),
-                    None => "GRE without key".to_string(),
-                },
-                cfg.networks
-                    .iter()
-                    .position(|n| matches!(n.segment, Segment::Gre { key } if Some(key) == i.key)),
-            ),
-            Err(_) => {
-                return Decapped {
-                    inner: frame.to_vec(),
-                    line: format!("Decap: not a valid tunnel packet ({e})"),
-                    net: None,
-                }
+        Ok(Decapsulated::Gre(i)) => (
+            i.outer,
+            match i.key {
+                Some(k) => format!("GRE key {k}"),
+                None => "GRE without key".to_string(),
+            },
+            cfg.networks
+                .iter()
+                .position(|n| matches!(n.segment, Segment::Gre { key } if Some(key) == i.key)),
+        ),
+        Err(e) => {
+            return Decapped {
+                inner: frame.to_vec(),
+                line: format!("Decap: not a valid tunnel packet ({e})"),
+                net: None,
             }
-        },
+        }
     };
     let vtep = cfg.vteps.iter().position(|&ip| ip == outer.src_ip());
     let line = format!(

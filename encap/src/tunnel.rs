@@ -697,6 +697,53 @@ pub fn decap_gre<B: AsRef<[u8]> + AsMut<[u8]>>(frame: &mut Frame<B>) -> Result<G
     Ok(info)
 }
 
+/// A decapsulated tunnel packet of either kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decapsulated {
+    /// VXLAN.
+    Vxlan(VxlanInfo),
+    /// GRE (transparent Ethernet bridging).
+    Gre(GreInfo),
+}
+
+impl Decapsulated {
+    /// What decapsulation read of the outer headers.
+    #[inline]
+    pub fn outer(&self) -> OuterInfo {
+        match self {
+            Decapsulated::Vxlan(i) => i.outer,
+            Decapsulated::Gre(i) => i.outer,
+        }
+    }
+}
+
+/// Decapsulates a VXLAN or a GRE packet, whichever it is: GRE is tried first when the
+/// outer header says so (IPv4 protocol or IPv6 next header 47), VXLAN first otherwise,
+/// so that the usual packet is parsed once. A `NotMatched` error means it is neither;
+/// other errors, a malformed tunnel packet. On an error the frame is left untouched.
+#[inline]
+pub fn decap<B: AsRef<[u8]> + AsMut<[u8]>>(
+    frame: &mut Frame<B>,
+    cfg: &DecapConfig,
+) -> Result<Decapsulated, Error> {
+    let data = frame.data();
+    let gre_first = match data.get(12..14) {
+        Some([0x08, 0x00]) => data.get(23) == Some(&protocol::GRE),
+        Some([0x86, 0xdd]) => data.get(20) == Some(&protocol::GRE),
+        _ => false,
+    };
+    if gre_first {
+        if let Ok(info) = decap_gre(frame) {
+            return Ok(Decapsulated::Gre(info));
+        }
+    }
+    match decap_vxlan(frame, cfg) {
+        Ok(info) => Ok(Decapsulated::Vxlan(info)),
+        Err(e) if e.kind == ErrorKind::NotMatched => decap_gre(frame).map(Decapsulated::Gre),
+        Err(e) => Err(e),
+    }
+}
+
 /// The UDP source port for a flow hash: 49152–65535, both halves of the hash mixed in.
 #[inline]
 pub fn source_port(hash: u32) -> u16 {
@@ -951,6 +998,27 @@ mod tests {
         let mut f = framed(&inner_arp(), 80, 8);
         t.encap(&mut f, Vni::try_new(5010).unwrap(), 3, 0).unwrap();
         f
+    }
+
+    #[test]
+    fn decap_dispatches_on_the_packet() {
+        let cfg = DecapConfig::default();
+        let vx = encapped(&v4()).data().to_vec();
+        let got = decap(&mut framed(&vx, 0, 0), &cfg).unwrap();
+        assert!(matches!(got, Decapsulated::Vxlan(i) if i.vni.get() == 5010));
+        let t = GreTemplate::new(&v4(), GreOptions::default()).unwrap();
+        let mut g = framed(&inner_arp(), 80, 8);
+        t.encap(&mut g, GreKey::new(7), 0, 0).unwrap();
+        let gre = g.data().to_vec();
+        let got = decap(&mut framed(&gre, 0, 0), &cfg).unwrap();
+        assert!(matches!(got, Decapsulated::Gre(i) if i.key == Some(GreKey::new(7))));
+        assert_eq!(got.outer().src_ip(), v4().src_ip);
+        // Neither: NotMatched, and the frame untouched.
+        let arp = inner_arp();
+        let mut f = framed(&arp, 0, 0);
+        let e = decap(&mut f, &cfg).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotMatched);
+        assert_eq!(f.data(), &arp[..]);
     }
 
     fn decap_err(bytes: &[u8], cfg: &DecapConfig) -> Error {

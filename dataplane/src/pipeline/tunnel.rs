@@ -378,30 +378,13 @@ impl Pipeline {
             return Err(DropReason::NotTunnel);
         };
         let mut f = pool.frame(*d);
-        // GRE is tried first when the outer header says so (IPv4 protocol or IPv6 next
-        // header 47), VXLAN first otherwise: each packet is parsed once in the usual case.
-        let data = f.data();
-        let gre_first = match data.get(12..14) {
-            Some([0x08, 0x00]) => data.get(23) == Some(&47),
-            Some([0x86, 0xdd]) => data.get(20) == Some(&47),
-            _ => false,
-        };
-        if gre_first {
-            if let Ok(info) = tunnel::decap_gre(&mut f) {
-                let net = info.key.and_then(|k| u.gre_key.get(&k.get()).copied());
-                return self.decapped(d, f, info.outer, net);
-            }
-        }
-        let (outer, net) = match tunnel::decap_vxlan(&mut f, &u.decap) {
-            Ok(info) => (info.outer, u.vni.get(&info.vni.get()).copied()),
-            Err(e) if not_matched(e) => match tunnel::decap_gre(&mut f) {
-                Ok(info) => (
-                    info.outer,
-                    info.key.and_then(|k| u.gre_key.get(&k.get()).copied()),
-                ),
-                Err(e) if not_matched(e) => return Err(DropReason::NotTunnel),
-                Err(_) => return Err(DropReason::TunnelMalformed),
-            },
+        let (outer, net) = match tunnel::decap(&mut f, &u.decap) {
+            Ok(tunnel::Decapsulated::Vxlan(i)) => (i.outer, u.vni.get(&i.vni.get()).copied()),
+            Ok(tunnel::Decapsulated::Gre(i)) => (
+                i.outer,
+                i.key.and_then(|k| u.gre_key.get(&k.get()).copied()),
+            ),
+            Err(e) if not_matched(e) => return Err(DropReason::NotTunnel),
             Err(_) => return Err(DropReason::TunnelMalformed),
         };
         self.decapped(d, f, outer, net)
