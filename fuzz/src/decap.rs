@@ -71,4 +71,22 @@ pub fn run(data: &[u8]) {
     if check::decap_gre(&mut f).is_ok() {
         let _ = check::decap_vxlan(&mut f, &cfg);
     }
+
+    // The dispatching decap agrees with the kind-specific ones: whatever it returns,
+    // decapsulating the same bytes with that kind's function gives the same result.
+    let mut f: Frame<Vec<u8>> = crate::framed(bytes, head, tail);
+    let before = f.data().to_vec();
+    match encap::tunnel::decap(&mut f, &cfg) {
+        Ok(encap::tunnel::Decapsulated::Vxlan(i)) => {
+            let mut g: Frame<Vec<u8>> = crate::framed(bytes, head, tail);
+            assert_eq!(encap::tunnel::decap_vxlan(&mut g, &cfg), Ok(i));
+            assert_eq!(g.data(), f.data());
+        }
+        Ok(encap::tunnel::Decapsulated::Gre(i)) => {
+            let mut g: Frame<Vec<u8>> = crate::framed(bytes, head, tail);
+            assert_eq!(encap::tunnel::decap_gre(&mut g), Ok(i));
+            assert_eq!(g.data(), f.data());
+        }
+        Err(_) => assert_eq!(f.data(), &before[..], "a refused packet is left untouched"),
+    }
 }
