@@ -27,6 +27,7 @@
 //! mac_table_size = 50000      # learned entries in the whole switch, >= 1
 //! mac_limit_per_port = 0      # learned entries per port, 0 = no limit
 //! control_socket = "/run/vswitch/vswitch.sock"
+//! forward_only = false        # true: move bursts port 2i <-> 2i+1, no switching
 //!
 //! [underlay]                  # the local VTEP (needed by vxlan/gre networks)
 //! port = "uplink"             # its port's name; not repeated as a [[port]]
@@ -279,6 +280,10 @@ pub struct SwitchParams {
     pub mac_limit_per_port: usize,
     /// The control socket's path.
     pub control_socket: PathBuf,
+    /// Forward-only ("null") mode: each worker moves every received burst from port
+    /// `2i` to port `2i + 1` and back, with no parsing, learning or lookup (the AF_XDP
+    /// ceiling of the rig). `vswitch run --forward-only` sets it too.
+    pub forward_only: bool,
 }
 
 impl Default for SwitchParams {
@@ -289,6 +294,7 @@ impl Default for SwitchParams {
             mac_table_size: DEFAULT_MAC_TABLE_SIZE,
             mac_limit_per_port: 0,
             control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
+            forward_only: false,
         }
     }
 }

@@ -59,11 +59,14 @@ pub enum DropReason {
     NeighborUnresolved,
     /// The egress port is down: its netdev went down or away (until it comes back).
     PortDown,
+    /// Forward-only mode: received on the last of an odd number of ports, which has no
+    /// peer to send to.
+    NoPeer,
 }
 
 impl DropReason {
     /// Every reason, in order.
-    pub const ALL: [DropReason; 25] = [
+    pub const ALL: [DropReason; 26] = [
         DropReason::Malformed,
         DropReason::ReservedVid,
         DropReason::TaggedOnAccess,
@@ -89,6 +92,7 @@ impl DropReason {
         DropReason::NoRoute,
         DropReason::NeighborUnresolved,
         DropReason::PortDown,
+        DropReason::NoPeer,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -121,6 +125,7 @@ impl DropReason {
             DropReason::NoRoute => "no_route",
             DropReason::NeighborUnresolved => "neighbor_unresolved",
             DropReason::PortDown => "port_down",
+            DropReason::NoPeer => "no_peer",
         }
     }
 }

@@ -5,6 +5,8 @@
 //! - [`port`]: batched receive/send over descriptors; in-memory ports.
 //! - [`counters`]: per-worker counters and drop reasons.
 //! - [`pipeline`]: the switching stages over a batch (br-int's NORMAL).
+//! - [`forward`]: forward-only ("null") mode: bursts moved between port pairs, no
+//!   switching.
 //! - [`offline`]: the whole switch over in-memory ports, driven frame by frame.
 //! - [`replay`], [`trace`]: `vswitch replay` and `vswitch trace`.
 //! - [`control`]: the control socket and what `vswitch ctl` asks of a switch.
@@ -15,6 +17,7 @@ pub mod config;
 pub mod control;
 pub mod counters;
 pub mod demo;
+pub mod forward;
 pub mod offline;
 pub mod pipeline;
 pub mod pool;

@@ -92,6 +92,7 @@ fn example_file_parses_to_expected_values() {
             mac_table_size: 50_000,
             mac_limit_per_port: 0,
             control_socket: PathBuf::from("/run/vswitch/vswitch.sock"),
+            forward_only: false,
         }
     );
     let net = |name: &str, segment, v: u16, vteps: &[u16]| Network {
@@ -292,7 +293,9 @@ fn switch_values_and_bounds_accepted() {
         "mac_table_size = 1",
         "mac_limit_per_port = 100000",
         "control_socket = \"/tmp/v.sock\"",
+        "forward_only = true",
     ]);
+    assert!(c.switch.forward_only);
     assert_eq!(c.switch.workers, 1024);
     assert_eq!(c.switch.mac_aging, Duration::from_secs(15));
     assert_eq!(c.switch.mac_table_size, 1);
@@ -540,6 +543,7 @@ fn render_writes_defaults_explicitly() {
         "mac_table_size = 50000",
         "mac_limit_per_port = 0",
         "control_socket = \"/run/vswitch/vswitch.sock\"",
+        "forward_only = false",
     ] {
         assert!(out.lines().any(|l| l == line), "{line:?} missing in\n{out}");
     }
@@ -781,6 +785,11 @@ fn rejects_bad_switch_values() {
     let e = err(&["[switch]", "control_socket = \"\""]);
     check(&e, 2, Some("[switch]"), Some("control_socket"));
     assert_eq!(e.kind, ErrorKind::Empty);
+    let e = err(&["[switch]", "forward_only = \"yes\""]);
+    check(&e, 2, Some("[switch]"), Some("forward_only"));
+    assert!(matches!(e.kind, ErrorKind::Invalid(_)), "{e}");
+    let e = err(&["[switch]", "forward_only = 1"]);
+    check(&e, 2, Some("[switch]"), Some("forward_only"));
 }
 
 #[test]

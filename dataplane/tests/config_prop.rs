@@ -30,14 +30,18 @@ fn switch() -> impl Strategy<Value = SwitchParams> {
         1usize..=u32::MAX as usize,
         0usize..=u32::MAX as usize,
         "/[a-z/]{0,12}[a-z]",
+        any::<bool>(),
     )
-        .prop_map(|(workers, aging, size, limit, socket)| SwitchParams {
-            workers,
-            mac_aging: Duration::from_secs(aging),
-            mac_table_size: size,
-            mac_limit_per_port: limit,
-            control_socket: PathBuf::from(socket),
-        })
+        .prop_map(
+            |(workers, aging, size, limit, socket, forward_only)| SwitchParams {
+                workers,
+                mac_aging: Duration::from_secs(aging),
+                mac_table_size: size,
+                mac_limit_per_port: limit,
+                control_socket: PathBuf::from(socket),
+                forward_only,
+            },
+        )
 }
 
 fn vid(v: u16) -> VlanId {
@@ -601,7 +605,7 @@ fn value_for(key: &'static str) -> BoxedStrategy<String> {
         "vxlan_port" => prop::sample::select(vec![0i64, 1, 4789, 65535, 65536])
             .prop_map(|v| v.to_string())
             .boxed(),
-        "df" => prop::sample::select(vec!["true", "false"])
+        "df" | "forward_only" => prop::sample::select(vec!["true", "false"])
             .prop_map(str::to_owned)
             .boxed(),
         "ip" | "remote" | "gateway" => quoted(IPS.to_vec()),
@@ -701,6 +705,7 @@ fn config_like_text() -> impl Strategy<Value = String> {
             "mac_table_size",
             "mac_limit_per_port",
             "control_socket",
+            "forward_only",
         ],
     );
     let underlay = section(

@@ -224,3 +224,109 @@ fn a_running_switch_answers_control_requests() {
     assert_eq!(sw.config().ports.len(), 3);
     sw.shutdown();
 }
+
+/// Forward-only mode: the same workers and ports, but every burst goes from port 2i to
+/// port 2i+1 and back untouched (not even parsed: a runt passes), the odd last port's
+/// frames are dropped as `no_peer`, nothing is learned; `ctl show` says the mode,
+/// `ctl stats` has the per-port and per-worker counters, switching changes are refused.
+#[test]
+fn forward_only_moves_bursts_between_port_pairs() {
+    use dataplane::control::proto::{Reply, Request, Response};
+    use dataplane::control::{handle, ControlTarget};
+
+    let text = format!("[switch]\nforward_only = true\n{CFG}");
+    let cfg = Config::from_str(&text, "t.toml").unwrap();
+    assert!(cfg.switch.forward_only);
+    let (backend, ends) = ChannelBackend::new(cfg.ports.len());
+    let mut sw = Switch::start(cfg, Arc::new(backend), &StartOptions::default()).unwrap();
+    assert!(sw.forward_only());
+    let (h1, h2) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+
+    // a1 -> a2 and back, byte for byte; a broadcast is not flooded to b1.
+    let bcast = frame([0xff; 6], h1);
+    ends[0].rx.send(bcast.clone()).unwrap();
+    assert_eq!(recv(&ends[1].tx), bcast);
+    nothing(&ends[2].tx);
+    // Not a valid Ethernet frame: moved all the same (nothing parses it).
+    let runt = vec![0xab; 9];
+    ends[1].rx.send(runt.clone()).unwrap();
+    assert_eq!(recv(&ends[0].tx), runt);
+    // A burst keeps its order.
+    let burst: Vec<Vec<u8>> = (0..40u8).map(|i| frame(h2, [2, 0, 0, 0, 1, i])).collect();
+    for f in &burst {
+        ends[0].rx.send(f.clone()).unwrap();
+    }
+    for f in &burst {
+        assert_eq!(&recv(&ends[1].tx), f);
+    }
+    // b1 is the odd one out: its frames are dropped and counted.
+    ends[2].rx.send(frame(h1, h2)).unwrap();
+    ends[2].rx.send(frame(h1, h2)).unwrap();
+    nothing(&ends[0].tx);
+    nothing(&ends[1].tx);
+
+    let ok = |r: Response| match r {
+        Response::Ok { reply } => reply,
+        Response::Error { error } => panic!("{error:?}"),
+    };
+    let Reply::Show(show) = ok(handle(&mut sw, Request::Show {})) else {
+        panic!("not a show reply")
+    };
+    assert_eq!(show.mode, "forward-only");
+    let text = dataplane::control::format::reply(&Reply::Show(show));
+    assert!(
+        text.starts_with("vswitch (channel, forward-only):"),
+        "{text}"
+    );
+    eventually(|| {
+        let Reply::Stats(s) = ok(handle(&mut sw, Request::Stats {})) else {
+            panic!("not a stats reply")
+        };
+        s.drops.get("no_peer").copied() == Some(2)
+    });
+    let Reply::Stats(stats) = ok(handle(&mut sw, Request::Stats {})) else {
+        panic!("not a stats reply")
+    };
+    let port = |n: &str| stats.ports.iter().find(|p| p.name == n).unwrap().clone();
+    assert_eq!((port("a1").rx_frames, port("a1").tx_frames), (41, 1));
+    assert_eq!((port("a2").rx_frames, port("a2").tx_frames), (1, 41));
+    assert_eq!(port("a2").tx_bytes, 41 * 60);
+    assert_eq!((port("b1").rx_frames, port("b1").tx_frames), (2, 0));
+    assert_eq!(stats.totals.drops, 2);
+    assert_eq!(
+        (
+            stats.totals.learned,
+            stats.totals.flooded,
+            stats.totals.unicast
+        ),
+        (0, 0, 0)
+    );
+    let w = &stats.workers[0];
+    assert_eq!(w.packets, 44);
+    assert!(w.batches >= 3 && w.batches <= 44, "{w:?}");
+    assert!(w.busy_ns > 0 && w.ns_per_packet.is_some(), "{w:?}");
+    assert_eq!(stats.fdb.entries, 0);
+    assert!(sw.fdb_entries().is_empty());
+
+    // There is no switching state to change.
+    for req in [
+        Request::FdbFlush {
+            network: None,
+            port: None,
+        },
+        Request::NetworkAdd(dataplane::control::proto::NetworkSpec {
+            name: "net-c".into(),
+            segment: "local".into(),
+            ..Default::default()
+        }),
+    ] {
+        match handle(&mut sw, req) {
+            Response::Error { error } => {
+                assert!(error.message.contains("forward-only"), "{error:?}")
+            }
+            Response::Ok { reply } => panic!("applied in forward-only mode: {reply:?}"),
+        }
+    }
+    assert!(sw.flush(None, None).is_err());
+    sw.shutdown();
+}

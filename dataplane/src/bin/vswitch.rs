@@ -66,6 +66,11 @@ enum Cmd {
         /// Cores to pin the workers to, in worker order (default: the last `workers` cores).
         #[arg(long, value_delimiter = ',')]
         cores: Vec<usize>,
+        /// Forward-only ("null") mode: each worker moves every received burst from port
+        /// 2i to port 2i+1 and back (ports in configuration order), with no switching;
+        /// the same as `[switch] forward_only = true`.
+        #[arg(long)]
+        forward_only: bool,
     },
     /// Inspect or change a running switch through its control socket.
     Ctl(CtlArgs),
@@ -368,13 +373,14 @@ fn worker_cores(workers: usize, given: Vec<usize>) -> Result<Vec<usize>> {
 /// `vswitch run`: opens the ports, starts the workers, serves the control socket in
 /// this thread until SIGINT/SIGTERM, then stops everything (programs detached, socket
 /// removed).
-fn run_switch(config: PathBuf, cores: Vec<usize>) -> Result<()> {
+fn run_switch(config: PathBuf, cores: Vec<usize>, forward_only: bool) -> Result<()> {
     use dataplane::runtime::{StartOptions, Switch};
     use dataplane::xsk::{netdev_mac, XskBackend};
     use std::sync::Arc;
     use std::time::Duration;
 
     let mut cfg = Config::from_file(&config)?;
+    cfg.switch.forward_only |= forward_only;
     let cores = worker_cores(cfg.switch.workers, cores)?;
     // The underlay's source MAC defaults to its netdev's own.
     let underlay_if = cfg.underlay.as_ref().and_then(|u| {
@@ -419,6 +425,26 @@ fn run_switch(config: PathBuf, cores: Vec<usize>) -> Result<()> {
             .with_context(|| format!("registering signal {sig}"))?;
     }
     let (mut handle, queue) = server.start()?;
+    if switch.forward_only() {
+        let names: Vec<&str> = switch
+            .config()
+            .ports
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        let pairs: Vec<String> = names
+            .chunks(2)
+            .map(|c| match c {
+                [a, b] => format!("{a}<->{b}"),
+                [a] => format!("{a} (no peer: dropped)"),
+                _ => String::new(),
+            })
+            .collect();
+        eprintln!(
+            "vswitch: forward-only mode, no switching: {}",
+            pairs.join(", ")
+        );
+    }
     eprintln!(
         "vswitch: running, {} worker(s) on cores {cores:?}, control socket {}",
         cores.len(),
@@ -437,7 +463,11 @@ fn run_switch(config: PathBuf, cores: Vec<usize>) -> Result<()> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Run { config, cores } => run_switch(config, cores)?,
+        Cmd::Run {
+            config,
+            cores,
+            forward_only,
+        } => run_switch(config, cores, forward_only)?,
         Cmd::Ctl(args) => ctl(args)?,
         Cmd::Demo => print!("{}", dataplane::demo::run()?),
         Cmd::CheckConfig { config } => {

@@ -257,6 +257,9 @@ fn switch_params(
         check_name(cx, v, CX, "control_socket")?;
         p.control_socket = PathBuf::from(v.get_ref());
     }
+    if let Some(v) = &raw.forward_only {
+        p.forward_only = *v.get_ref();
+    }
     Ok(p)
 }
 

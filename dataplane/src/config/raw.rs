@@ -42,6 +42,7 @@ pub(super) struct RawSwitch {
     pub mac_table_size: Option<Spanned<i64>>,
     pub mac_limit_per_port: Option<Spanned<i64>>,
     pub control_socket: Option<Spanned<String>>,
+    pub forward_only: Option<Spanned<bool>>,
 }
 
 /// `[underlay]`: the local VTEP. Addresses are strings, parsed by validation.

@@ -80,8 +80,13 @@ fn show(s: &ShowReply) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "vswitch ({}): {} worker(s), MAC aging {} s, MAC table {} entries, per-port limit {}",
+        "vswitch ({}{}): {} worker(s), MAC aging {} s, MAC table {} entries, per-port limit {}",
         s.datapath,
+        if s.mode == "switch" {
+            String::new()
+        } else {
+            format!(", {}", s.mode)
+        },
         s.workers,
         s.mac_aging_secs,
         s.mac_table_size,

@@ -381,6 +381,12 @@ fn show(t: &dyn ControlTarget) -> ShowReply {
     });
     ShowReply {
         datapath: t.datapath().to_owned(),
+        mode: if cfg.switch.forward_only {
+            "forward-only"
+        } else {
+            "switch"
+        }
+        .to_owned(),
         workers: cfg.switch.workers,
         mac_aging_secs: cfg.switch.mac_aging.as_secs(),
         mac_table_size: cfg.switch.mac_table_size,

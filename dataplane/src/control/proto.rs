@@ -214,6 +214,10 @@ pub enum Reply {
 pub struct ShowReply {
     /// What runs the switch: `daemon`, `offline`...
     pub datapath: String,
+    /// What the workers do: `switch` (the pipeline) or `forward-only` (bursts moved
+    /// between port pairs, no switching: `[switch] forward_only`).
+    #[serde(default = "switch_mode")]
+    pub mode: String,
     /// `[switch] workers`.
     pub workers: usize,
     /// `[switch] mac_aging_secs`.
@@ -230,6 +234,10 @@ pub struct ShowReply {
     pub ports: Vec<PortShow>,
     /// Remote VTEPs (tunnel ports).
     pub vteps: Vec<IpAddr>,
+}
+
+fn switch_mode() -> String {
+    "switch".into()
 }
 
 /// The local VTEP in `show`.

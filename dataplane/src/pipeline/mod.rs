@@ -35,6 +35,7 @@ use flowtable::{FdbKey, FlowCache, FlowKey, Gens, Learn, PortId, Stamp, WorkerFd
 
 use crate::config::EgressTag;
 use crate::counters::{Counters, DropReason};
+pub use crate::forward::Polled;
 use crate::pool::{Desc, Pool};
 use crate::port::{Port, BURST};
 
@@ -203,15 +204,21 @@ impl Pipeline {
     /// Receives one burst from every port and switches it: the worker's poll.
     /// Returns the number of frames received.
     pub fn poll<P: Port>(&mut self, ports: &mut [P], pool: &mut Pool, now: u64) -> usize {
+        self.poll_bursts(ports, pool, now).packets
+    }
+
+    /// [`Pipeline::poll`], also counting the non-empty bursts the frames came in.
+    pub fn poll_bursts<P: Port>(&mut self, ports: &mut [P], pool: &mut Pool, now: u64) -> Polled {
         self.now = now;
         self.fdb.apply_updates(now, 64);
         self.neigh_poll(pool);
         let mut descs = [Desc::EMPTY; BURST];
-        let mut total = 0;
+        let mut polled = Polled::default();
         for i in 0..ports.len() {
             let n = ports[i].rx_burst(pool, &mut descs);
             if n > 0 {
-                total += n;
+                polled.packets += n;
+                polled.batches += 1;
                 self.process(PortId(i as u16), &descs[..n], pool, now);
                 self.flush_tx(ports, pool);
             }
@@ -224,7 +231,7 @@ impl Pipeline {
         self.cache.sweep(&gens, now, 16);
         // Neighbour requests and frames released by a resolution.
         self.flush_tx(ports, pool);
-        total
+        polled
     }
 
     /// Switches a batch received on `in_port` and stages the results per egress port;

@@ -56,6 +56,9 @@ impl ControlTarget for Switch {
     }
 
     fn fdb_flush(&mut self, filter: FlushFilter) -> Result<(), ControlError> {
+        if self.forward_only() {
+            return Err(control_error(RuntimeError::ForwardOnly("a flush".into())));
+        }
         let now = self.now();
         self.control.flush(filter, now)?;
         Ok(())
@@ -97,6 +100,11 @@ impl ControlTarget for Switch {
     /// underlay) apply at once; adding or removing a port needs a restart, because the
     /// workers' AF_XDP sockets are opened at start.
     fn apply_config(&mut self, new: Config) -> Result<(), ControlError> {
+        if self.forward_only() {
+            return Err(control_error(RuntimeError::ForwardOnly(
+                "a configuration change".into(),
+            )));
+        }
         let same_ports = self.config.same_ports(&new);
         if !same_ports {
             return Err(ControlError::Failed(

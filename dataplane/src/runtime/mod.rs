@@ -43,6 +43,7 @@ use flowtable::{
 use crate::config::{Config, FdbTarget, NetIdx, PortIdx};
 use crate::control::proto::{LinkState, XdpMode};
 use crate::counters::Counters;
+use crate::forward::Forwarder;
 use crate::pipeline::{Pipeline, Tables};
 use crate::pool::Pool;
 use crate::port::Port;
@@ -103,6 +104,12 @@ pub enum RuntimeError {
     /// A change names something the configuration does not have.
     #[error("{0}")]
     Invalid(String),
+    /// The workers run forward-only: there is no MAC table or network to change.
+    #[error(
+        "{0}: the switch runs forward-only (no MAC table, no networks); restart it without \
+         --forward-only / forward_only = true to switch"
+    )]
+    ForwardOnly(String),
 }
 
 /// A request to a worker.
@@ -203,31 +210,20 @@ impl Switch {
             }
             opened.push((pipeline, pool, ports));
         }
+        let forward_only = config.switch.forward_only;
+        let order: Vec<flowtable::PortId> = (0..config.ports.len())
+            .map(|i| flowtable::PortId(i as u16))
+            .collect();
         for (w, (pipeline, pool, ports)) in opened.into_iter().enumerate() {
-            let (tx, rx): (Sender<Cmd>, Receiver<Cmd>) = channel::unbounded();
             let core = opts.cores.get(w).copied();
-            let ctx = worker::Worker {
-                id: w,
-                core,
-                pipeline,
-                pool,
-                ports,
-                cmd: rx,
-                stop: Arc::clone(&stop),
-                epoch,
-                stats: WorkerStats::default(),
+            let stop = Arc::clone(&stop);
+            let handle = if forward_only {
+                let engine = Forwarder::new(&order, order.len());
+                spawn_worker(w, core, engine, pool, ports, stop, epoch)?
+            } else {
+                spawn_worker(w, core, pipeline, pool, ports, stop, epoch)?
             };
-            let thread = std::thread::Builder::new()
-                .name(format!("vswitch-w{w}"))
-                .spawn(move || ctx.run())
-                .map_err(|e| RuntimeError::Worker {
-                    worker: w,
-                    message: e.to_string(),
-                })?;
-            workers.push(WorkerHandle {
-                thread: Some(thread),
-                cmd: tx,
-            });
+            workers.push(handle);
         }
         Ok(Switch {
             config,
@@ -288,6 +284,7 @@ impl Switch {
         mac: encap::MacAddr,
         target: FdbTarget,
     ) -> Result<(), RuntimeError> {
+        self.switching("a static entry")?;
         let vlan = self.vlan(net)?;
         let port = Tables::fdb_port(&self.config, target);
         self.control.add_static(vlan, mac, port)?;
@@ -296,6 +293,7 @@ impl Switch {
 
     /// Removes a static entry.
     pub fn remove_static(&mut self, net: NetIdx, mac: encap::MacAddr) -> Result<(), RuntimeError> {
+        self.switching("removing a static entry")?;
         let vlan = self.vlan(net)?;
         let now = self.now();
         self.control.remove_static(vlan, mac, now)?;
@@ -308,6 +306,7 @@ impl Switch {
         net: Option<NetIdx>,
         port: Option<PortIdx>,
     ) -> Result<(), RuntimeError> {
+        self.switching("a flush")?;
         let filter = match (net, port) {
             (None, None) => FlushFilter::All,
             (Some(n), None) => FlushFilter::Vlan(self.vlan(n)?),
@@ -316,6 +315,19 @@ impl Switch {
         };
         let now = self.now();
         self.control.flush(filter, now)?;
+        Ok(())
+    }
+
+    /// Whether the workers run forward-only (no switching state to change).
+    pub fn forward_only(&self) -> bool {
+        self.config.switch.forward_only
+    }
+
+    /// Refuses a change of switching state in forward-only mode.
+    fn switching(&self, what: &str) -> Result<(), RuntimeError> {
+        if self.forward_only() {
+            return Err(RuntimeError::ForwardOnly(what.to_owned()));
+        }
         Ok(())
     }
 
@@ -331,6 +343,7 @@ impl Switch {
     /// entries of networks whose local VLAN or ports changed are flushed; the others
     /// keep theirs.
     pub fn reconfigure(&mut self, new: Config) -> Result<(), RuntimeError> {
+        self.switching("a configuration change")?;
         let same_ports = self.config.same_ports(&new);
         if !same_ports || new.switch.workers != self.config.switch.workers {
             return Err(RuntimeError::Invalid(
@@ -404,6 +417,41 @@ impl Switch {
             }
         }
     }
+}
+
+/// Starts worker `w` running `engine` on its `pool` and `ports`.
+fn spawn_worker<P: Port + Send + 'static, E: worker::Engine>(
+    w: usize,
+    core: Option<usize>,
+    engine: E,
+    pool: Pool,
+    ports: Vec<P>,
+    stop: Arc<AtomicBool>,
+    epoch: Instant,
+) -> Result<WorkerHandle, RuntimeError> {
+    let (tx, rx): (Sender<Cmd>, Receiver<Cmd>) = channel::unbounded();
+    let ctx = worker::Worker {
+        id: w,
+        core,
+        engine,
+        pool,
+        ports,
+        cmd: rx,
+        stop,
+        epoch,
+        stats: WorkerStats::default(),
+    };
+    let thread = std::thread::Builder::new()
+        .name(format!("vswitch-w{w}"))
+        .spawn(move || ctx.run())
+        .map_err(|e| RuntimeError::Worker {
+            worker: w,
+            message: e.to_string(),
+        })?;
+    Ok(WorkerHandle {
+        thread: Some(thread),
+        cmd: tx,
+    })
 }
 
 impl Drop for Switch {

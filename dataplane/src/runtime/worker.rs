@@ -1,16 +1,83 @@
 //! One poll-mode worker: pinned to its core, it polls its ports, answers commands once
 //! per loop, and accounts its time as busy (a poll that received frames) or idle.
+//!
+//! What a poll does is the worker's [`Engine`], chosen when the worker starts: the
+//! switching [`Pipeline`], or the forward-only [`Forwarder`]. The worker is generic
+//! over it, so each loop calls one engine directly, with no test of the mode.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam::channel::Receiver;
+use flowtable::FdbEntry;
 
 use super::{Cmd, Snapshot};
-use crate::pipeline::Pipeline;
+use crate::counters::Counters;
+use crate::forward::{Forwarder, Polled};
+use crate::pipeline::{Pipeline, Tables};
 use crate::pool::Pool;
 use crate::port::Port;
+use crate::underlay::NeighborEntry;
+
+/// What a worker runs on its ports at every poll.
+pub(crate) trait Engine: Send + 'static {
+    /// Receives a burst from every port and does with it what the engine does.
+    fn poll<P: Port>(&mut self, ports: &mut [P], pool: &mut Pool, now: u64) -> Polled;
+    /// A configuration change.
+    fn set_tables(&mut self, tables: Tables);
+    /// The counters.
+    fn counters(&self) -> &Counters;
+    /// The live FDB rows (none without switching).
+    fn fdb_rows(&self, now: u64) -> Vec<FdbEntry>;
+    /// The underlay neighbours (none without switching).
+    fn neighbor_rows(&self, now: u64) -> Vec<NeighborEntry>;
+}
+
+impl Engine for Pipeline {
+    #[inline]
+    fn poll<P: Port>(&mut self, ports: &mut [P], pool: &mut Pool, now: u64) -> Polled {
+        self.poll_bursts(ports, pool, now)
+    }
+
+    fn set_tables(&mut self, tables: Tables) {
+        Pipeline::set_tables(self, tables);
+    }
+
+    fn counters(&self) -> &Counters {
+        Pipeline::counters(self)
+    }
+
+    fn fdb_rows(&self, now: u64) -> Vec<FdbEntry> {
+        self.fdb().fdb().iter(now).collect()
+    }
+
+    fn neighbor_rows(&self, now: u64) -> Vec<NeighborEntry> {
+        self.neighbors().iter(now).collect()
+    }
+}
+
+impl Engine for Forwarder {
+    #[inline]
+    fn poll<P: Port>(&mut self, ports: &mut [P], pool: &mut Pool, _now: u64) -> Polled {
+        Forwarder::poll(self, ports, pool)
+    }
+
+    /// Nothing to switch: networks and tables do not matter.
+    fn set_tables(&mut self, _tables: Tables) {}
+
+    fn counters(&self) -> &Counters {
+        Forwarder::counters(self)
+    }
+
+    fn fdb_rows(&self, _now: u64) -> Vec<FdbEntry> {
+        Vec::new()
+    }
+
+    fn neighbor_rows(&self, _now: u64) -> Vec<NeighborEntry> {
+        Vec::new()
+    }
+}
 
 /// How often a worker runs its ports' housekeeping ([`Port::maintain`]: an AF_XDP port
 /// checks its netdev).
@@ -44,10 +111,10 @@ impl WorkerStats {
     }
 }
 
-pub(super) struct Worker<P: Port> {
+pub(super) struct Worker<P: Port, E: Engine> {
     pub(super) id: usize,
     pub(super) core: Option<usize>,
-    pub(super) pipeline: Pipeline,
+    pub(super) engine: E,
     pub(super) pool: Pool,
     pub(super) ports: Vec<P>,
     pub(super) cmd: Receiver<Cmd>,
@@ -56,7 +123,7 @@ pub(super) struct Worker<P: Port> {
     pub(super) stats: WorkerStats,
 }
 
-impl<P: Port> Worker<P> {
+impl<P: Port, E: Engine> Worker<P, E> {
     pub(super) fn run(mut self) {
         if let Some(c) = self.core {
             // Best effort: an unknown core leaves the thread unpinned.
@@ -69,7 +136,8 @@ impl<P: Port> Worker<P> {
                 self.handle(cmd);
             }
             let now = u64::try_from(last.as_nanos()).unwrap_or(u64::MAX);
-            let n = self.pipeline.poll(&mut self.ports, &mut self.pool, now) as u64;
+            let polled = self.engine.poll(&mut self.ports, &mut self.pool, now);
+            let n = polled.packets as u64;
             let t = self.epoch.elapsed();
             let spent = u64::try_from(t.saturating_sub(last).as_nanos()).unwrap_or(0);
             last = t;
@@ -84,7 +152,7 @@ impl<P: Port> Worker<P> {
             if n > 0 {
                 s.busy_loops += 1;
                 s.packets += n;
-                s.batches += n.div_ceil(crate::port::BURST as u64);
+                s.batches += polled.batches as u64;
                 s.busy_ns += spent;
             } else {
                 s.idle_ns += spent;
@@ -95,22 +163,22 @@ impl<P: Port> Worker<P> {
 
     fn handle(&mut self, cmd: Cmd) {
         match cmd {
-            Cmd::Tables(t) => self.pipeline.set_tables(*t),
+            Cmd::Tables(t) => self.engine.set_tables(*t),
             Cmd::Snapshot(reply) => {
                 let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 let first = self.id == 0;
                 let _ = reply.send(Snapshot {
                     worker: self.id,
                     core: self.core,
-                    counters: self.pipeline.counters().clone(),
+                    counters: self.engine.counters().clone(),
                     stats: self.stats,
                     fdb: if first {
-                        self.pipeline.fdb().fdb().iter(now).collect()
+                        self.engine.fdb_rows(now)
                     } else {
                         Vec::new()
                     },
                     neighbors: if first {
-                        self.pipeline.neighbors().iter(now).collect()
+                        self.engine.neighbor_rows(now)
                     } else {
                         Vec::new()
                     },

@@ -69,6 +69,18 @@ impl Vswitch {
 
     /// [`Vswitch::start`] with one core per worker.
     pub fn start_on(ns: &NetNs, dir: &Path, name: &str, config: &str, cores: &[usize]) -> Vswitch {
+        Self::start_with(ns, dir, name, config, cores, &[])
+    }
+
+    /// [`Vswitch::start_on`] with more arguments for `vswitch run`.
+    pub fn start_with(
+        ns: &NetNs,
+        dir: &Path,
+        name: &str,
+        config: &str,
+        cores: &[usize],
+        args: &[&str],
+    ) -> Vswitch {
         let cores: Vec<String> = cores.iter().map(ToString::to_string).collect();
         let cfg = dir.join(format!("{name}.toml"));
         std::fs::write(&cfg, config).unwrap();
@@ -82,6 +94,7 @@ impl Vswitch {
             .arg(&cfg)
             .arg("--cores")
             .arg(cores.join(","))
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
