@@ -1,1 +1,3 @@
 //! vswitch benchmark support.
+
+pub mod wire;
