@@ -21,7 +21,8 @@ fn rig() -> (NetNs, NetNs) {
     let s = NetNs::new("trsink").unwrap();
     // No IPv6 router solicitations or MLD reports among the test frames.
     for ns in [&g, &s] {
-        ns.sysctl("net.ipv6.conf.default.disable_ipv6", "1").unwrap();
+        ns.sysctl("net.ipv6.conf.default.disable_ipv6", "1")
+            .unwrap();
         ns.sysctl("net.ipv6.conf.all.disable_ipv6", "1").unwrap();
     }
     veth_pair(&g, "g0", &s, "s0").unwrap();
@@ -102,11 +103,21 @@ fn burst_reaches_sink_in_order_with_latency_samples() {
     let c = wait_for(&sink, sent);
     let lost = veth_xdp_stats(&g.path(), "g0").unwrap();
     eprintln!("sink {c:?}\ng0 {lost:?}");
-    assert_eq!(lost.xdp_xmit_errors, 0, "no frame dropped at the peer's ring");
-    assert_eq!(c.test_frames, sent, "every generated frame reached the sink");
+    assert_eq!(
+        lost.xdp_xmit_errors, 0,
+        "no frame dropped at the peer's ring"
+    );
+    assert_eq!(
+        c.test_frames, sent,
+        "every generated frame reached the sink"
+    );
     assert_eq!(c.other_frames, 0);
     assert_eq!(c.late, 0, "no frame out of order on a bare veth");
-    assert_eq!(sink.flows_seen(64).unwrap(), 16, "each of the 16 flows seen");
+    assert_eq!(
+        sink.flows_seen(64).unwrap(),
+        16,
+        "each of the 16 flows seen"
+    );
     // 7:4:1 by weight, whole rounds of 16k frames.
     assert!(c.test_bytes > sent * 66);
 
@@ -118,7 +129,11 @@ fn burst_reaches_sink_in_order_with_latency_samples() {
         n >= sent / 64 - 1 && n <= sent / 64 + 1,
         "one sample per 64 frames: {n}"
     );
-    assert!(hist.max() > 0 && hist.max() < 10_000_000_000, "{}", hist.max());
+    assert!(
+        hist.max() > 0 && hist.max() < 10_000_000_000,
+        "{}",
+        hist.max()
+    );
 
     // A second burst against the same sink keeps the sequence increasing.
     let again = send_burst(&cfg, 1000).unwrap();
@@ -170,10 +185,15 @@ fn mac_rewrite_teaches_a_bridge_one_mac_per_flow() {
     s.ip(&["link", "set", "s0", "master", "br0"]).unwrap();
     s.ip(&["link", "set", "br0", "up"]).unwrap();
     s.ethtool(&["-K", "s0", "gro", "on"]).unwrap();
-    let mut cfg = gen_cfg(&g, vec![Stream {
-        template: template(66),
-        weight: 1,
-    }], 8, None);
+    let mut cfg = gen_cfg(
+        &g,
+        vec![Stream {
+            template: template(66),
+            weight: 1,
+        }],
+        8,
+        None,
+    );
     cfg.mac_fields = vec![Udp4Template::SRC_MAC_OFFSET];
     assert_eq!(send_burst(&cfg, 8 * 4).unwrap(), 32);
     let mut fdb = String::new();
@@ -182,7 +202,10 @@ fn mac_rewrite_teaches_a_bridge_one_mac_per_flow() {
         (0..8).all(|i| fdb.contains(&format!("02:00:00:aa:00:0{i} dev s0")))
     });
     assert!(all, "bridge learned one MAC per flow:\n{fdb}");
-    assert!(!fdb.contains("02:00:00:aa:00:08 dev s0"), "only 8 flows:\n{fdb}");
+    assert!(
+        !fdb.contains("02:00:00:aa:00:08 dev s0"),
+        "only 8 flows:\n{fdb}"
+    );
 }
 
 #[test]
@@ -229,7 +252,15 @@ fn bare_veth_ceiling() {
             core: Some(0),
             payload_offset: 14,
             udp_sport_field: None,
-            ..gen_cfg(&g, vec![Stream { template: t, weight: 1 }], 1, None)
+            ..gen_cfg(
+                &g,
+                vec![Stream {
+                    template: t,
+                    weight: 1,
+                }],
+                1,
+                None,
+            )
         };
         let gen = Generator::start(cfg).unwrap();
         std::thread::sleep(Duration::from_secs(3));

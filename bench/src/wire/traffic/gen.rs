@@ -309,7 +309,11 @@ impl Runner {
             .map_err(TrafficError::bpf("write gen_config"))?;
         // The program pre-increments: the first frame gets `first_seq`.
         map(&obj, "gen_state")?
-            .update(&zero, &layout::gen_state_bytes(first_seq - 1, 0), MapFlags::ANY)
+            .update(
+                &zero,
+                &layout::gen_state_bytes(first_seq - 1, 0),
+                MapFlags::ANY,
+            )
             .map_err(TrafficError::bpf("write gen_state"))?;
         Ok(Runner {
             obj,
@@ -451,9 +455,15 @@ mod tests {
         assert_eq!(p.per_round[0] * 4, p.per_round[1] * 7);
         assert_eq!(p.value.n_mac, 2);
         assert_eq!(&p.templates[1][42..46], b"VSWT");
-        assert_eq!(p.templates[2][49], 2, "stream index in the index's high byte");
+        assert_eq!(
+            p.templates[2][49], 2,
+            "stream index in the index's high byte"
+        );
 
-        assert!(Plan::new(&cfg(vec![s(65, 1)])).is_err(), "header does not fit");
+        assert!(
+            Plan::new(&cfg(vec![s(65, 1)])).is_err(),
+            "header does not fit"
+        );
         assert!(Plan::new(&cfg(vec![s(66, 0)])).is_err(), "weight 0");
         assert!(Plan::new(&cfg(vec![])).is_err());
         let mut c = cfg(vec![s(66, 1)]);

@@ -26,7 +26,8 @@ pub(super) fn write_header(frame: &mut [u8], off: usize, stream: u8) {
     if let Some(h) = frame.get_mut(off..off + HEADER_LEN) {
         h.fill(0);
         h[..4].copy_from_slice(&MAGIC.to_ne_bytes());
-        h[HDR_OFF_INDEX..HDR_OFF_INDEX + 4].copy_from_slice(&(u32::from(stream) << 24).to_ne_bytes());
+        h[HDR_OFF_INDEX..HDR_OFF_INDEX + 4]
+            .copy_from_slice(&(u32::from(stream) << 24).to_ne_bytes());
     }
 }
 

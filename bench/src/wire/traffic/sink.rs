@@ -86,7 +86,9 @@ pub struct Sink {
 
 impl std::fmt::Debug for Sink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sink").field("cfg", &self.cfg).finish_non_exhaustive()
+        f.debug_struct("Sink")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -138,7 +140,9 @@ impl Sink {
             })
             .map_err(TrafficError::bpf("latency ring buffer"))?;
         }
-        let ring = rb.build().map_err(TrafficError::bpf("latency ring buffer"))?;
+        let ring = rb
+            .build()
+            .map_err(TrafficError::bpf("latency ring buffer"))?;
 
         // The link is made inside the namespace (the ifindex is looked up there); closing
         // it later detaches the program from wherever the process is.
@@ -152,7 +156,10 @@ impl Sink {
                 })?;
             let ifindex = ifindex_in(&cfg.netns, &cfg.ifname)?;
             prog.attach_xdp(ifindex as i32)
-                .map_err(TrafficError::bpf(format!("attach the sink to {}", cfg.ifname)))
+                .map_err(TrafficError::bpf(format!(
+                    "attach the sink to {}",
+                    cfg.ifname
+                )))
         })?;
         Ok(Sink {
             ring,
@@ -310,7 +317,8 @@ mod tests {
 
     #[test]
     fn ethtool_parsed() {
-        let s = parse_ethtool("NIC statistics:\n     peer_ifindex: 5\n     tx_queue_0_xdp_xmit: 12\n");
+        let s =
+            parse_ethtool("NIC statistics:\n     peer_ifindex: 5\n     tx_queue_0_xdp_xmit: 12\n");
         assert_eq!(s.get("peer_ifindex"), Some(&5));
         assert_eq!(s.get("tx_queue_0_xdp_xmit"), Some(&12));
         assert_eq!(s.len(), 2);
