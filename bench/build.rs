@@ -25,7 +25,10 @@ fn build() -> Result<(), String> {
     let bpf_dir = manifest.join("bpf");
     let clang = env::var("BPF_CLANG").unwrap_or_else(|_| "clang".to_string());
     println!("cargo:rerun-if-env-changed=BPF_CLANG");
-    println!("cargo:rerun-if-changed={}", bpf_dir.join("traffic.h").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        bpf_dir.join("traffic.h").display()
+    );
 
     let libbpf_include = env::var("DEP_BPF_INCLUDE").map_err(|_| {
         "DEP_BPF_INCLUDE is not set: bench must depend on libbpf-sys directly (it provides \

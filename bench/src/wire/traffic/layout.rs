@@ -26,7 +26,8 @@ pub(super) fn write_header(frame: &mut [u8], off: usize, stream: u8) {
     if let Some(h) = frame.get_mut(off..off + HEADER_LEN) {
         h.fill(0);
         h[..4].copy_from_slice(&MAGIC.to_ne_bytes());
-        h[HDR_OFF_INDEX..HDR_OFF_INDEX + 4].copy_from_slice(&(u32::from(stream) << 24).to_ne_bytes());
+        h[HDR_OFF_INDEX..HDR_OFF_INDEX + 4]
+            .copy_from_slice(&(u32::from(stream) << 24).to_ne_bytes());
     }
 }
 
@@ -38,7 +39,7 @@ pub(super) struct GenConfigValue {
     pub n_mac: u32,
     pub sport_off: u32,
     pub sport_base: u32,
-    pub redirect_ifindex: u32,
+    pub gen_ifindex: u32,
     pub mac_off: [u32; MAX_MAC_FIELDS],
     pub mac_low: [u32; MAX_MAC_FIELDS],
 }
@@ -52,7 +53,7 @@ impl GenConfigValue {
             self.n_mac,
             self.sport_off,
             self.sport_base,
-            self.redirect_ifindex,
+            self.gen_ifindex,
         ]
         .into_iter()
         .chain(self.mac_off)

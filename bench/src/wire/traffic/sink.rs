@@ -86,7 +86,9 @@ pub struct Sink {
 
 impl std::fmt::Debug for Sink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sink").field("cfg", &self.cfg).finish_non_exhaustive()
+        f.debug_struct("Sink")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -138,7 +140,9 @@ impl Sink {
             })
             .map_err(TrafficError::bpf("latency ring buffer"))?;
         }
-        let ring = rb.build().map_err(TrafficError::bpf("latency ring buffer"))?;
+        let ring = rb
+            .build()
+            .map_err(TrafficError::bpf("latency ring buffer"))?;
 
         // The link is made inside the namespace (the ifindex is looked up there); closing
         // it later detaches the program from wherever the process is.
@@ -152,7 +156,10 @@ impl Sink {
                 })?;
             let ifindex = ifindex_in(&cfg.netns, &cfg.ifname)?;
             prog.attach_xdp(ifindex as i32)
-                .map_err(TrafficError::bpf(format!("attach the sink to {}", cfg.ifname)))
+                .map_err(TrafficError::bpf(format!(
+                    "attach the sink to {}",
+                    cfg.ifname
+                )))
         })?;
         Ok(Sink {
             ring,
@@ -195,8 +202,9 @@ impl Sink {
         })
     }
 
-    /// Moves the latency samples waiting in the ring buffer into `into` (values above its
-    /// highest trackable value are recorded as that value). Returns how many were moved.
+    /// Moves the latency samples waiting in the ring buffer into `into` (an auto-resizing
+    /// histogram grows; in a bounded one, values above its highest trackable value are
+    /// recorded as that value). Returns how many were moved.
     /// Call it often enough (e.g. every 100 ms) that the 1 MiB ring (64k samples) does not
     /// fill: [`SinkCounters::latency_lost`] counts samples that found it full.
     pub fn drain_latency(&mut self, into: &mut Histogram<u64>) -> Result<u64, TrafficError> {
@@ -208,7 +216,10 @@ impl Sink {
             .lock()
             .map_err(|_| TrafficError::Thread("latency sample buffer poisoned".into()))?;
         for &lat in v.iter() {
-            into.saturating_record(lat);
+            // `record` grows an auto-resizing histogram; a bounded one clamps.
+            if into.record(lat).is_err() {
+                into.saturating_record(lat);
+            }
         }
         let n = v.len() as u64;
         v.clear();
@@ -257,19 +268,38 @@ pub struct VethXdpStats {
     pub rx_xdp_tx_errors: u64,
 }
 
+impl VethXdpStats {
+    /// The counters accumulated since `earlier` (saturating).
+    pub fn since(&self, earlier: &VethXdpStats) -> VethXdpStats {
+        VethXdpStats {
+            xdp_xmit: self.xdp_xmit.saturating_sub(earlier.xdp_xmit),
+            xdp_xmit_errors: self.xdp_xmit_errors.saturating_sub(earlier.xdp_xmit_errors),
+            rx_xdp_packets: self.rx_xdp_packets.saturating_sub(earlier.rx_xdp_packets),
+            rx_xdp_drops: self.rx_xdp_drops.saturating_sub(earlier.rx_xdp_drops),
+            rx_xdp_tx_errors: self
+                .rx_xdp_tx_errors
+                .saturating_sub(earlier.rx_xdp_tx_errors),
+        }
+    }
+}
+
 /// Reads `ethtool -S IFNAME` inside `netns` and sums the XDP counters over queues.
 pub fn veth_xdp_stats(netns: &Path, ifname: &str) -> Result<VethXdpStats, TrafficError> {
+    in_netns(netns, || veth_xdp_stats_here(ifname))
+}
+
+/// [`veth_xdp_stats`] in the calling thread's namespace (`ethtool` runs as a child of
+/// this thread, so in its namespace).
+pub(super) fn veth_xdp_stats_here(ifname: &str) -> Result<VethXdpStats, TrafficError> {
     let err = |source| TrafficError::Stats {
         ifname: ifname.to_string(),
         source,
     };
-    let out = in_netns(netns, || {
-        Command::new("ethtool")
-            .args(["-S", ifname])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(err)
-    })?;
+    let out = Command::new("ethtool")
+        .args(["-S", ifname])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(err)?;
     if !out.status.success() {
         return Err(err(std::io::Error::other(format!(
             "ethtool -S {ifname}: {}",
@@ -310,7 +340,8 @@ mod tests {
 
     #[test]
     fn ethtool_parsed() {
-        let s = parse_ethtool("NIC statistics:\n     peer_ifindex: 5\n     tx_queue_0_xdp_xmit: 12\n");
+        let s =
+            parse_ethtool("NIC statistics:\n     peer_ifindex: 5\n     tx_queue_0_xdp_xmit: 12\n");
         assert_eq!(s.get("peer_ifindex"), Some(&5));
         assert_eq!(s.get("tx_queue_0_xdp_xmit"), Some(&12));
         assert_eq!(s.len(), 2);
