@@ -169,6 +169,7 @@ fn generator_thread_paced_and_stopped() {
         r.frames,
         r.elapsed
     );
+    assert!(r.dispatcher_pinned);
     let v = r.veth.expect("veth counters read");
     assert_eq!(
         v.xdp_xmit, r.frames,
@@ -216,6 +217,34 @@ fn mac_rewrite_teaches_a_bridge_one_mac_per_flow() {
         !fdb.contains("02:00:00:aa:00:08 dev s0"),
         "only 8 flows:\n{fdb}"
     );
+}
+
+#[test]
+fn pass_other_lets_arp_and_ping_through() {
+    if !netns::root_or_skip("pass_other_lets_arp_and_ping_through") {
+        return;
+    }
+    let (g, s) = rig();
+    g.ip(&["addr", "add", "198.18.0.1/30", "dev", "g0"])
+        .unwrap();
+    s.ip(&["addr", "add", "198.18.0.2/30", "dev", "s0"])
+        .unwrap();
+    let sink = Sink::attach(&SinkConfig {
+        pass_other: true,
+        ..sink_cfg(&s, 0)
+    })
+    .unwrap();
+    g.exec("ping", &["-c", "1", "-W", "2", "198.18.0.2"])
+        .unwrap();
+    let c = sink.read().unwrap();
+    assert!(c.other_frames >= 2, "ARP request and echo request: {c:?}");
+    assert_eq!(c.test_frames, 0);
+    let link = s.ip(&["-d", "link", "show", "dev", "s0"]).unwrap();
+    assert!(link.contains("prog/xdp"), "{link}");
+    drop(sink);
+    // Detached when dropped: the interface has no XDP program any more.
+    let link = s.ip(&["-d", "link", "show", "dev", "s0"]).unwrap();
+    assert!(!link.contains("prog/xdp"), "{link}");
 }
 
 #[test]

@@ -76,7 +76,9 @@
 //! for RCU, tens of ms per call, and capped a first version at 0.6 Mpps with the generator
 //! thread asleep 94 % of the time. The generator therefore also attaches its program to
 //! its namespace's loopback (generic XDP, through a BPF link dropped with the run); the
-//! program passes every frame whose ingress is not the generator's veth untouched. Then a
+//! program passes every frame whose ingress is not the generator's veth untouched. Only
+//! one program fits on `lo`, so run each generator in its own namespace
+//! ([`GenReport::dispatcher_pinned`] says whether it worked). Then a
 //! call of 16k frames costs ~1.3 ms, about 80 ns per frame on this machine (≈ 12.5 Mpps
 //! per CPU-second of the generator thread, sink included). `XDP_TX` and `bpf_redirect()`
 //! to the same ifindex take the same kernel path; `XDP_TX` measured slightly faster.
