@@ -59,6 +59,8 @@
 //!   slower, e.g. threaded NAPI): the frames are dropped and counted in
 //!   `tx_queue_N_xdp_xmit_errors` of the **generator's** veth. With threaded NAPI on the
 //!   sink, 2,000,000 sent = 986,112 `xdp_xmit` + 1,013,888 `xdp_xmit_errors`, exactly.
+//! - Frames longer than the peer's MTU + 18 (e.g. a 1514-byte frame wrapped in VXLAN on
+//!   a 1500-MTU veth) are dropped the same way and counted in `xdp_xmit_errors` too.
 //! - Peer without NAPI (no XDP program, GRO off) or down: every frame is dropped and
 //!   **no counter moves**, on either veth (`ip -s link` neither).
 //!
@@ -91,8 +93,8 @@
 //! let frame = Udp4Template {
 //!     dst_mac: [0x02, 0, 0, 0, 1, 0],
 //!     src_mac: [0x02, 0, 0, 0, 2, 0],
-//!     src_ip: "198.18.0.1".parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
-//!     dst_ip: "198.19.0.1".parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+//!     src_ip: std::net::Ipv4Addr::new(198, 18, 0, 1),
+//!     dst_ip: std::net::Ipv4Addr::new(198, 19, 0, 1),
 //!     src_port: 1024,
 //!     dst_port: 9,
 //!     frame_len: 66,
@@ -119,9 +121,17 @@
 //! std::thread::sleep(std::time::Duration::from_secs(1));
 //! let report = gen.stop()?;
 //! let counters = sink.read()?;
-//! let mut hist = hdrhistogram::Histogram::<u64>::new(3).map_err(|e| TrafficError::Config(e.to_string()))?;
+//! let mut hist = hdrhistogram::Histogram::<u64>::new(3)
+//!     .map_err(|e| TrafficError::Config(e.to_string()))?;
 //! sink.drain_latency(&mut hist)?;
-//! println!("{} sent, {} received", report.frames, counters.test_frames);
+//! let dropped_at_peer = report.veth.map_or(0, |v| v.xdp_xmit_errors);
+//! println!(
+//!     "{} sent, {} dropped at the sink's ring, {} received, p99 {} ns",
+//!     report.frames,
+//!     dropped_at_peer,
+//!     counters.test_frames,
+//!     hist.value_at_quantile(0.99)
+//! );
 //! # Ok(()) }
 //! ```
 
