@@ -152,12 +152,13 @@ fn generator_thread_paced_and_stopped() {
     let (g, s) = rig();
     let sink = Sink::attach(&sink_cfg(&s, 0)).unwrap();
     let rate = 50_000.0;
-    let gen = Generator::start(gen_cfg(&g, imix(), 100, Some(rate))).unwrap();
+    let generator = Generator::start(gen_cfg(&g, imix(), 100, Some(rate))).unwrap();
     let t = Instant::now();
-    while gen.sent() < 2_000 && t.elapsed() < Duration::from_secs(10) {
+    while generator.sent() < 2_000 && t.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(5));
     }
-    let r = gen.stop().unwrap();
+    assert!(!generator.is_finished());
+    let r = generator.stop().unwrap();
     assert!(r.frames >= 2_000, "{r:?}");
     assert_eq!(r.streams.iter().map(|s| s.frames).sum::<u64>(), r.frames);
     assert_eq!(r.streams.iter().map(|s| s.bytes).sum::<u64>(), r.bytes);
@@ -324,13 +325,13 @@ fn bare_veth_ceiling() {
         if payload_offset < 42 {
             cfg.udp_sport_field = None;
         }
-        let gen = Generator::start(cfg).unwrap();
+        let generator = Generator::start(cfg).unwrap();
         let mut h = Histogram::<u64>::new(3).unwrap();
         for _ in 0..20 {
             std::thread::sleep(Duration::from_millis(100));
             sink.drain_latency(&mut h).unwrap();
         }
-        let r = gen.stop().unwrap();
+        let r = generator.stop().unwrap();
         let c = wait_for(&sink, r.frames);
         sink.drain_latency(&mut h).unwrap();
         let secs = r.elapsed.as_secs_f64();
@@ -357,12 +358,12 @@ fn bare_veth_ceiling() {
 
 /// Runs the generator until it has sent at least `frames`.
 fn run_until(cfg: GenConfig, frames: u64) -> vswitch_bench::wire::traffic::GenReport {
-    let gen = Generator::start(cfg).unwrap();
+    let generator = Generator::start(cfg).unwrap();
     let t = Instant::now();
-    while gen.sent() < frames && t.elapsed() < Duration::from_secs(20) {
+    while generator.sent() < frames && t.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(2));
     }
-    gen.stop().unwrap()
+    generator.stop().unwrap()
 }
 
 /// Every generated frame is delivered to the peer's ring, counted as dropped at it, or

@@ -107,7 +107,7 @@
 //!     latency_sample_every: 64,
 //!     pass_other: false,
 //! })?;
-//! let gen = Generator::start(GenConfig {
+//! let generator = Generator::start(GenConfig {
 //!     netns: "/run/netns/gen".into(),
 //!     ifname: "g0".into(),
 //!     core: Some(0),
@@ -119,7 +119,7 @@
 //!     rate_pps: None,
 //! })?;
 //! std::thread::sleep(std::time::Duration::from_secs(1));
-//! let report = gen.stop()?;
+//! let report = generator.stop()?;
 //! let counters = sink.read()?;
 //! let mut hist = hdrhistogram::Histogram::<u64>::new(3)
 //!     .map_err(|e| TrafficError::Config(e.to_string()))?;
@@ -135,7 +135,7 @@
 //! # Ok(()) }
 //! ```
 
-mod gen;
+mod generator;
 mod layout;
 mod sink;
 mod sys;
@@ -144,7 +144,7 @@ mod template;
 use std::io;
 use std::path::PathBuf;
 
-pub use gen::{send_burst, GenConfig, GenReport, Generator, Stream, StreamReport};
+pub use generator::{send_burst, GenConfig, GenReport, Generator, Stream, StreamReport};
 pub use layout::{HEADER_LEN, MAGIC, MAX_CHECKED_FLOWS, MAX_FLOWS, MAX_MAC_FIELDS, MAX_OFFSET};
 pub use sink::{veth_xdp_stats, Sink, SinkConfig, SinkCounters, VethXdpStats};
 pub use template::Udp4Template;

@@ -205,9 +205,11 @@ impl Sink {
     /// Moves the latency samples waiting in the ring buffer into `into` (an auto-resizing
     /// histogram grows; in a bounded one, values above its highest trackable value are
     /// recorded as that value). Returns how many were moved.
-    /// Call it often enough that the 1 MiB ring (43,690 samples of 24 bytes with their
-    /// headers) does not fill, e.g. every 100 ms at 1 in 64 of 8 Mpps;
-    /// [`SinkCounters::latency_lost`] counts samples that found it full.
+    /// Call it often enough that the 16 MiB ring (699,050 samples of 24 bytes with their
+    /// headers) does not fill: at 1 in 64 that is 44.7 M frames, 5.6 s at 8 Mpps. Once
+    /// full, later samples are lost (counted in [`SinkCounters::latency_lost`]) and the
+    /// histogram only describes the start of the run, so drain it periodically (e.g.
+    /// every 100 ms) during long or fast runs.
     pub fn drain_latency(&mut self, into: &mut Histogram<u64>) -> Result<u64, TrafficError> {
         self.ring
             .consume()

@@ -151,18 +151,18 @@ impl Generator {
                 })
                 .map_err(|e| TrafficError::Thread(format!("spawn: {e}")))?
         };
-        let mut gen = Generator {
+        let mut generator = Generator {
             stop,
             sent,
             thread: Some(thread),
         };
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(gen),
+            Ok(Ok(())) => Ok(generator),
             Ok(Err(e)) => {
-                gen.join().ok();
+                generator.join().ok();
                 Err(e)
             }
-            Err(_) => match gen.join() {
+            Err(_) => match generator.join() {
                 Err(e) => Err(e),
                 Ok(_) => Err(TrafficError::Thread("generator thread ended early".into())),
             },
@@ -172,6 +172,12 @@ impl Generator {
     /// Frames sent so far (updated after each `BPF_PROG_RUN` call, i.e. every few ms).
     pub fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
+    }
+
+    /// True when the generator thread has ended on its own, i.e. on an error that
+    /// [`Generator::stop`] returns.
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|h| h.is_finished())
     }
 
     /// Stops sending (after the call in progress) and reports what was sent.
