@@ -66,8 +66,8 @@ int traffic_gen(struct xdp_md *ctx)
 		return XDP_ABORTED;
 	__u32 *index = (__u32 *)(h + TRAFFIC_HDR_OFF_INDEX);
 	*index = (*index & ~TRAFFIC_FLOW_MASK) | flow;
-	*(__u64 *)(h + TRAFFIC_HDR_OFF_SEQ) = seq;
-	*(__u64 *)(h + TRAFFIC_HDR_OFF_TSTAMP) = bpf_ktime_get_ns();
+	*(__u32 *)(h + TRAFFIC_HDR_OFF_SEQ) = (__u32)seq;
+	*(__u32 *)(h + TRAFFIC_HDR_OFF_TSTAMP) = (__u32)bpf_ktime_get_ns();
 
 	__u32 n_mac = cfg->n_mac;
 #pragma unroll

@@ -56,27 +56,39 @@ int traffic_sink(struct xdp_md *ctx)
 	__u8 *h = data + off;
 	if (h + TRAFFIC_HDR_LEN > data_end ||
 	    *(__u32 *)(h + TRAFFIC_HDR_OFF_MAGIC) != TRAFFIC_MAGIC) {
-		c->other_frames++;
-		c->other_bytes += len;
-		return cfg->pass_other ? XDP_PASS : XDP_DROP;
+		/*
+		 * A tagged frame that went through the kernel's receive path (a Linux bridge)
+		 * carries its 802.1Q tag as skb metadata, which veth's XDP path does not put
+		 * back into the frame: its header is 4 bytes earlier.
+		 */
+		__u32 untagged = (off - 4) & TRAFFIC_MAX_OFF;
+		h = data + untagged;
+		if (off < 18 || h + TRAFFIC_HDR_LEN > data_end ||
+		    *(__u32 *)(h + TRAFFIC_HDR_OFF_MAGIC) != TRAFFIC_MAGIC) {
+			c->other_frames++;
+			c->other_bytes += len;
+			return cfg->pass_other ? XDP_PASS : XDP_DROP;
+		}
 	}
 	c->test_frames++;
 	c->test_bytes += len;
 
 	__u32 flow = *(__u32 *)(h + TRAFFIC_HDR_OFF_INDEX) & TRAFFIC_FLOW_MASK;
-	__u64 seq = *(__u64 *)(h + TRAFFIC_HDR_OFF_SEQ);
+	__u32 seq = *(__u32 *)(h + TRAFFIC_HDR_OFF_SEQ);
+	/* The highest sequence seen, with bit 32 set once the flow was seen at all. */
 	__u64 *max = bpf_map_lookup_elem(&sink_flow_seq, &flow);
 	if (max) {
-		if (seq <= *max)
+		if ((*max >> 32) && (__s32)(seq - (__u32)*max) <= 0)
 			c->seq_late++;
 		else
-			*max = seq;
+			*max = (1ULL << 32) | seq;
 	}
 
 	__u32 every = cfg->sample_every;
 	if (every && seq % every == 0) {
 		struct lat_sample s = {
-			.latency_ns = bpf_ktime_get_ns() - *(__u64 *)(h + TRAFFIC_HDR_OFF_TSTAMP),
+			.latency_ns = (__u32)((__u32)bpf_ktime_get_ns() -
+					      *(__u32 *)(h + TRAFFIC_HDR_OFF_TSTAMP)),
 			.seq = seq,
 		};
 		if (bpf_ringbuf_output(&sink_latency, &s, sizeof(s), 0))

@@ -7,26 +7,30 @@
  * The test header sits at a configured offset of the frame (the payload of a UDP or
  * tunnelled frame). Fields are in host byte order (both ends run on this host):
  *
- *    0       4   7   8              16              24
- *    +-------+---+---+---------------+---------------+
- *    | magic |flow|st|   sequence    |  timestamp ns |
- *    +-------+---+---+---------------+---------------+
+ *    0       4        8          12          16
+ *    +-------+--------+----------+-----------+
+ *    | magic | index  | sequence | timestamp |
+ *    +-------+--------+----------+-----------+
  *
- * 24 bytes, so that Ethernet + IPv4 + UDP + header is a 66-byte frame. Bytes 4..8 are one
- * u32 "index": flow index in the low 24 bits (flows are MAC offsets, 24 bits at most),
- * stream index in the high 8. magic and stream are written by the Rust side into each
- * stream's template; the generator program writes the flow index, the sequence number
- * and the timestamp into every frame it sends.
+ * 16 bytes, so that the smallest frame, 64 bytes on the wire (60 without the FCS: Ethernet,
+ * IPv4 and UDP headers, 18 bytes of payload), carries it. "index" is the flow index in
+ * the low 24 bits (flows are MAC offsets, 24 bits at most) and the stream index in the
+ * high 8. The sequence number is the low 32 bits of the generator's counter (compared
+ * in serial-number arithmetic, RFC 1982) and the timestamp the low 32 bits of
+ * bpf_ktime_get_ns() (latencies are computed modulo 2^32 ns, i.e. up to 4.29 s). magic
+ * and stream are written by the Rust side into each stream's template; the generator
+ * program writes the flow index, the sequence number and the timestamp into every frame
+ * it sends.
  */
 #ifndef VSWITCH_TRAFFIC_H
 #define VSWITCH_TRAFFIC_H
 
 #define TRAFFIC_MAGIC 0x54575356u /* "VSWT" read as a little-endian u32 */
-#define TRAFFIC_HDR_LEN 24
+#define TRAFFIC_HDR_LEN 16
 #define TRAFFIC_HDR_OFF_MAGIC 0
 #define TRAFFIC_HDR_OFF_INDEX 4
 #define TRAFFIC_HDR_OFF_SEQ 8
-#define TRAFFIC_HDR_OFF_TSTAMP 16
+#define TRAFFIC_HDR_OFF_TSTAMP 12
 #define TRAFFIC_FLOW_MASK 0x00ffffffu
 
 /* Highest offset a configured field may start at (keeps the verifier's ranges small). */

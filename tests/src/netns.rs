@@ -130,6 +130,8 @@ pub struct LinkStats {
     pub tx_bytes: u64,
     /// Packets sent.
     pub tx_packets: u64,
+    /// Packets dropped on transmit (for a veth: its peer could not take them).
+    pub tx_dropped: u64,
 }
 
 /// A named network namespace, deleted when dropped.
@@ -315,7 +317,7 @@ impl NetNs {
         };
         let rx = nums("RX:").ok_or_else(bad)?;
         let tx = nums("TX:").ok_or_else(bad)?;
-        if rx.len() < 4 || tx.len() < 2 {
+        if rx.len() < 4 || tx.len() < 4 {
             return Err(bad());
         }
         Ok(LinkStats {
@@ -325,6 +327,7 @@ impl NetNs {
             rx_dropped: rx[3],
             tx_bytes: tx[0],
             tx_packets: tx[1],
+            tx_dropped: tx[3],
         })
     }
 

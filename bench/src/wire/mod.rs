@@ -143,22 +143,34 @@ pub struct Sample {
     pub seconds: f64,
     /// Frames the generator sent.
     pub offered: u64,
+    /// Frames the generator's veth could not hand to its peer (ring full, too long).
+    pub gen_xmit_errors: Option<u64>,
+    /// Frames that vanished without a counter (the peer had no NAPI).
+    pub gen_unaccounted: Option<u64>,
     /// Test frames the sink counted.
     pub forwarded: u64,
     /// Bytes of those frames (no FCS).
     pub forwarded_bytes: u64,
-    /// Frames the switch says it dropped (where it says).
+    /// Frames the switch says it dropped (vswitch: `ctl stats`; the kernel's switches:
+    /// the generator-side port's `rx_dropped`).
     pub switch_drops: Option<u64>,
-    /// Frames the switch says it received / sent (where it says).
+    /// Frames the switch received on its generator-side port (vswitch: `ctl stats`;
+    /// others: the port's `rx_packets`).
     pub switch_rx: Option<u64>,
-    /// Frames the switch says it sent.
+    /// Frames the switch sent on its sink-side port.
     pub switch_tx: Option<u64>,
+    /// Frames the sink-side veth could not hand to the sink (its `tx_dropped`).
+    pub egress_dropped: Option<u64>,
+    /// Frames the sink received that were not test frames (the switch's own, e.g. ARP).
+    pub sink_other: u64,
     /// Reordered/duplicated test frames seen by the sink.
     pub reordered: u64,
     /// Switch's own busy cycles per forwarded frame.
     pub switch_cycles_per_packet: Option<f64>,
     /// Switch core's busy cycles (from /proc/stat) per forwarded frame.
     pub core_cycles_per_packet: Option<f64>,
+    /// Latency samples the sink's ring had no room for.
+    pub latency_lost: u64,
     /// Latency percentiles in ns: p50, p99, p99.9, max (`None` without samples).
     pub latency_ns: Option<[u64; 4]>,
     /// Latency CDF points (ns, fraction) for plots.
@@ -690,9 +702,26 @@ fn trial(
     let c0 = sw.map(|r| r.counters(rig)).transpose()?.flatten();
     let t0 = rig::cpu_busy_ticks(rig.switch_core)?;
     let g = Generator::start(gen.clone())?;
-    let run = sleep_or_stop(Duration::from_secs_f64(seconds), stop);
+    // Drain the latency samples as the trial runs (the sink's ring holds a few seconds'
+    // worth at full rate).
+    let end = Instant::now() + Duration::from_secs_f64(seconds);
+    let mut run = Ok(());
+    while Instant::now() < end {
+        if let Err(e) = check_stop(stop) {
+            run = Err(e);
+            break;
+        }
+        sink.drain_latency(&mut hist)?;
+        std::thread::sleep((end - Instant::now().min(end)).min(Duration::from_millis(100)));
+    }
     let rep = g.stop()?;
     run?;
+    if !rep.dispatcher_pinned {
+        eprintln!(
+            "warning: the generator could not pin its program in the XDP dispatcher (lo of {} busy): its rate is far below its ceiling",
+            gen.netns.display()
+        );
+    }
     // Let the last frames through the switch.
     std::thread::sleep(Duration::from_millis(100));
     let t1 = rig::cpu_busy_ticks(rig.switch_core)?;
@@ -703,17 +732,18 @@ fn trial(
     let mhz = rig::cpu_mhz();
     let per = |cycles: f64| (forwarded > 0 && cycles > 0.0).then(|| cycles / forwarded as f64);
     let core_cycles = (t1.saturating_sub(t0)) as f64 / rig::USER_HZ as f64 * mhz * 1e6;
-    let (switch_rx, switch_tx, switch_drops, switch_cycles) = match (c0, c1) {
+    let (switch_rx, switch_tx, switch_drops, egress_dropped, switch_cycles) = match (c0, c1) {
         (Some(a), Some(b)) => (
             Some(b.rx.saturating_sub(a.rx)),
             Some(b.tx.saturating_sub(a.tx)),
             Some(b.drops.saturating_sub(a.drops)),
+            Some(b.tx_dropped.saturating_sub(a.tx_dropped)),
             match (a.busy_cycles, b.busy_cycles) {
                 (Some(x), Some(y)) => per(y.saturating_sub(x) as f64),
                 _ => None,
             },
         ),
-        _ => (None, None, None, None),
+        _ => (None, None, None, None, None),
     };
     let latency_ns = (!hist.is_empty()).then(|| {
         [
@@ -743,12 +773,17 @@ fn trial(
         target_pps: gen.rate_pps,
         seconds: rep.elapsed.as_secs_f64(),
         offered: rep.frames,
+        gen_xmit_errors: rep.veth.map(|v| v.xdp_xmit_errors),
+        gen_unaccounted: rep.unaccounted(),
         forwarded,
         forwarded_bytes: s1.test_bytes.saturating_sub(s0.test_bytes),
         switch_drops,
         switch_rx,
         switch_tx,
+        egress_dropped,
+        sink_other: s1.other_frames.saturating_sub(s0.other_frames),
         reordered: s1.late.saturating_sub(s0.late),
+        latency_lost: s1.latency_lost.saturating_sub(s0.latency_lost),
         switch_cycles_per_packet: switch_cycles,
         core_cycles_per_packet: if sw.is_some() { per(core_cycles) } else { None },
         latency_ns,

@@ -50,7 +50,8 @@ pub enum Profile {
     L2,
     /// Unknown unicast (never-learned destinations), flooded within the network.
     Flood,
-    /// 802.1Q-tagged frames (VID 100) between two trunk ports.
+    /// 802.1Q-tagged frames (VID 100) between two trunk ports (frames 4 bytes longer than
+    /// `--size`: the tag).
     Vlan,
     /// Access port → underlay: VXLAN encapsulation over IPv4 (the sink is the remote VTEP).
     #[value(name = "vxlan-encap", alias = "vxlan")]
@@ -237,7 +238,8 @@ pub struct Macs {
 pub const PAYLOAD_LEN: usize = super::traffic::HEADER_LEN;
 
 /// An IPv4/UDP frame of `size` bytes on the wire (FCS included, so `size - 4` bytes
-/// here), optionally tagged, UDP checksum zero.
+/// here) before tagging, optionally tagged (4 bytes more: a 64-byte frame is 68 bytes
+/// tagged, 1518 becomes 1522, as 802.1Q allows), UDP checksum zero.
 pub fn host_frame(
     dst: [u8; 6],
     src: [u8; 6],
@@ -245,7 +247,7 @@ pub fn host_frame(
     k: u32,
     size: usize,
 ) -> Result<Vec<u8>> {
-    let len = size.saturating_sub(4);
+    let len = size.saturating_sub(4) + vid.map_or(0, |_| 4);
     let head = 14 + vid.map_or(0, |_| 4) + 20 + 8;
     if len < head + PAYLOAD_LEN {
         bail!("a {size}-byte frame has no room for the {PAYLOAD_LEN}-byte test payload");
@@ -285,7 +287,8 @@ pub fn encapsulate(
     let head = 128;
     let mut buf = vec![0u8; head + inner.len()];
     buf[head..].copy_from_slice(inner);
-    let p = v4_params(MacAddr(src.0), MacAddr(dst.0), src.1, dst.1);
+    let mut p = v4_params(MacAddr(src.0), MacAddr(dst.0), src.1, dst.1);
+    p.mtu = super::rig::RIG_MTU as u16;
     let mut f = Frame::new(&mut buf[..], head, inner.len()).context("frame")?;
     let hash = encap::tunnel::flow_hash(inner);
     match t {
@@ -308,7 +311,7 @@ impl Traffic {
         let s = mac(SIDE_SINK, 0);
         let u = mac(SIDE_UNKNOWN, 0);
         let mut streams = Vec::new();
-        let small = 128;
+        let small = 64;
         match profile {
             Profile::L2 | Profile::VxlanEncap | Profile::GreEncap => {
                 for (size, weight) in sizes.mix() {
@@ -470,7 +473,7 @@ mod tests {
         let f = host_frame([2; 6], [4; 6], None, 0, 64).expect("frame");
         assert_eq!(f.len(), 60);
         let f = host_frame([2; 6], [4; 6], Some(5), 0, 64).expect("frame");
-        assert_eq!(f.len(), 60);
+        assert_eq!(f.len(), 64, "the tag comes on top");
         assert!(host_frame([2; 6], [4; 6], Some(5), 0, 64).is_ok());
     }
 

@@ -231,9 +231,11 @@ pub fn print_table(report: &RunReport, switches: &[Kind]) {
 pub fn check(report: &RunReport) -> Result<()> {
     let mut bad = Vec::new();
     for c in &report.ceiling {
-        if c.forwarded != c.offered {
+        // Unpaced: the generator outruns the sink and the veth counts what it refused.
+        let refused = c.gen_xmit_errors.unwrap_or(0) + c.gen_unaccounted.unwrap_or(0);
+        if c.forwarded + refused != c.offered {
             bad.push(format!(
-                "ceiling {}: sent {} but the sink counted {}",
+                "ceiling {}: sent {} != counted by the sink {} + refused by the veth {refused}",
                 c.size, c.offered, c.forwarded
             ));
         }
@@ -251,31 +253,43 @@ pub fn check(report: &RunReport) -> Result<()> {
         if s.offered == 0 {
             bad.push(format!("{who}: the generator sent nothing"));
         }
-        let dropped = s.switch_drops.unwrap_or(0);
-        if s.offered != s.forwarded + dropped {
-            bad.push(format!(
-                "{who}: generated {} != forwarded {} + dropped {dropped}",
-                s.offered, s.forwarded
-            ));
-        }
-        if let Some(rx) = s.switch_rx {
-            if rx != s.offered {
+        // Hop by hop: generator → its veth → the switch → the sink-side veth → the sink.
+        let refused = s.gen_xmit_errors.unwrap_or(0) + s.gen_unaccounted.unwrap_or(0);
+        let delivered = s.offered.saturating_sub(refused);
+        if let (Some(rx), Some(tx), Some(drops), Some(egress)) =
+            (s.switch_rx, s.switch_tx, s.switch_drops, s.egress_dropped)
+        {
+            if rx != delivered {
                 bad.push(format!(
-                    "{who}: the switch received {rx} of {} sent",
+                    "{who}: the generator's veth delivered {delivered} ({} sent, {refused} refused) but the switch received {rx}",
                     s.offered
                 ));
             }
-        }
-        if let Some(tx) = s.switch_tx {
-            if tx != s.forwarded {
+            // Frames the switch makes itself (ARP...) reach the sink as "other" frames.
+            if tx + drops != rx + s.sink_other {
                 bad.push(format!(
-                    "{who}: the switch sent {tx} but the sink counted {}",
-                    s.forwarded
+                    "{who}: the switch received {rx} (+{} of its own) but sent {tx} and dropped {drops}",
+                    s.sink_other
                 ));
             }
+            if s.forwarded + s.sink_other + egress != tx {
+                bad.push(format!(
+                    "{who}: the switch sent {tx} but the sink counted {} test + {} other frames and the veth dropped {egress}",
+                    s.forwarded, s.sink_other
+                ));
+            }
+            let dropped = refused + drops + egress;
+            if s.offered != s.forwarded + dropped {
+                bad.push(format!("{who}: generated {} != forwarded {} + dropped {dropped}", s.offered, s.forwarded));
+            }
+        } else if s.offered != s.forwarded + refused {
+            bad.push(format!("{who}: generated {} != forwarded {} + refused {refused}", s.offered, s.forwarded));
         }
         if s.reordered != 0 {
             bad.push(format!("{who}: {} frames reordered", s.reordered));
+        }
+        if s.latency_lost != 0 {
+            bad.push(format!("{who}: {} latency samples lost", s.latency_lost));
         }
         if s.latency_ns.is_none() {
             bad.push(format!("{who}: no latency sample"));

@@ -77,12 +77,15 @@ impl fmt::Display for Kind {
 /// Counters a switch reports about itself (where it can).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct SwitchCounters {
-    /// Frames received on its ports.
+    /// Frames received on its generator-side port.
     pub rx: u64,
-    /// Frames sent on its ports.
+    /// Frames sent on its sink-side port.
     pub tx: u64,
-    /// Frames it dropped (all reasons).
+    /// Frames it dropped (all reasons it counts).
     pub drops: u64,
+    /// Frames its sink-side veth could not hand to the sink (`tx_dropped`: the peer's
+    /// ring was full).
+    pub tx_dropped: u64,
     /// Busy cycles of its forwarding threads (`None` where the switch does not say).
     pub busy_cycles: Option<u64>,
 }
@@ -91,6 +94,7 @@ pub struct SwitchCounters {
 #[derive(Debug)]
 pub struct Running {
     kind: Kind,
+    profile: Profile,
     child: Option<Child>,
     ovsdb: Option<Child>,
     socket: Option<PathBuf>,
@@ -120,6 +124,7 @@ impl Running {
         let log = tmp.join("switch.log");
         let mut r = Running {
             kind,
+            profile,
             child: None,
             ovsdb: None,
             socket: None,
@@ -363,41 +368,31 @@ impl Running {
 
     /// What the switch says about itself.
     pub fn counters(&self, rig: &Rig) -> Result<Option<SwitchCounters>> {
-        match self.kind {
+        let a = rig.sw.link_stats(SW_GEN_IF)?;
+        let b = rig.sw.link_stats(SW_SINK_IF)?;
+        Ok(Some(match self.kind {
             Kind::Vswitch | Kind::Null => {
                 let s = self.stats()?;
-                let rx = s.ports.iter().map(|p| p.rx_frames).sum();
-                let tx = s.ports.iter().map(|p| p.tx_frames).sum();
-                let busy = s.workers.iter().map(|w| w.busy_cycles).sum();
-                Ok(Some(SwitchCounters {
-                    rx,
-                    tx,
+                let (gen_port, sink_port) = port_names(self.profile);
+                let port = |name: &str| s.ports.iter().find(|p| p.name == name);
+                SwitchCounters {
+                    rx: port(gen_port).map_or(0, |p| p.rx_frames),
+                    tx: port(sink_port).map_or(0, |p| p.tx_frames),
                     drops: s.totals.drops,
-                    busy_cycles: Some(busy),
-                }))
+                    tx_dropped: b.tx_dropped,
+                    busy_cycles: Some(s.workers.iter().map(|w| w.busy_cycles).sum()),
+                }
             }
-            Kind::Ovs => {
-                let a = rig.sw.link_stats(SW_GEN_IF)?;
-                let b = rig.sw.link_stats(SW_SINK_IF)?;
-                Ok(Some(SwitchCounters {
-                    rx: a.rx_packets,
-                    tx: b.tx_packets,
-                    drops: a.rx_dropped,
-                    busy_cycles: self.ovs_pmd_cycles()?,
-                }))
-            }
-            Kind::KernelBridge => {
-                // The bridge's own view: what its ports received and sent on the path.
-                let a = rig.sw.link_stats(SW_GEN_IF)?;
-                let b = rig.sw.link_stats(SW_SINK_IF)?;
-                Ok(Some(SwitchCounters {
-                    rx: a.rx_packets,
-                    tx: b.tx_packets,
-                    drops: a.rx_dropped,
-                    busy_cycles: None,
-                }))
-            }
-        }
+            // The kernel's view of the switch's ports: what came in on the generator's
+            // side, went out on the sink's, and what the stack dropped on the way.
+            Kind::Ovs | Kind::KernelBridge => SwitchCounters {
+                rx: a.rx_packets,
+                tx: b.tx_packets,
+                drops: a.rx_dropped,
+                tx_dropped: b.tx_dropped,
+                busy_cycles: if self.kind == Kind::Ovs { self.ovs_pmd_cycles()? } else { None },
+            },
+        }))
     }
 
     /// vswitch's `ctl stats`.
@@ -505,6 +500,15 @@ impl Drop for Running {
 
 fn nix_pid(c: &Child) -> u32 {
     c.id()
+}
+
+/// vswitch's names of the ports on the generator's and on the sink's side.
+pub fn port_names(profile: Profile) -> (&'static str, &'static str) {
+    match profile.underlay() {
+        Underlay::None => ("gen", "sink"),
+        Underlay::SinkSide(_) => ("gen", "uplink"),
+        Underlay::GenSide(_) => ("uplink", "sink"),
+    }
 }
 
 /// The "processing cycles" of every PMD in `pmd-stats-show`'s output, summed.

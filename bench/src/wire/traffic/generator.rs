@@ -522,7 +522,7 @@ mod tests {
         );
 
         assert!(
-            Plan::new(&cfg(vec![s(65, 1)])).is_err(),
+            Plan::new(&cfg(vec![s(57, 1)])).is_err(),
             "header does not fit"
         );
         assert!(Plan::new(&cfg(vec![s(66, 0)])).is_err(), "weight 0");

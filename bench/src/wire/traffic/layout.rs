@@ -5,7 +5,7 @@
 /// `TRAFFIC_MAGIC`: the first four bytes of the test header, `"VSWT"`.
 pub const MAGIC: u32 = 0x5457_5356;
 /// Length of the test header the generator writes at the payload offset.
-pub const HEADER_LEN: usize = 24;
+pub const HEADER_LEN: usize = 16;
 /// Highest offset of a configured field (`TRAFFIC_MAX_OFF`).
 pub const MAX_OFFSET: usize = 2047;
 /// Most MAC fields the generator rewrites (`TRAFFIC_MAX_MAC_FIELDS`).
@@ -125,8 +125,8 @@ mod tests {
         write_header(&mut f, 42, 3);
         assert_eq!(&f[42..46], b"VSWT");
         assert_eq!(u32::from_ne_bytes(f[46..50].try_into().unwrap()), 3 << 24);
-        assert!(f[50..66].iter().all(|&b| b == 0));
+        assert!(f[50..58].iter().all(|&b| b == 0));
         assert_eq!(f[41], 0xff);
-        assert_eq!(f[66], 0xff);
+        assert_eq!(f[58], 0xff);
     }
 }

@@ -12,7 +12,7 @@ use super::TrafficError;
 /// benchmarks come from 198.18.0.0/15 (RFC 2544 benchmarking).
 ///
 /// ```text
-///  0      6      12   14            34     36     38   40  42          66
+///  0      6      12   14            34     36     38   40  42          58
 ///  +------+------+----+-------------+------+------+----+---+-----------+------+
 ///  | dst  | src  |0800| IPv4 (20 B) |sport |dport |len |0  |test header| pad  |
 ///  +------+------+----+-------------+------+------+----+---+-----------+------+
@@ -31,7 +31,8 @@ pub struct Udp4Template {
     pub src_port: u16,
     /// UDP destination port.
     pub dst_port: u16,
-    /// Frame length without FCS, at least [`Udp4Template::MIN_LEN`] (66).
+    /// Frame length without FCS, at least [`Udp4Template::MIN_LEN`] (60, the smallest
+    /// Ethernet frame; the headers and the test header take 58).
     pub frame_len: usize,
 }
 
@@ -45,7 +46,8 @@ impl Udp4Template {
     /// Offset of the UDP payload, where the test header goes.
     pub const PAYLOAD_OFFSET: usize = 42;
     /// Shortest frame: headers and the test header.
-    pub const MIN_LEN: usize = Self::PAYLOAD_OFFSET + HEADER_LEN;
+    pub const MIN_LEN: usize = 60;
+    const _FITS: () = assert!(Self::PAYLOAD_OFFSET + HEADER_LEN <= Self::MIN_LEN);
     /// Longest frame built (a 1500-byte IP packet).
     pub const MAX_LEN: usize = 1514;
 
@@ -123,7 +125,8 @@ mod tests {
 
     #[test]
     fn refuses_short_and_long() {
-        assert!(t(65).build().is_err());
+        assert!(t(59).build().is_err());
+        assert!(t(60).build().is_ok());
         assert!(t(1515).build().is_err());
         assert!(t(1514).build().is_ok());
     }
