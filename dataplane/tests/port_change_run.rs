@@ -2,7 +2,8 @@
 //! added while the switch forwards gets its XDP program and sockets, carries traffic at
 //! once, and the MACs learned on the other ports survive the change; a refused add
 //! (no such netdev, a duplicate name) changes nothing; a removed port's XDP program is
-//! gone when `ctl` returns, its learned MACs with it, and the others keep forwarding.
+//! gone when `ctl` returns, its learned MACs with it, and the others keep forwarding
+//! (the added port removed, added again, then one of the first ports removed).
 //! One worker and two workers (each binds its own queue of the new port on its own
 //! UMEM). SIGTERM then leaves no XDP program on any port.
 //!
@@ -204,6 +205,32 @@ fn scenario(workers: usize) {
     if workers > 1 {
         every_queue_forwards(&s, &vm1, &vm3);
     }
+
+    // p3 removed again: its program is gone when ctl returns, its MAC with it; p1's and
+    // p2's stay and they go on forwarding.
+    let out = s.ctl_text(&["port", "del", "p3"]);
+    assert_eq!(out.trim(), "removed port p3");
+    assert!(!has_xdp(&sw, "p3"), "XDP program left on p3 after the del");
+    let gone = wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+        !fdb(&s).iter().any(|(m, _)| m == MAC3)
+    });
+    assert!(gone, "p3's MAC still learned: {:?}", fdb(&s));
+    let rows = fdb(&s);
+    assert!(rows.contains(&(MAC1.into(), Some("p1".into()))), "{rows:?}");
+    assert!(rows.contains(&(MAC2.into(), Some("p2".into()))), "{rows:?}");
+    let ok = pings(&p1, VM2, 5);
+    assert!(ok >= 4, "vm1 → vm2 after removing p3: {ok}/5\n{}", s.log());
+    assert_eq!(pings(&p1, VM3, 2), 0, "vm3 reached through a removed port");
+    // And back: the same netdev is taken again.
+    s.ctl_text(&["port", "add", "p3", "--ifname", "p3", "--network", "n"]);
+    assert!(
+        has_xdp(&sw, "p3"),
+        "no XDP program on p3 after the second add"
+    );
+    let back = wait_until(Duration::from_secs(5), Duration::from_millis(100), || {
+        pings(&p1, VM3, 1) == 1
+    });
+    assert!(back, "vm1 → vm3 after adding p3 again\n{}", s.log());
 
     // p2 removed: its program is gone when ctl returns, its MAC with it; p1 <-> p3 go on.
     let out = s.ctl_text(&["port", "del", "p2"]);

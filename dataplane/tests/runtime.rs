@@ -528,3 +528,139 @@ network = "net-f"
     assert_eq!(recv(&a2b.tx), frame([0xff; 6], h1));
     sw.shutdown();
 }
+
+/// A VXLAN packet from remote VTEP `src` (next hop MAC `src_mac`) to the local VTEP
+/// 198.18.0.1 (`dst_mac`) with VNI `vni` around `inner`.
+fn from_vtep(src: [u8; 4], src_mac: [u8; 6], dst_mac: [u8; 6], vni: u32, inner: &[u8]) -> Vec<u8> {
+    let mut l4 = Vec::new();
+    l4.extend_from_slice(&54321u16.to_be_bytes());
+    l4.extend_from_slice(&4789u16.to_be_bytes());
+    l4.extend_from_slice(&((16 + inner.len()) as u16).to_be_bytes());
+    l4.extend_from_slice(&[0, 0, 0x08, 0, 0, 0]);
+    l4.extend_from_slice(&(vni << 8).to_be_bytes());
+    l4.extend_from_slice(inner);
+    let mut ip = etherparse::Ipv4Header::new(
+        l4.len() as u16,
+        64,
+        etherparse::IpNumber::UDP,
+        src,
+        [198, 18, 0, 1],
+    )
+    .unwrap();
+    ip.dont_fragment = true;
+    ip.header_checksum = ip.calc_header_checksum();
+    let mut v = Vec::new();
+    v.extend_from_slice(&dst_mac);
+    v.extend_from_slice(&src_mac);
+    v.extend_from_slice(&[0x08, 0x00]);
+    ip.write(&mut v).unwrap();
+    v.extend_from_slice(&l4);
+    v
+}
+
+/// Tunnel ports keep their numbers on a running switch: a MAC learned behind VTEP
+/// 198.18.0.3 still leads there after a `[[port]]` is added (in the dense numbering,
+/// tunnel ports follow the configuration ports and would all move) and after a network
+/// whose VTEP came first in the VTEP list is removed (which moves 198.18.0.3 to VTEP
+/// index 0).
+#[test]
+fn tunnel_ports_keep_their_numbers_when_ports_and_vteps_change() {
+    use dataplane::control::handle;
+    use dataplane::control::proto::{PortSpec, Reply, Request, Response};
+
+    const LOCAL_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x01];
+    const NH2: [u8; 6] = [2, 0, 0, 0, 0, 0x02];
+    const NH3: [u8; 6] = [2, 0, 0, 0, 0, 0x03];
+    const OVERLAY: &str = r#"
+[underlay]
+port = "uplink"
+local_ip = "198.18.0.1/24"
+local_mac = "02:00:00:00:00:01"
+neighbors = [ { ip = "198.18.0.2", mac = "02:00:00:00:00:02" }, { ip = "198.18.0.3", mac = "02:00:00:00:00:03" } ]
+
+[[network]]
+name = "net-x"
+segment = "vxlan"
+id = 5030
+remote_vteps = ["198.18.0.2"]
+
+[[network]]
+name = "net-v"
+segment = "vxlan"
+id = 5010
+remote_vteps = ["198.18.0.3"]
+
+[[port]]
+name = "vm1"
+mode = "access"
+network = "net-v"
+"#;
+    let cfg = Config::from_str(OVERLAY, "t.toml").unwrap();
+    assert_eq!(cfg.ports.len(), 2, "vm1 and the underlay's port");
+    let (backend, ends) = ChannelBackend::new(cfg.ports.len());
+    let backend = Arc::new(backend);
+    let mut sw = Switch::start(cfg, Arc::clone(&backend), &StartOptions::default()).unwrap();
+    let (vm1, uplink) = (&ends[0], &ends[1]);
+    let (x, h1) = (
+        [0xfa, 0x16, 0x3e, 0, 0, 0x20],
+        [0xfa, 0x16, 0x3e, 0, 0, 0x01],
+    );
+
+    // x speaks from behind 198.18.0.3 (VNI 5010): decapsulated to vm1, learned.
+    let hello = frame([0xff; 6], x);
+    uplink
+        .rx
+        .send(from_vtep([198, 18, 0, 3], NH3, LOCAL_MAC, 5010, &hello))
+        .unwrap();
+    assert_eq!(recv(&vm1.tx), hello);
+    let ok = |r: Response| match r {
+        Response::Ok { reply } => reply,
+        Response::Error { error } => panic!("{error:?}"),
+    };
+    let vtep_of_x = |sw: &mut Switch| {
+        let Reply::Fdb(f) = ok(handle(sw, Request::FdbShow { network: None })) else {
+            panic!("not an fdb reply")
+        };
+        f.entries
+            .iter()
+            .find(|e| e.mac == "fa:16:3e:00:00:20")
+            .map(|e| (e.port.clone(), e.vtep))
+    };
+    eventually(|| vtep_of_x(&mut sw).is_some());
+    let behind = Some((None, Some("198.18.0.3".parse().unwrap())));
+    assert_eq!(vtep_of_x(&mut sw), behind);
+
+    // A [[port]] added, then the network whose VTEP came first removed.
+    let vm2 = backend.netdev("vm2");
+    ok(handle(
+        &mut sw,
+        Request::PortAdd(PortSpec {
+            name: "vm2".into(),
+            ifname: Some("vm2".into()),
+            mode: "access".into(),
+            network: Some("net-v".into()),
+            ..PortSpec::default()
+        }),
+    ));
+    assert_eq!(vtep_of_x(&mut sw), behind);
+    ok(handle(
+        &mut sw,
+        Request::NetworkDel {
+            name: "net-x".into(),
+        },
+    ));
+    assert_eq!(sw.config().vteps.len(), 1);
+    assert_eq!(vtep_of_x(&mut sw), behind);
+
+    // vm1 -> x: known unicast, encapsulated toward 198.18.0.3 only.
+    let to_x = frame(x, h1);
+    vm1.rx.send(to_x.clone()).unwrap();
+    let out = recv(&uplink.tx);
+    assert_eq!(&out[..6], &NH3, "outer destination MAC");
+    assert_eq!(&out[30..34], &[198, 18, 0, 3], "outer destination IP");
+    assert_eq!(&out[out.len() - to_x.len()..], &to_x[..]);
+    nothing(&vm2.tx);
+    nothing(&uplink.tx);
+    let _ = NH2;
+    sw.shutdown();
+}
