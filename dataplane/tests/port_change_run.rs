@@ -252,6 +252,14 @@ fn scenario(workers: usize) {
     let names: Vec<&str> = stats.ports.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["p1", "p3"]);
     eprintln!("{}\n{}", s.ctl_text(&["show"]), s.ctl_text(&["stats"]));
+    let log = s.log();
+    assert_eq!(
+        log.matches("port p3 on p3: AF_XDP, XDP native mode (added while running)")
+            .count(),
+        2,
+        "{log}"
+    );
+    assert!(log.contains("port p2 on p2: closed"), "{log}");
 
     s.stop();
     for p in ["p1", "p2", "p3"] {

@@ -34,7 +34,7 @@ pub mod format;
 pub mod proto;
 pub mod server;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use flowtable::{FdbEntry, FlushFilter, PortId};
@@ -419,12 +419,22 @@ fn fdb_show(t: &dyn ControlTarget, network: Option<&str>) -> Result<FdbReply, Co
         .map(|n| (n.local_vlan.get(), n.name.as_str()))
         .collect();
     let layout = t.port_layout();
+    // Labels once per port number, not once per row.
+    let labels: HashMap<PortId, (Option<String>, Option<IpAddr>)> = layout
+        .ports
+        .iter()
+        .chain(&layout.vteps)
+        .map(|&id| (id, fdb_port_label(cfg, &layout, id)))
+        .collect();
     let mut rows: Vec<(u16, u64, FdbRow)> = t
         .fdb_entries()
         .into_iter()
         .filter(|e| only.is_none_or(|v| v == e.vlan))
         .map(|e| {
-            let (port, vtep) = fdb_port_label(cfg, &layout, e.port);
+            let (port, vtep) = labels
+                .get(&e.port)
+                .cloned()
+                .unwrap_or_else(|| (Some(format!("#{}", e.port.0)), None));
             let vlan = e.vlan.get();
             let row = FdbRow {
                 network: by_vlan

@@ -329,6 +329,16 @@ impl Backend for XskBackend {
             }
             Self::check_port(p, cfg.switch.workers)?;
             let a = XskAttach::open(ifname, &self.xsk).map_err(|e| port_err(e.to_string()))?;
+            eprintln!(
+                "vswitch: port {} on {ifname}: AF_XDP, XDP {} mode (added while running){}",
+                p.name,
+                a.mode(),
+                if a.replaced_stale() {
+                    " (replaced a stale XDP program left by a crashed run)"
+                } else {
+                    ""
+                }
+            );
             st.live.insert(id.0);
             State::set(&mut st.links, id.index(), XskLink::new(&a));
             State::set(
@@ -375,8 +385,8 @@ impl Backend for XskBackend {
             if let Some(l) = st.links.get_mut(id.index()) {
                 *l = None;
             }
-            if let Some(o) = st.opened.get_mut(id.index()) {
-                *o = None;
+            if let Some(o) = st.opened.get_mut(id.index()).and_then(Option::take) {
+                eprintln!("vswitch: port {} on {}: closed", o.name, o.ifname);
             }
         }
     }
