@@ -5,7 +5,7 @@
 //! gone when `ctl` returns, its learned MACs with it, and the others keep forwarding
 //! (the added port removed, added again, then one of the first ports removed).
 //! One worker and two workers (each binds its own queue of the new port on its own
-//! UMEM). SIGTERM then leaves no XDP program on any port.
+//! UMEM; a netdev with one queue is refused). SIGTERM then leaves no XDP program on any port.
 //!
 //! Needs root; otherwise it prints `SKIPPED: needs root (network namespaces)` and passes.
 //!
@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use dataplane::control::proto::{LinkState, Reply, XdpMode};
 use netrun::{cores, pings, TempDir, Vswitch};
-use vswitch_tests::netns::{root_or_skip, wait_until, NetNs};
+use vswitch_tests::netns::{root_or_skip, veth_pair, wait_until, NetNs};
 use vswitch_tests::ping::Pinger;
 
 const PREFIX: &str = "vsw-port";
@@ -166,6 +166,20 @@ fn scenario(workers: usize) {
     let dup = s.ctl(&["port", "add", "p1", "--ifname", "p3", "--network", "n"]);
     assert!(!dup.status.success());
     assert!(!has_xdp(&sw, "p3"), "a refused add left a program on p3");
+    // With two workers, a netdev with one queue cannot be added (each worker binds its
+    // own queue).
+    let vm4 = NetNs::new(PREFIX).unwrap();
+    if workers > 1 {
+        veth_pair(&vm4, "eth0", &sw, "p4").unwrap();
+        let one = s.ctl(&["port", "add", "p4", "--ifname", "p4", "--network", "n"]);
+        assert!(!one.status.success());
+        let err = String::from_utf8_lossy(&one.stderr);
+        assert!(
+            err.contains("1 receive queue(s), fewer than the 2 workers"),
+            "{err}"
+        );
+        assert!(!has_xdp(&sw, "p4"), "a refused add left a program on p4");
+    }
     let Reply::Show(show) = s.ctl_json(&["show"]) else {
         panic!("show: not a show reply")
     };

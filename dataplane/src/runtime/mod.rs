@@ -26,7 +26,7 @@
 //!
 //! # Ports added and removed while running
 //!
-//! Port numbers stay stable ([`slots`]): a port or remote VTEP keeps its number for as
+//! Port numbers stay stable (`runtime/slots.rs`): a port or remote VTEP keeps its number for as
 //! long as it exists, whatever is added or removed around it, so the FDB replicas and
 //! counters never need renumbering. A change that adds a port first opens it for every
 //! worker ([`Backend::open_port`]: with AF_XDP, worker `w`'s socket on queue `w`, on
