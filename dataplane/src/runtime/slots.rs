@@ -290,3 +290,105 @@ network = "a"
         assert_eq!(plan.added, vec![(PortIdx(0), PortId(5))]);
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod prop {
+    use std::collections::HashSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A configuration with the `[[port]]`s `ports` (names `p0..p7`, in this order) and a
+    /// vxlan network per VTEP in `vteps` (addresses `198.18.0.10..17`), plus a physnet
+    /// port and the underlay's port after them.
+    fn config(ports: &[u8], vteps: &[u8]) -> Config {
+        let mut t = String::from(
+            "[underlay]\nport = \"uplink\"\nifname = \"up0\"\nlocal_ip = \"198.18.0.1/24\"\n\
+             [[physnet]]\nname = \"phys\"\nport = \"ph\"\nifname = \"ph0\"\n\
+             [[network]]\nname = \"n\"\nsegment = \"local\"\n",
+        );
+        for v in vteps {
+            t.push_str(&format!(
+                "[[network]]\nname = \"v{v}\"\nsegment = \"vxlan\"\nid = {}\nremote_vteps = [\"198.18.0.{}\"]\n",
+                100 + u32::from(*v),
+                10 + v
+            ));
+        }
+        for p in ports {
+            t.push_str(&format!(
+                "[[port]]\nname = \"p{p}\"\nifname = \"p{p}\"\nmode = \"access\"\nnetwork = \"n\"\n"
+            ));
+        }
+        Config::from_str(&t, "t.toml").unwrap()
+    }
+
+    /// A subset of 0..8 in a random order.
+    fn subset() -> impl Strategy<Value = Vec<u8>> {
+        proptest::sample::subsequence((0u8..8).collect::<Vec<_>>(), 0..=8).prop_shuffle()
+    }
+
+    proptest! {
+        /// Over any sequence of changes: a port or VTEP present before and after keeps
+        /// its number; live numbers are distinct; a number given back is not handed out
+        /// again within the quarantine; at start the numbering is the dense one.
+        #[test]
+        fn numbers_are_stable_distinct_and_quarantined(
+            steps in proptest::collection::vec((subset(), subset(), 0u64..3), 1..12)
+        ) {
+            const Q: u64 = 2;
+            let first = config(&steps[0].0, &steps[0].1);
+            let (mut slots, mut layout) = Slots::new(&first);
+            prop_assert_eq!(&layout, &PortLayout::dense(&first));
+            let mut cfg = first;
+            let mut now = 0u64;
+            let mut retired_at: HashMap<u16, u64> = HashMap::new();
+            for (ports, vteps, dt) in &steps[1..] {
+                now += dt;
+                let new = config(ports, vteps);
+                let plan = slots.plan(&new, now, Q).unwrap();
+                // Kept ports and VTEPs keep their numbers.
+                for (i, p) in new.ports.iter().enumerate() {
+                    if let Some(j) = cfg.ports.iter().position(|o| o.name == p.name) {
+                        prop_assert_eq!(plan.layout.ports[i], layout.ports[j]);
+                    }
+                }
+                for (i, ip) in new.vteps.iter().enumerate() {
+                    if let Some(j) = cfg.vteps.iter().position(|o| o == ip) {
+                        prop_assert_eq!(plan.layout.vteps[i], layout.vteps[j]);
+                    }
+                }
+                // Distinct.
+                let live: Vec<PortId> =
+                    plan.layout.ports.iter().chain(&plan.layout.vteps).copied().collect();
+                let set: HashSet<PortId> = live.iter().copied().collect();
+                prop_assert_eq!(set.len(), live.len());
+                // New numbers are not in quarantine, and were not live before.
+                let before: HashSet<PortId> =
+                    layout.ports.iter().chain(&layout.vteps).copied().collect();
+                for id in &live {
+                    if !before.contains(id) {
+                        if let Some(&at) = retired_at.get(&id.0) {
+                            prop_assert!(now - at >= Q, "{id:?} reused {} after", now - at);
+                        }
+                    }
+                }
+                // What went is reported, and is given back.
+                for id in before.difference(&set) {
+                    prop_assert!(
+                        plan.removed_ports.contains(id) || plan.removed_vteps.contains(id)
+                    );
+                    retired_at.insert(id.0, now);
+                }
+                prop_assert_eq!(
+                    plan.added.len(),
+                    new.ports.iter().filter(|p| !cfg.ports.iter().any(|o| o.name == p.name)).count()
+                );
+                slots = plan.slots;
+                layout = plan.layout;
+                cfg = new;
+            }
+        }
+    }
+}
