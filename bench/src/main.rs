@@ -2,8 +2,13 @@
 //!
 //! - `vswitch-bench pipeline`: the switching pipeline over in-memory ports, per worker,
 //!   next to a null pipeline measured in the same run ([`pipeline`]).
+//! - `vswitch-bench wire`: switches under test (vswitch, its forward-only mode, the Linux
+//!   bridge, Open vSwitch) on veth pairs between a BPF generator and an XDP sink
+//!   ([`wire`]).
 
 mod pipeline;
+
+use vswitch_bench::wire;
 
 use clap::{Parser, Subcommand};
 
@@ -20,10 +25,14 @@ enum Command {
     /// The switching pipeline in Mpps and ns/frame per worker, with a null pipeline
     /// (read the header, move the descriptor) measured in the same run.
     Pipeline(pipeline::Args),
+    /// A switch under test (vswitch, its forward-only mode, the Linux bridge, Open
+    /// vSwitch) between a generator and a sink on veth pairs in network namespaces.
+    Wire(wire::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Pipeline(args) => pipeline::main(args),
+        Command::Wire(args) => wire::main(args),
     }
 }
