@@ -8,7 +8,10 @@
 # What it ensures:
 #   * Debian packages needed by the build:
 #       - clang               libclang for bindgen + BPF compiler (xsk-rs
-#                             feature `use_cc_build` -> libxdp-sys)
+#                             feature `use_cc_build` -> libxdp-sys; bench/build.rs
+#                             compiles bench/bpf/*.bpf.c with `clang -target bpf`)
+#       - linux-libc-dev      linux/bpf.h for bench/bpf (normally already there
+#                             through libc6-dev; listed to say so)
 #       - libelf-dev          libxdp/libbpf build (pulls zlib1g-dev)
 #       - m4, make, pkg-config, gcc, zlib1g-dev
 #                             libxdp/libbpf build (listed even though the
@@ -27,6 +30,7 @@ set -euo pipefail
 
 APT_PACKAGES=(
     clang
+    linux-libc-dev  # linux/bpf.h for bench/bpf/*.bpf.c
     libelf-dev
     m4
     pkg-config

@@ -3,12 +3,18 @@
  * Traffic generator: run with BPF_PROG_RUN and BPF_F_TEST_XDP_LIVE_FRAMES on the
  * generator's veth. Every frame gets a flow index (round robin over `flows`), the next
  * sequence number and a timestamp in its test header; up to four MAC fields and an
- * optional UDP source port are rewritten from the flow index. Then XDP_TX (which
- * BPF_PROG_RUN turns into a redirect to the ingress ifindex given in the context) or
- * bpf_redirect() to a configured ifindex.
+ * optional UDP source port are rewritten from the flow index. Then XDP_TX, which
+ * BPF_PROG_RUN turns into a redirect to the ingress ifindex given in the context (the
+ * same path as bpf_redirect() to that ifindex, and measured a little faster).
  *
  * The state (sequence, next flow) is one plain array entry: the Rust side runs this
  * program from one thread at a time, so no atomics are needed.
+ *
+ * The Rust side also attaches this program to the namespace's loopback, only so that it
+ * stays in the kernel's XDP dispatcher: otherwise every BPF_PROG_RUN call adds it to the
+ * dispatcher and removes it again, which patches kernel text and waits for RCU (tens of
+ * ms per call). Frames that did not come from BPF_PROG_RUN on the generator's ifindex
+ * (i.e. the loopback's) are passed untouched.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -45,6 +51,8 @@ int traffic_gen(struct xdp_md *ctx)
 	struct gen_state *st = bpf_map_lookup_elem(&gen_state, &zero);
 	if (!cfg || !st)
 		return XDP_ABORTED;
+	if (ctx->ingress_ifindex != cfg->gen_ifindex)
+		return XDP_PASS;
 
 	__u32 flow = st->flow;
 	__u32 next = flow + 1;
@@ -83,8 +91,6 @@ int traffic_gen(struct xdp_md *ctx)
 		s[1] = (__u8)port;
 	}
 
-	if (cfg->redirect_ifindex)
-		return bpf_redirect(cfg->redirect_ifindex, 0);
 	return XDP_TX;
 }
 

@@ -41,7 +41,7 @@ struct gen_config {
 	__u32 n_mac;     /* 0..=TRAFFIC_MAX_MAC_FIELDS */
 	__u32 sport_off; /* 0: no UDP source port field */
 	__u32 sport_base;
-	__u32 redirect_ifindex; /* 0: XDP_TX, else bpf_redirect() to this ifindex */
+	__u32 gen_ifindex;      /* frames with another ingress ifindex are passed untouched */
 	__u32 mac_off[TRAFFIC_MAX_MAC_FIELDS];
 	__u32 mac_low[TRAFFIC_MAX_MAC_FIELDS]; /* low 24 bits of each base MAC */
 };

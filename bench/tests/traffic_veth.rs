@@ -5,6 +5,8 @@
 //! the generator → sink rate:
 //! `cargo test --release -p vswitch-bench --test traffic_veth -- --ignored --nocapture`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -150,12 +152,13 @@ fn generator_thread_paced_and_stopped() {
     let (g, s) = rig();
     let sink = Sink::attach(&sink_cfg(&s, 0)).unwrap();
     let rate = 50_000.0;
-    let gen = Generator::start(gen_cfg(&g, imix(), 100, Some(rate))).unwrap();
+    let generator = Generator::start(gen_cfg(&g, imix(), 100, Some(rate))).unwrap();
     let t = Instant::now();
-    while gen.sent() < 2_000 && t.elapsed() < Duration::from_secs(10) {
+    while generator.sent() < 2_000 && t.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(5));
     }
-    let r = gen.stop().unwrap();
+    assert!(!generator.is_finished());
+    let r = generator.stop().unwrap();
     assert!(r.frames >= 2_000, "{r:?}");
     assert_eq!(r.streams.iter().map(|s| s.frames).sum::<u64>(), r.frames);
     assert_eq!(r.streams.iter().map(|s| s.bytes).sum::<u64>(), r.bytes);
@@ -167,6 +170,15 @@ fn generator_thread_paced_and_stopped() {
         r.frames,
         r.elapsed
     );
+    assert!(r.dispatcher_pinned);
+    let v = r.veth.expect("veth counters read");
+    assert_eq!(
+        v.xdp_xmit, r.frames,
+        "every frame went into the sink's ring"
+    );
+    assert_eq!(v.xdp_xmit_errors, 0);
+    assert_eq!(r.unaccounted(), Some(0));
+    assert!(r.cpu_time <= r.elapsed + Duration::from_millis(50), "{r:?}");
     let c = wait_for(&sink, r.frames);
     assert_eq!(c.test_frames, r.frames);
     assert_eq!(c.late, 0);
@@ -209,6 +221,34 @@ fn mac_rewrite_teaches_a_bridge_one_mac_per_flow() {
 }
 
 #[test]
+fn pass_other_lets_arp_and_ping_through() {
+    if !netns::root_or_skip("pass_other_lets_arp_and_ping_through") {
+        return;
+    }
+    let (g, s) = rig();
+    g.ip(&["addr", "add", "198.18.0.1/30", "dev", "g0"])
+        .unwrap();
+    s.ip(&["addr", "add", "198.18.0.2/30", "dev", "s0"])
+        .unwrap();
+    let sink = Sink::attach(&SinkConfig {
+        pass_other: true,
+        ..sink_cfg(&s, 0)
+    })
+    .unwrap();
+    g.exec("ping", &["-c", "1", "-W", "2", "198.18.0.2"])
+        .unwrap();
+    let c = sink.read().unwrap();
+    assert!(c.other_frames >= 2, "ARP request and echo request: {c:?}");
+    assert_eq!(c.test_frames, 0);
+    let link = s.ip(&["-d", "link", "show", "dev", "s0"]).unwrap();
+    assert!(link.contains("prog/xdp"), "{link}");
+    drop(sink);
+    // Detached when dropped: the interface has no XDP program any more.
+    let link = s.ip(&["-d", "link", "show", "dev", "s0"]).unwrap();
+    assert!(!link.contains("prog/xdp"), "{link}");
+}
+
+#[test]
 fn bad_config_refused_before_anything_runs() {
     let cfg = GenConfig {
         netns: "/nonexistent".into(),
@@ -237,48 +277,146 @@ fn bare_veth_ceiling() {
     if !netns::root_or_skip("bare_veth_ceiling") {
         return;
     }
-    for (len, what) in [(60usize, "60-byte (64 with FCS)"), (66, "66-byte UDP")] {
+    // A raw 60-byte frame (64 on the wire with FCS): local experimental EtherType, the
+    // test header right after the Ethernet header.
+    let mut raw = template(66);
+    raw.truncate(60);
+    raw[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+    let cases: Vec<(&str, Vec<Stream>, usize, u32)> = vec![
+        (
+            "60 B raw, 1 flow",
+            vec![Stream {
+                template: raw,
+                weight: 1,
+            }],
+            14,
+            1,
+        ),
+        (
+            "66 B UDP, 1 flow",
+            vec![Stream {
+                template: template(66),
+                weight: 1,
+            }],
+            42,
+            1,
+        ),
+        (
+            "66 B UDP, 1024 flows",
+            vec![Stream {
+                template: template(66),
+                weight: 1,
+            }],
+            42,
+            1024,
+        ),
+        ("IMIX 66/594/1514 7:4:1, 1024 flows", imix(), 42, 1024),
+    ];
+    for (what, streams, payload_offset, flows) in cases {
         let (g, s) = rig();
         let mut sink = Sink::attach(&SinkConfig {
-            payload_offset: 14,
+            payload_offset,
             ..sink_cfg(&s, 64)
         })
         .unwrap();
-        let mut t = template(66);
-        t.truncate(len);
-        // A raw frame: local experimental EtherType, test header right after Ethernet.
-        t[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
-        let cfg = GenConfig {
-            core: Some(0),
-            payload_offset: 14,
-            udp_sport_field: None,
-            ..gen_cfg(
-                &g,
-                vec![Stream {
-                    template: t,
-                    weight: 1,
-                }],
-                1,
-                None,
-            )
-        };
-        let gen = Generator::start(cfg).unwrap();
-        std::thread::sleep(Duration::from_secs(3));
-        let r = gen.stop().unwrap();
-        let c = wait_for(&sink, r.frames);
-        let x = veth_xdp_stats(&g.path(), "g0").unwrap();
+        let mut cfg = gen_cfg(&g, streams, flows, None);
+        cfg.core = Some(0);
+        cfg.payload_offset = payload_offset;
+        if payload_offset < 42 {
+            cfg.udp_sport_field = None;
+        }
+        let generator = Generator::start(cfg).unwrap();
         let mut h = Histogram::<u64>::new(3).unwrap();
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(100));
+            sink.drain_latency(&mut h).unwrap();
+        }
+        let r = generator.stop().unwrap();
+        let c = wait_for(&sink, r.frames);
         sink.drain_latency(&mut h).unwrap();
+        let secs = r.elapsed.as_secs_f64();
         println!(
-            "{what}: generated {:.3} Mpps, sink {:.3} Mpps, xdp_xmit_errors {}, late {}, \
-             latency p50 {} ns p99 {} ns max {} ns",
-            r.frames as f64 / r.elapsed.as_secs_f64() / 1e6,
-            c.test_frames as f64 / r.elapsed.as_secs_f64() / 1e6,
-            x.xdp_xmit_errors,
+            "{what}: {:.2} Mpps {:.2} Gbit/s generated, {:.2} Mpps at the sink; generator \
+             thread {:.0} % busy ({:.1} Mpps per CPU-second); xdp_xmit_errors {}, \
+             unaccounted {:?}, late {}; latency p50/p99/p99.9/max {}/{}/{}/{} ns ({} samples)",
+            r.frames as f64 / secs / 1e6,
+            r.bytes as f64 * 8.0 / secs / 1e9,
+            c.test_frames as f64 / secs / 1e6,
+            100.0 * r.cpu_time.as_secs_f64() / secs,
+            r.frames as f64 / r.cpu_time.as_secs_f64() / 1e6,
+            r.veth.map(|v| v.xdp_xmit_errors).unwrap_or(0),
+            r.unaccounted(),
             c.late,
             h.value_at_quantile(0.5),
             h.value_at_quantile(0.99),
-            h.max()
+            h.value_at_quantile(0.999),
+            h.max(),
+            h.len()
         );
     }
+}
+
+/// Runs the generator until it has sent at least `frames`.
+fn run_until(cfg: GenConfig, frames: u64) -> vswitch_bench::wire::traffic::GenReport {
+    let generator = Generator::start(cfg).unwrap();
+    let t = Instant::now();
+    while generator.sent() < frames && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    generator.stop().unwrap()
+}
+
+/// Every generated frame is delivered to the peer's ring, counted as dropped at it, or
+/// (peer without NAPI) flagged as unaccounted.
+#[test]
+fn lost_frames_are_counted_or_flagged() {
+    if !netns::root_or_skip("lost_frames_are_counted_or_flagged") {
+        return;
+    }
+    let one = || {
+        vec![Stream {
+            template: template(66),
+            weight: 1,
+        }]
+    };
+    // Peer without NAPI (no XDP program, GRO off): nothing counts the loss.
+    let (g, s) = rig();
+    s.ethtool(&["-K", "s0", "gro", "off"]).unwrap();
+    let r = run_until(gen_cfg(&g, one(), 4, None), 10_000);
+    let v = r.veth.expect("veth counters");
+    assert_eq!((v.xdp_xmit, v.xdp_xmit_errors), (0, 0), "{r:?}");
+    assert_eq!(r.unaccounted(), Some(r.frames));
+    assert_eq!(s.link_stats("s0").unwrap().rx_packets, 0);
+    drop((g, s));
+
+    // Sink NAPI threaded: it runs in a kthread, not in the generator's softirq, so the
+    // 256-entry ring may fill; whatever did not go in is counted as an xmit error.
+    let (g, s) = rig();
+    let sink = Sink::attach(&sink_cfg(&s, 0)).unwrap();
+    s.exec("sh", &["-c", "echo 1 > /sys/class/net/s0/threaded"])
+        .unwrap();
+    let r = run_until(gen_cfg(&g, one(), 4, None), 500_000);
+    let v = r.veth.expect("veth counters");
+    eprintln!("threaded NAPI: {r:?}");
+    assert_eq!(v.xdp_xmit + v.xdp_xmit_errors, r.frames);
+    assert_eq!(r.unaccounted(), Some(0));
+    let c = wait_for(&sink, v.xdp_xmit);
+    assert_eq!(
+        c.test_frames, v.xdp_xmit,
+        "what went into the ring reached the sink"
+    );
+    drop((sink, g, s));
+
+    // Frames longer than the peer's MTU + 18 are counted as xmit errors too.
+    let (g, s) = rig();
+    s.ip(&["link", "set", "s0", "mtu", "1000"]).unwrap();
+    let sink = Sink::attach(&sink_cfg(&s, 0)).unwrap();
+    let big = vec![Stream {
+        template: template(1514),
+        weight: 1,
+    }];
+    let r = run_until(gen_cfg(&g, big, 4, None), 1_000);
+    let v = r.veth.expect("veth counters");
+    assert_eq!((v.xdp_xmit, v.xdp_xmit_errors), (0, r.frames), "{r:?}");
+    assert_eq!(sink.read().unwrap().frames, 0);
 }

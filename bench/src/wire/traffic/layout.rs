@@ -39,7 +39,7 @@ pub(super) struct GenConfigValue {
     pub n_mac: u32,
     pub sport_off: u32,
     pub sport_base: u32,
-    pub redirect_ifindex: u32,
+    pub gen_ifindex: u32,
     pub mac_off: [u32; MAX_MAC_FIELDS],
     pub mac_low: [u32; MAX_MAC_FIELDS],
 }
@@ -53,7 +53,7 @@ impl GenConfigValue {
             self.n_mac,
             self.sport_off,
             self.sport_base,
-            self.redirect_ifindex,
+            self.gen_ifindex,
         ]
         .into_iter()
         .chain(self.mac_off)

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use libbpf_rs::{MapCore, MapFlags, Object, ObjectBuilder, ProgramInput};
 
 use super::layout::{self, GenConfigValue, HEADER_LEN, MAX_FLOWS, MAX_MAC_FIELDS, MAX_OFFSET};
+use super::sink::{veth_xdp_stats_here, VethXdpStats};
 use super::{ifindex_in, sys, TrafficError, GEN_OBJ};
 
 /// `BPF_F_TEST_XDP_LIVE_FRAMES` (linux/bpf.h).
@@ -48,10 +49,12 @@ pub struct GenConfig {
     /// Offset of the test header ([`HEADER_LEN`] bytes) in every template.
     pub payload_offset: usize,
     /// Offsets of up to [`MAX_MAC_FIELDS`] MAC fields whose low 24 bits become
-    /// `template's value + flow index`.
+    /// `base + flow index`, with the base read from the first stream's template (all
+    /// streams get the same MACs per flow).
     pub mac_fields: Vec<usize>,
-    /// Offset of a UDP source port (big endian) set to `template's port + flow index`;
-    /// the templates' UDP checksum must be 0.
+    /// Offset of a UDP source port (big endian) set to `base + flow index` (mod 2^16),
+    /// with the base read from the first stream's template; the templates' UDP checksum
+    /// must be 0 (none, IPv4) since no checksum is fixed.
     pub udp_sport_field: Option<usize>,
     /// Number of flows, 1 to 2^24: frame k of a run belongs to flow `k % flows`.
     pub flows: u32,
@@ -82,6 +85,33 @@ pub struct GenReport {
     pub elapsed: Duration,
     /// The sequence number of the first frame; the last one is `first_seq + frames - 1`.
     pub first_seq: u64,
+    /// CPU time of the generator thread over the run, kernel work included (the
+    /// program runs, the transmit into the peer's ring, and whatever softirq work the
+    /// kernel did in this thread, e.g. the sink's NAPI when it shares the core). With
+    /// `elapsed`, it tells whether the generator had its core to itself.
+    pub cpu_time: Duration,
+    /// The generator veth's XDP counters over the run (`ethtool -S`; `None` if they
+    /// could not be read). Frames the program handed over either went into the peer's
+    /// ring (`xdp_xmit`) or were dropped because it was full (`xdp_xmit_errors`); frames
+    /// in neither were dropped uncounted, because the peer had no NAPI (see
+    /// [`GenReport::unaccounted`]).
+    pub veth: Option<VethXdpStats>,
+    /// Whether the program stayed in the kernel's XDP dispatcher through its attachment
+    /// to the namespace's `lo` (see the module doc). `false` (lo already had an XDP
+    /// program, e.g. another generator in the same namespace) means every call paid
+    /// tens of ms: the rate is far below the ceiling. Give each generator its own
+    /// namespace.
+    pub dispatcher_pinned: bool,
+}
+
+impl GenReport {
+    /// Frames the generator sent that the veth counted neither as delivered to the peer
+    /// nor as dropped at its full ring: lost because the peer had no NAPI (no XDP program,
+    /// GRO off) or was down. Should be 0; `None` if the veth counters are missing.
+    pub fn unaccounted(&self) -> Option<u64> {
+        let v = self.veth?;
+        Some(self.frames.saturating_sub(v.xdp_xmit + v.xdp_xmit_errors))
+    }
 }
 
 /// A generator sending from its own thread until [`Generator::stop`].
@@ -121,18 +151,18 @@ impl Generator {
                 })
                 .map_err(|e| TrafficError::Thread(format!("spawn: {e}")))?
         };
-        let mut gen = Generator {
+        let mut generator = Generator {
             stop,
             sent,
             thread: Some(thread),
         };
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(gen),
+            Ok(Ok(())) => Ok(generator),
             Ok(Err(e)) => {
-                gen.join().ok();
+                generator.join().ok();
                 Err(e)
             }
-            Err(_) => match gen.join() {
+            Err(_) => match generator.join() {
                 Err(e) => Err(e),
                 Ok(_) => Err(TrafficError::Thread("generator thread ended early".into())),
             },
@@ -142,6 +172,12 @@ impl Generator {
     /// Frames sent so far (updated after each `BPF_PROG_RUN` call, i.e. every few ms).
     pub fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
+    }
+
+    /// True when the generator thread has ended on its own, i.e. on an error that
+    /// [`Generator::stop`] returns.
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|h| h.is_finished())
     }
 
     /// Stops sending (after the call in progress) and reports what was sent.
@@ -262,11 +298,12 @@ impl Plan {
             Some(r) => (r * PACED_CALL.as_secs_f64()).clamp(1.0, ROUND_FRAMES as f64),
         };
         let total_weight: u64 = cfg.streams.iter().map(|s| u64::from(s.weight)).sum();
-        let unit = (round / total_weight as f64).max(1.0);
+        // Whole frames per unit of weight, so that the streams' shares are exact.
+        let unit = ((round / total_weight as f64) as u64).max(1);
         let per_round = cfg
             .streams
             .iter()
-            .map(|s| ((unit * f64::from(s.weight)) as u64).clamp(1, MAX_CALL_FRAMES))
+            .map(|s| (unit * u64::from(s.weight)).min(MAX_CALL_FRAMES))
             .collect();
         Ok(Plan {
             templates,
@@ -278,9 +315,12 @@ impl Plan {
 
 /// The loaded program in the generator thread.
 struct Runner {
+    // Dropped before the object.
+    _lo_link: Option<libbpf_rs::Link>,
     obj: Object,
     plan: Plan,
     ifindex: u32,
+    ifname: String,
     rate_pps: Option<f64>,
     first_seq: u64,
 }
@@ -302,10 +342,13 @@ impl Runner {
             .open_memory(GEN_OBJ)
             .and_then(|o| o.load())
             .map_err(TrafficError::bpf("load the generator program"))?;
+        let lo = ifindex_in(&cfg.netns, "lo")?;
         let zero = 0u32.to_ne_bytes();
         let first_seq = sys::monotonic_ns();
+        let mut value = plan.value;
+        value.gen_ifindex = ifindex;
         map(&obj, "gen_config")?
-            .update(&zero, &plan.value.to_bytes(), MapFlags::ANY)
+            .update(&zero, &value.to_bytes(), MapFlags::ANY)
             .map_err(TrafficError::bpf("write gen_config"))?;
         // The program pre-increments: the first frame gets `first_seq`.
         map(&obj, "gen_state")?
@@ -315,10 +358,16 @@ impl Runner {
                 MapFlags::ANY,
             )
             .map_err(TrafficError::bpf("write gen_state"))?;
+        // Keeps the program in the XDP dispatcher (see gen.bpf.c); generic mode on lo,
+        // detached when the link is dropped. Best effort: lo may already have a program
+        // (another generator in this namespace); the run is then much slower, and says so.
+        let lo_link = prog(&obj)?.attach_xdp(lo as i32).ok();
         Ok(Runner {
+            _lo_link: lo_link,
             obj,
             plan,
             ifindex,
+            ifname: cfg.ifname.clone(),
             rate_pps: cfg.rate_pps,
             first_seq,
         })
@@ -331,17 +380,15 @@ impl Runner {
         stop: &AtomicBool,
         sent: &AtomicU64,
     ) -> Result<GenReport, TrafficError> {
-        let prog = self
-            .obj
-            .progs_mut()
-            .find(|p| p.name() == "traffic_gen")
-            .ok_or_else(|| TrafficError::Config("no program traffic_gen in gen.bpf.o".into()))?;
+        let prog = prog(&self.obj)?;
         let state = map(&self.obj, "gen_state")?;
         // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
         // egress_ifindex. The ingress device is where XDP_TX sends.
         let mut ctx = Vec::with_capacity(24);
         let mut streams = vec![StreamReport::default(); self.plan.templates.len()];
         let mut total = 0u64;
+        let veth_before = veth_xdp_stats_here(&self.ifname).ok();
+        let cpu_before = sys::thread_cpu_ns();
         let start = Instant::now();
         'run: loop {
             for (i, t) in self.plan.templates.iter().enumerate() {
@@ -393,14 +440,28 @@ impl Runner {
                 sent.store(total, Ordering::Relaxed);
             }
         }
+        let elapsed = start.elapsed();
+        let cpu_time = Duration::from_nanos(sys::thread_cpu_ns().saturating_sub(cpu_before));
+        let veth =
+            veth_before.and_then(|b| Some(veth_xdp_stats_here(&self.ifname).ok()?.since(&b)));
         Ok(GenReport {
             frames: total,
             bytes: streams.iter().map(|s| s.bytes).sum(),
             streams,
-            elapsed: start.elapsed(),
+            elapsed,
             first_seq: self.first_seq,
+            cpu_time,
+            veth,
+            dispatcher_pinned: self._lo_link.is_some(),
         })
     }
+}
+
+/// The generator program of `obj`.
+fn prog(obj: &Object) -> Result<libbpf_rs::ProgramMut<'_>, TrafficError> {
+    obj.progs_mut()
+        .find(|p| p.name() == "traffic_gen")
+        .ok_or_else(|| TrafficError::Config("no program traffic_gen in gen.bpf.o".into()))
 }
 
 /// A map of `obj` by name.
