@@ -31,6 +31,47 @@ pub trait Port {
     /// Housekeeping the worker runs about once a second, never per packet: an AF_XDP
     /// port checks its netdev here (marks itself down, re-opens it when it is back).
     fn maintain(&mut self, _pool: &mut Pool) {}
+
+    /// The port is being removed from a running switch: give the frames it holds back
+    /// to `pool` (an AF_XDP port's fill and transmit rings) before it is dropped.
+    fn close(&mut self, _pool: &mut Pool) {}
+}
+
+/// A worker's port array has holes where a running switch removed a port (and at the
+/// numbers of tunnel ports): a hole receives nothing, sends nothing and is down.
+impl<P: Port> Port for Option<P> {
+    #[inline]
+    fn rx_burst(&mut self, pool: &mut Pool, out: &mut [Desc; BURST]) -> usize {
+        match self {
+            Some(p) => p.rx_burst(pool, out),
+            None => 0,
+        }
+    }
+
+    #[inline]
+    fn tx_burst(&mut self, pool: &mut Pool, frames: &[Desc]) -> usize {
+        match self {
+            Some(p) => p.tx_burst(pool, frames),
+            None => 0,
+        }
+    }
+
+    #[inline]
+    fn is_up(&self) -> bool {
+        self.as_ref().is_some_and(Port::is_up)
+    }
+
+    fn maintain(&mut self, pool: &mut Pool) {
+        if let Some(p) = self {
+            p.maintain(pool);
+        }
+    }
+
+    fn close(&mut self, pool: &mut Pool) {
+        if let Some(p) = self {
+            p.close(pool);
+        }
+    }
 }
 
 /// What a [`MemPort`] does with frames sent to it.

@@ -491,3 +491,44 @@ fn no_allocation_in_neighbour_cache_after_new() {
     assert!(released > 0 && dropped > 0 && shown == 2 * CAP);
     assert!(evictions > 10_000);
 }
+
+/// Forward-only mode: bursts moved between two ports (and dropped on an odd third),
+/// through the ports' `Option` wrappers the running switch uses, allocate nothing.
+#[test]
+fn no_allocation_forward_only() {
+    use dataplane::forward::Forwarder;
+    use flowtable::PortId;
+
+    let mut pool = Pool::new(4096);
+    let mut ports: Vec<Option<MemPort>> = (0..3)
+        .map(|_| Some(MemPort::new(4 * BURST, TxMode::Discard)))
+        .collect();
+    let mut f = Forwarder::new(&[PortId(0), PortId(1), PortId(2)], 3);
+    let frame = frame(host(1, 1), host(0, 1), None);
+    let mut run = |pool: &mut Pool, ports: &mut Vec<Option<MemPort>>, rounds: usize| {
+        for _ in 0..rounds {
+            for p in ports.iter_mut().flatten() {
+                for _ in 0..BURST {
+                    assert!(p.inject(pool, &frame));
+                }
+            }
+            f.poll(ports, pool);
+        }
+    };
+    run(&mut pool, &mut ports, 4);
+    let free = pool.available();
+    let rounds = FRAMES.div_ceil(3 * BURST);
+    let (allocs, frees, ()) = counted(|| run(&mut pool, &mut ports, rounds));
+    assert_eq!(
+        (allocs, frees),
+        (0, 0),
+        "forward-only: {allocs} allocations and {frees} frees (VSWITCH_ALLOC_TRACE=1 prints where)"
+    );
+    assert_eq!(pool.available(), free, "forward-only: frame buffers leaked");
+    let c = f.counters();
+    assert_eq!(c.ports[1].tx_frames, c.ports[0].rx_frames);
+    assert_eq!(
+        c.dropped(dataplane::counters::DropReason::NoPeer),
+        c.ports[2].rx_frames
+    );
+}

@@ -242,15 +242,20 @@ fn vswitch_run_two_networks_ctl_and_clean_sigterm() {
     let text = ctl_text(&socket, &["show"]);
     assert!(text.status.success());
     eprintln!("{}", String::from_utf8_lossy(&text.stdout));
-    // A change with the same ports applies; a port change asks for a restart.
+    // A change with the same ports applies; a port without a netdev is refused (and
+    // nothing changes).
     ctl_json(&socket, &["fdb", "flush", "--network", "b"]);
     let add = ctl_text(&socket, &["port", "add", "p4", "--network", "a"]);
     assert!(!add.status.success());
     assert!(
-        String::from_utf8_lossy(&add.stderr).contains("restart"),
+        String::from_utf8_lossy(&add.stderr).contains("needs a netdev"),
         "{}",
         String::from_utf8_lossy(&add.stderr)
     );
+    let Reply::Show(after) = ctl_json(&socket, &["show"]) else {
+        panic!("show: not a show reply")
+    };
+    assert_eq!(after.ports.len(), 3);
 
     // SIGTERM: a clean stop, no XDP program left, the socket gone.
     let pid = proc.0.as_ref().unwrap().id();

@@ -1,10 +1,12 @@
 //! What a configuration change keeps.
 //!
-//! Port numbers are positions in [`Config::ports`] (then one tunnel port per remote
-//! VTEP), so adding or removing a port renumbers the ports after it and every tunnel
-//! port. The FDB and the per-port counters are keyed by those numbers: a switch that
-//! applies a change moves them to the new numbering with [`ConfigDiff`], keeping the
-//! learned entries of every network the change did not touch.
+//! In the dense numbering of the offline switch, port numbers are positions in
+//! [`Config::ports`] (then one tunnel port per remote VTEP), so adding or removing a
+//! port renumbers the ports after it and every tunnel port. The FDB and the per-port
+//! counters are keyed by those numbers: the offline switch moves them to the new
+//! numbering with [`ConfigDiff`], keeping the learned entries of every network the
+//! change did not touch. (The running switch keeps port numbers stable instead, so
+//! that nothing has to move while its workers run: `runtime::slots`.)
 //!
 //! A learned entry is kept when its network still exists under the same name, local
 //! VLAN and segment, and its port (matched by name, a tunnel port by its VTEP's

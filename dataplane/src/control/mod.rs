@@ -34,13 +34,14 @@ pub mod format;
 pub mod proto;
 pub mod server;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use flowtable::{FdbEntry, FlushFilter, PortId};
 
 use crate::config::{Config, ConfigError, PortIdx, PortMode, PortRole, Segment};
 use crate::counters::{Counters, DropReason};
+use crate::pipeline::{PortLayout, PortOwner};
 use crate::underlay::NeighborEntry;
 
 pub use diff::ConfigDiff;
@@ -151,6 +152,12 @@ pub trait ControlTarget {
         (LinkState::Unknown, None)
     }
 
+    /// The numbers of the configuration's ports and tunnel ports in FDB entries and
+    /// counters. A switch whose ports never change numbers them densely.
+    fn port_layout(&self) -> PortLayout {
+        PortLayout::dense(self.config())
+    }
+
     /// The live MAC table entries (one replica's, in any order).
     fn fdb_entries(&self) -> Vec<FdbEntry>;
 
@@ -194,8 +201,9 @@ fn dispatch(t: &mut dyn ControlTarget, req: Request) -> Result<Reply, ControlErr
                 Some(n) => Some(network_vlan(cfg, n)?),
                 None => None,
             };
+            let layout = t.port_layout();
             let p = match &port {
-                Some(p) => Some(fdb_port_by_name(cfg, p)?),
+                Some(p) => Some(fdb_port_by_name(cfg, &layout, p)?),
                 None => None,
             };
             let filter = match (vlan, p) {
@@ -276,16 +284,15 @@ fn network_vlan(cfg: &Config, name: &str) -> Result<encap::VlanId, ControlError>
 }
 
 /// A port name, or a remote VTEP's address (its tunnel port).
-fn fdb_port_by_name(cfg: &Config, name: &str) -> Result<PortId, ControlError> {
-    if let Some(p) = cfg.port_by_name(name) {
-        return Ok(PortId(p.0));
+fn fdb_port_by_name(cfg: &Config, layout: &PortLayout, name: &str) -> Result<PortId, ControlError> {
+    if let Some(id) = cfg.port_by_name(name).and_then(|p| layout.port(p)) {
+        return Ok(id);
     }
     let vtep = name.strip_prefix("vtep:").unwrap_or(name);
     if let Ok(ip) = vtep.parse::<IpAddr>() {
-        if let Some(v) = cfg.vteps.iter().position(|&x| x == ip) {
-            if let Ok(id) = u16::try_from(cfg.ports.len() + v) {
-                return Ok(PortId(id));
-            }
+        let v = cfg.vteps.iter().position(|&x| x == ip);
+        if let Some(id) = v.and_then(|v| layout.vteps.get(v)) {
+            return Ok(*id);
         }
     }
     Err(ControlError::NotFound(format!(
@@ -294,19 +301,21 @@ fn fdb_port_by_name(cfg: &Config, name: &str) -> Result<PortId, ControlError> {
 }
 
 /// A FDB port as (port name, VTEP address).
-fn fdb_port_label(cfg: &Config, port: PortId) -> (Option<String>, Option<IpAddr>) {
-    match cfg.ports.get(port.index()) {
-        Some(p) => (Some(p.name.clone()), None),
-        None => {
-            let vtep = port
-                .index()
-                .checked_sub(cfg.ports.len())
-                .and_then(|v| cfg.vteps.get(v).copied());
-            match vtep {
-                Some(ip) => (None, Some(ip)),
-                None => (Some(format!("#{}", port.0)), None),
-            }
-        }
+fn fdb_port_label(
+    cfg: &Config,
+    layout: &PortLayout,
+    port: PortId,
+) -> (Option<String>, Option<IpAddr>) {
+    match layout.owner(port) {
+        Some(PortOwner::Port(p)) => match cfg.port(p) {
+            Some(p) => (Some(p.name.clone()), None),
+            None => (Some(format!("#{}", port.0)), None),
+        },
+        Some(PortOwner::Vtep(v)) => match cfg.vteps.get(v.index()) {
+            Some(&ip) => (None, Some(ip)),
+            None => (Some(format!("#{}", port.0)), None),
+        },
+        None => (Some(format!("#{}", port.0)), None),
     }
 }
 
@@ -409,12 +418,23 @@ fn fdb_show(t: &dyn ControlTarget, network: Option<&str>) -> Result<FdbReply, Co
         .iter()
         .map(|n| (n.local_vlan.get(), n.name.as_str()))
         .collect();
+    let layout = t.port_layout();
+    // Labels once per port number, not once per row.
+    let labels: HashMap<PortId, (Option<String>, Option<IpAddr>)> = layout
+        .ports
+        .iter()
+        .chain(&layout.vteps)
+        .map(|&id| (id, fdb_port_label(cfg, &layout, id)))
+        .collect();
     let mut rows: Vec<(u16, u64, FdbRow)> = t
         .fdb_entries()
         .into_iter()
         .filter(|e| only.is_none_or(|v| v == e.vlan))
         .map(|e| {
-            let (port, vtep) = fdb_port_label(cfg, e.port);
+            let (port, vtep) = labels
+                .get(&e.port)
+                .cloned()
+                .unwrap_or_else(|| (Some(format!("#{}", e.port.0)), None));
             let vlan = e.vlan.get();
             let row = FdbRow {
                 network: by_vlan
@@ -439,20 +459,26 @@ fn fdb_show(t: &dyn ControlTarget, network: Option<&str>) -> Result<FdbReply, Co
 fn stats(t: &dyn ControlTarget) -> StatsReply {
     let cfg = t.config();
     let sample = t.stats();
-    let mut sum = Counters::new(cfg.ports.len() + cfg.vteps.len());
+    let layout = t.port_layout();
+    let mut sum = Counters::new(layout.slots());
     for w in &sample.workers {
         sum.merge(&w.counters);
     }
-    let ports = sum
+    // Configuration ports in order, then tunnel ports; numbers no port has are left out.
+    let names = cfg
         .ports
         .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let name = match fdb_port_label(cfg, PortId(i as u16)) {
-                (Some(n), _) => n,
-                (None, Some(ip)) => format!("vtep:{ip}"),
-                (None, None) => format!("#{i}"),
-            };
+        .map(|p| p.name.clone())
+        .zip(&layout.ports)
+        .chain(
+            cfg.vteps
+                .iter()
+                .map(|ip| format!("vtep:{ip}"))
+                .zip(&layout.vteps),
+        );
+    let ports = names
+        .map(|(name, id)| {
+            let c = sum.ports.get(id.index()).copied().unwrap_or_default();
             PortStats {
                 name,
                 rx_frames: c.rx_frames,

@@ -20,7 +20,8 @@ mod tables;
 mod tunnel;
 
 pub use tables::{
-    ip_bits, Egress, Ingress, NetEntry, Overlay, PortEntry, Tables, UnderlayTable, VtepEntry,
+    ip_bits, Egress, Ingress, NetEntry, Overlay, PortEntry, PortLayout, PortOwner, Tables,
+    UnderlayTable, VtepEntry,
 };
 use tunnel::VtepState;
 pub use tunnel::{NeighborPeers, Pending};
@@ -184,6 +185,13 @@ impl Pipeline {
     /// The FDB replica, for the control plane (static entries, flush).
     pub fn fdb_mut(&mut self) -> &mut WorkerFdb {
         &mut self.fdb
+    }
+
+    /// Zeroes the counters of port `port` (removed from a running switch).
+    pub fn clear_port_counters(&mut self, port: PortId) {
+        if let Some(c) = self.counters.ports.get_mut(port.index()) {
+            *c = Default::default();
+        }
     }
 
     /// Replaces the configuration; cached decisions of the old one are never served

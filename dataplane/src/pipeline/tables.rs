@@ -1,11 +1,17 @@
 //! The configuration compiled into the dense tables the pipeline reads per frame: no
 //! strings, no maps keyed by names, one array index per question.
 //!
-//! Port numbers ([`PortId`]) are the configuration's ports (`0..ports`: `[[port]]`s,
-//! physnet ports, the underlay port), then one *tunnel port* per remote VTEP
-//! (`ports..ports + vteps`), as Open vSwitch has one tunnel port per remote host: the
-//! FDB learns a MAC against the tunnel port of the VTEP it came from, and a network's
-//! flood list holds the tunnel ports of its `remote_vteps`.
+//! Port numbers ([`PortId`]) name the configuration's ports (`[[port]]`s, physnet
+//! ports, the underlay port) and one *tunnel port* per remote VTEP, as Open vSwitch has
+//! one tunnel port per remote host: the FDB learns a MAC against the tunnel port of the
+//! VTEP it came from, and a network's flood list holds the tunnel ports of its
+//! `remote_vteps`. Which number each has is a [`PortLayout`]: offline and at start the
+//! dense one (configuration ports `0..ports`, then tunnel ports `ports..ports + vteps`);
+//! a running switch that adds and removes ports keeps every number stable instead (a
+//! port or VTEP keeps its number for as long as it exists, a new one gets a number no
+//! one has, see `runtime::slots`), so that the FDB entries and counters of untouched
+//! ports never need renumbering. Numbers no port has are holes: an entry that takes
+//! nothing and carries nothing.
 
 use core::net::IpAddr;
 
@@ -37,6 +43,9 @@ pub enum Ingress {
     /// The underlay port: tunnel packets are decapsulated, ARP/ND for the local VTEP
     /// answered, anything else dropped.
     Underlay,
+    /// No configuration port has this number (a hole, or a tunnel port): anything
+    /// received is dropped.
+    Absent,
 }
 
 /// How a frame of a network leaves a port.
@@ -48,13 +57,95 @@ pub enum Egress {
     Tunnel(u16),
 }
 
-/// One port.
+/// One port number.
 #[derive(Debug, Clone)]
 pub struct PortEntry {
     /// Ingress classification.
     pub ingress: Ingress,
     /// Per network: how its frames leave this port, `None` if the port does not carry it.
     egress: Box<[Option<EgressTag>]>,
+    /// The remote VTEP whose tunnel port this number is.
+    tunnel: Option<u16>,
+}
+
+impl PortEntry {
+    /// A number that is no configuration port.
+    fn absent() -> PortEntry {
+        PortEntry {
+            ingress: Ingress::Absent,
+            egress: Box::new([]),
+            tunnel: None,
+        }
+    }
+}
+
+/// Where a configuration's ports and remote VTEPs sit in the port-number space.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PortLayout {
+    /// Per configuration port ([`crate::config::PortIdx`] order): its number.
+    pub ports: Vec<PortId>,
+    /// Per remote VTEP ([`crate::config::VtepIdx`] order): its tunnel port's number.
+    pub vteps: Vec<PortId>,
+}
+
+/// What a port number stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortOwner {
+    /// A configuration port.
+    Port(crate::config::PortIdx),
+    /// The tunnel port of a remote VTEP.
+    Vtep(crate::config::VtepIdx),
+}
+
+impl PortLayout {
+    /// Configuration ports `0..ports`, then tunnel ports: the numbering of a switch
+    /// whose ports never change (offline, replay, trace) and of a switch at start.
+    pub fn dense(cfg: &Config) -> PortLayout {
+        let n = cfg.ports.len();
+        PortLayout {
+            ports: (0..n).map(|i| PortId(i as u16)).collect(),
+            vteps: (0..cfg.vteps.len())
+                .map(|v| PortId((n + v) as u16))
+                .collect(),
+        }
+    }
+
+    /// The size of the number space: one more than the highest number.
+    pub fn slots(&self) -> usize {
+        self.ports
+            .iter()
+            .chain(&self.vteps)
+            .map(|p| p.index() + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The number of configuration port `p`.
+    pub fn port(&self, p: crate::config::PortIdx) -> Option<PortId> {
+        self.ports.get(p.index()).copied()
+    }
+
+    /// The tunnel port number of remote VTEP `v`.
+    pub fn vtep(&self, v: crate::config::VtepIdx) -> Option<PortId> {
+        self.vteps.get(v.index()).copied()
+    }
+
+    /// The FDB port of a static entry's target.
+    pub fn fdb_port(&self, target: FdbTarget) -> Option<PortId> {
+        match target {
+            FdbTarget::Port(p) => self.port(p),
+            FdbTarget::Remote(v) => self.vtep(v),
+        }
+    }
+
+    /// What number `id` stands for, if anything.
+    pub fn owner(&self, id: PortId) -> Option<PortOwner> {
+        if let Some(i) = self.ports.iter().position(|&p| p == id) {
+            return Some(PortOwner::Port(crate::config::PortIdx(i as u16)));
+        }
+        let v = self.vteps.iter().position(|&p| p == id)?;
+        Some(PortOwner::Vtep(crate::config::VtepIdx(v as u16)))
+    }
 }
 
 /// A network's overlay segment.
@@ -81,6 +172,8 @@ pub struct NetEntry {
 /// One remote VTEP (tunnel port).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VtepEntry {
+    /// Its tunnel port's number.
+    pub port: PortId,
     /// Its address.
     pub ip: IpAddr,
     /// Where its packets go on the underlay link: itself when on-link, else the
@@ -120,11 +213,12 @@ pub struct UnderlayTable {
 pub struct Tables {
     /// Bumped on every change: part of every cached decision's stamp.
     pub generation: u64,
-    /// Indexed by port number (configuration ports only).
+    /// Indexed by port number: configuration ports, tunnel ports and holes (see
+    /// [`PortLayout`]).
     pub ports: Vec<PortEntry>,
     /// Indexed by network number.
     pub nets: Vec<NetEntry>,
-    /// Remote VTEPs: tunnel port `ports.len() + i` is `vteps[i]`.
+    /// Remote VTEPs, by [`crate::config::VtepIdx`]; each names its tunnel port.
     pub vteps: Vec<VtepEntry>,
     /// The local VTEP, when configured.
     pub underlay: Option<UnderlayTable>,
@@ -168,9 +262,18 @@ fn in_prefix(ip: IpAddr, net: IpAddr, len: u8) -> bool {
 }
 
 impl Tables {
-    /// Compiles `cfg`, stamping it with `generation`.
+    /// Compiles `cfg` in the dense numbering ([`PortLayout::dense`]), stamping it with
+    /// `generation`.
     pub fn compile(cfg: &Config, generation: u64) -> Tables {
-        let n_ports = cfg.ports.len();
+        Tables::compile_with(cfg, generation, &PortLayout::dense(cfg))
+    }
+
+    /// Compiles `cfg` with its ports numbered by `layout`, stamping it with
+    /// `generation`. `layout` must name every port and VTEP of `cfg` (ones it misses
+    /// carry nothing).
+    pub fn compile_with(cfg: &Config, generation: u64, layout: &PortLayout) -> Tables {
+        let port_id = |i: usize| layout.ports.get(i).copied();
+        let vtep_id = |v: usize| layout.vteps.get(v).copied();
         let nets = cfg
             .networks
             .iter()
@@ -182,12 +285,8 @@ impl Tables {
                     .iter()
                     .enumerate()
                     .filter(|(_, p)| p.mode.carries(NetIdx(n as u16)))
-                    .map(|(i, _)| PortId(i as u16))
-                    .chain(
-                        net.remote_vteps
-                            .iter()
-                            .map(|v| PortId((n_ports + v.index()) as u16)),
-                    )
+                    .filter_map(|(i, _)| port_id(i))
+                    .chain(net.remote_vteps.iter().filter_map(|v| vtep_id(v.index())))
                     .collect(),
                 overlay: match net.segment {
                     Segment::Vxlan { vni } => Some(Overlay::Vxlan(vni)),
@@ -196,35 +295,48 @@ impl Tables {
                 },
             })
             .collect();
-        let ports = cfg
-            .ports
-            .iter()
-            .map(|p| {
-                let ingress = match (&p.mode, p.role) {
-                    (_, PortRole::Underlay) => Ingress::Underlay,
-                    (PortMode::Access { network }, _) => Ingress::Access { net: network.0 },
-                    (PortMode::Trunk { vlans, native }, _) => {
-                        let mut vid_map = Box::new([NONE; 4096]);
-                        for &(vid, net) in vlans {
-                            vid_map[usize::from(vid.get())] = net.0;
-                        }
-                        Ingress::Trunk {
-                            vid_map,
-                            native: native.map(|n| n.0),
-                        }
+        let entries = cfg.ports.iter().map(|p| {
+            let ingress = match (&p.mode, p.role) {
+                (_, PortRole::Underlay) => Ingress::Underlay,
+                (PortMode::Access { network }, _) => Ingress::Access { net: network.0 },
+                (PortMode::Trunk { vlans, native }, _) => {
+                    let mut vid_map = Box::new([NONE; 4096]);
+                    for &(vid, net) in vlans {
+                        vid_map[usize::from(vid.get())] = net.0;
                     }
-                };
-                let egress = (0..cfg.networks.len())
-                    .map(|n| p.mode.egress(NetIdx(n as u16)))
-                    .collect();
-                PortEntry { ingress, egress }
-            })
-            .collect();
+                    Ingress::Trunk {
+                        vid_map,
+                        native: native.map(|n| n.0),
+                    }
+                }
+            };
+            let egress = (0..cfg.networks.len())
+                .map(|n| p.mode.egress(NetIdx(n as u16)))
+                .collect();
+            PortEntry {
+                ingress,
+                egress,
+                tunnel: None,
+            }
+        });
+        let mut ports = vec![PortEntry::absent(); layout.slots()];
+        for (i, e) in entries.enumerate() {
+            if let Some(slot) = port_id(i).and_then(|id| ports.get_mut(id.index())) {
+                *slot = e;
+            }
+        }
+        for (v, id) in layout.vteps.iter().enumerate() {
+            if let Some(slot) = ports.get_mut(id.index()) {
+                slot.tunnel = Some(v as u16);
+            }
+        }
         let u = cfg.underlay.as_ref();
         let vteps = cfg
             .vteps
             .iter()
-            .map(|&ip| VtepEntry {
+            .enumerate()
+            .map(|(v, &ip)| VtepEntry {
+                port: vtep_id(v).unwrap_or(PortId(u16::MAX)),
                 ip,
                 next_hop: u.and_then(|u| match u.prefix_len {
                     Some(len) if !in_prefix(ip, u.local_ip, len) => u.gateway,
@@ -247,7 +359,7 @@ impl Tables {
                 }
             }
             UnderlayTable {
-                port: PortId(u.port.0),
+                port: port_id(u.port.index()).unwrap_or(PortId(u16::MAX)),
                 local_ip: u.local_ip,
                 local_ip_bits: ip_bits(u.local_ip),
                 local_mac: u.local_mac,
@@ -292,31 +404,30 @@ impl Tables {
         }
     }
 
-    /// Ports the FDB must know: configuration ports and tunnel ports.
+    /// The size of the port-number space: configuration ports, tunnel ports, holes.
     pub fn port_count(&self) -> usize {
-        self.ports.len() + self.vteps.len()
+        self.ports.len()
     }
 
     /// The remote VTEP number of `port`, if it is a tunnel port.
     #[inline]
     pub fn vtep_of(&self, port: PortId) -> Option<u16> {
-        let v = port.index().checked_sub(self.ports.len())?;
-        (v < self.vteps.len()).then_some(v as u16)
+        self.ports.get(port.index())?.tunnel
     }
 
     /// How frames of `net` leave `port`: `None` if the port does not carry it. Tunnel
     /// ports carry every overlay network (a MAC may be learned behind any VTEP).
     #[inline]
     pub fn egress(&self, port: PortId, net: u16) -> Option<Egress> {
-        match self.ports.get(port.index()) {
-            Some(p) => p
+        let p = self.ports.get(port.index())?;
+        match p.tunnel {
+            None => p
                 .egress
                 .get(usize::from(net))
                 .copied()
                 .flatten()
                 .map(Egress::Tag),
-            None => {
-                let v = self.vtep_of(port)?;
+            Some(v) => {
                 self.nets.get(usize::from(net))?.overlay?;
                 Some(Egress::Tunnel(v))
             }
@@ -338,6 +449,7 @@ impl Ingress {
                 net => Ok(net),
             },
             (Ingress::Underlay, _) => Err(DropReason::NotTunnel),
+            (Ingress::Absent, _) => Err(DropReason::NoPort),
         }
     }
 }

@@ -426,10 +426,11 @@ impl Pipeline {
             return Err(DropReason::ReservedMulticast);
         }
         *d = d.settle(&f);
-        let in_port = PortId((self.tables.ports.len() + usize::from(vtep)) as u16);
-        let pc = &mut self.counters.ports[in_port.index()];
-        pc.rx_frames += 1;
-        pc.rx_bytes += d.len() as u64;
+        let in_port = self.tables.vteps[usize::from(vtep)].port;
+        if let Some(pc) = self.counters.ports.get_mut(in_port.index()) {
+            pc.rx_frames += 1;
+            pc.rx_bytes += d.len() as u64;
+        }
         Ok(Meta {
             in_port,
             from_tunnel: true,
@@ -507,9 +508,11 @@ impl Pipeline {
             _ => DropReason::RewriteFailed,
         })?;
         let d = d.settle(&f);
-        let pc = &mut self.counters.ports[self.tables.ports.len() + usize::from(v)];
-        pc.tx_frames += 1;
-        pc.tx_bytes += d.len() as u64;
+        let tunnel_port = self.tables.vteps[usize::from(v)].port;
+        if let Some(pc) = self.counters.ports.get_mut(tunnel_port.index()) {
+            pc.tx_frames += 1;
+            pc.tx_bytes += d.len() as u64;
+        }
         let q = &mut self.txq[up.index()];
         q.descs[q.len] = d;
         q.len += 1;

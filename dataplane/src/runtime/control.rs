@@ -17,6 +17,7 @@ use super::{RuntimeError, Switch};
 use crate::config::{Config, PortIdx};
 use crate::control::proto::{LinkState, XdpMode};
 use crate::control::{ControlError, ControlTarget, SwitchSample, WorkerSample};
+use crate::pipeline::PortLayout;
 use crate::underlay::NeighborEntry;
 
 /// How long a control request waits for the workers' snapshots.
@@ -48,7 +49,14 @@ impl ControlTarget for Switch {
     }
 
     fn port_status(&self, port: PortIdx) -> (LinkState, Option<XdpMode>) {
-        self.info.port_status(port)
+        match self.layout.port(port) {
+            Some(id) => self.info.port_status(id),
+            None => (LinkState::Unknown, None),
+        }
+    }
+
+    fn port_layout(&self) -> PortLayout {
+        self.layout.clone()
     }
 
     fn fdb_entries(&self) -> Vec<FdbEntry> {
@@ -96,23 +104,10 @@ impl ControlTarget for Switch {
             .unwrap_or_default()
     }
 
-    /// Changes with the same ports (networks, modes, static entries, ARP entries, the
-    /// underlay) apply at once; adding or removing a port needs a restart, because the
-    /// workers' AF_XDP sockets are opened at start.
+    /// Every change applies at once, ports added and removed included (their netdevs
+    /// opened and closed while the workers run); learned entries of untouched networks
+    /// and ports stay.
     fn apply_config(&mut self, new: Config) -> Result<(), ControlError> {
-        if self.forward_only() {
-            return Err(control_error(RuntimeError::ForwardOnly(
-                "a configuration change".into(),
-            )));
-        }
-        let same_ports = self.config.same_ports(&new);
-        if !same_ports {
-            return Err(ControlError::Failed(
-                "adding or removing a port needs a restart of `vswitch run` (its netdevs are \
-                 opened at start): change the configuration file and restart"
-                    .into(),
-            ));
-        }
         self.reconfigure(new).map_err(control_error)
     }
 }

@@ -7,26 +7,44 @@
 //! traffic over its queues; a port with fewer queues than workers is refused by the
 //! [`Backend`]), so every worker can send on every port without sharing a queue, and
 //! a frame moves from one port to another inside one worker's pool without a copy. A
-//! worker runs [`Pipeline::poll`] in a loop and nothing else: no lock, no allocation,
-//! no syscall of its own per packet (the ports' own kicks aside). Once a second it runs
-//! its ports' housekeeping ([`Port::maintain`]: an AF_XDP port checks its netdev, marks
-//! itself down, re-opens it when it is back); a port that is down gets no frames (they
-//! are counted as `port_down` drops).
+//! worker runs its engine ([`Pipeline::poll`], or the forward-only
+//! [`Forwarder`]) in a loop and nothing else: no lock, no allocation, no syscall of its
+//! own per packet (the ports' own kicks aside). Once a second it runs its ports'
+//! housekeeping ([`Port::maintain`]: an AF_XDP port checks its netdev, marks itself
+//! down, re-opens it when it is back); a port that is down gets no frames (they are
+//! counted as `port_down` drops).
 //!
 //! The control side ([`Switch`]) talks to the workers in two ways, neither of which
 //! makes a worker wait:
 //! - FDB changes (static entries, flushes) go through [`FdbControl`]'s lock-free
 //!   queues, which every worker drains at its next poll;
-//! - everything else is a [`Cmd`] on a per-worker channel that the worker checks once
-//!   per loop (an empty `try_recv` is one atomic load): new compiled tables, and
-//!   snapshot requests answered on a one-shot channel (counters, loop statistics, and
-//!   from worker 0 the FDB and neighbour rows).
+//! - everything else is a command on a per-worker channel that the worker checks once
+//!   per loop (an empty `try_recv` is one atomic load): a configuration change (new
+//!   compiled tables, with the ports it adds and removes), and snapshot requests
+//!   answered on a one-shot channel (counters, loop statistics, and from worker 0 the
+//!   FDB and neighbour rows).
+//!
+//! # Ports added and removed while running
+//!
+//! Port numbers stay stable (`runtime/slots.rs`): a port or remote VTEP keeps its number for as
+//! long as it exists, whatever is added or removed around it, so the FDB replicas and
+//! counters never need renumbering. A change that adds a port first opens it for every
+//! worker ([`Backend::open_port`]: with AF_XDP, worker `w`'s socket on queue `w`, on
+//! worker `w`'s UMEM, opened by the control thread); only when all of them are open is
+//! anything changed, so a missing netdev or a busy queue leaves the switch as it was.
+//! Then the removed ports' and VTEPs' learned entries are flushed, and each worker gets
+//! one command with the new tables, its new ports and the numbers to close, applied
+//! between two polls; the control side waits for every worker's acknowledgement, so a
+//! removed port's sockets are closed (and its XDP program detached) when
+//! [`Switch::reconfigure`] returns. Learned entries of networks the change does not
+//! touch stay.
 //!
 //! The clock is one monotonic epoch for all workers and the control side
 //! ([`Switch::now`]), in nanoseconds.
 
 pub mod chan;
 mod control;
+mod slots;
 mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,24 +54,29 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{self, Receiver, Sender};
 use flowtable::{
-    FdbConfig, FdbControl, FdbEntry, FdbError, FdbGroup, FlowCache, FlushFilter, ReplicaConfig,
-    DEFAULT_FLOW_CACHE_SIZE,
+    FdbConfig, FdbControl, FdbEntry, FdbError, FdbGroup, FlowCache, FlushFilter, PortId,
+    ReplicaConfig, DEFAULT_FLOW_CACHE_SIZE,
 };
 
 use crate::config::{Config, FdbTarget, NetIdx, PortIdx};
 use crate::control::proto::{LinkState, XdpMode};
 use crate::counters::Counters;
 use crate::forward::Forwarder;
-use crate::pipeline::{Pipeline, Tables};
+use crate::pipeline::{Pipeline, PortLayout, Tables};
 use crate::pool::Pool;
 use crate::port::Port;
 use crate::underlay::NeighborEntry;
 
+use slots::Slots;
 pub use worker::WorkerStats;
 
 /// Ports (configuration and tunnel ports) the FDB replicas are built for: room for
 /// ports and VTEPs added at runtime without rebuilding the tables.
 pub const FDB_MAX_PORTS: usize = 1 << 16;
+
+/// How long a worker may take to apply a configuration change before
+/// [`Switch::reconfigure`] reports it.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the control side learns about ports from the backend that opened them.
 pub trait PortInfo: Send + Sync {
@@ -62,8 +85,8 @@ pub trait PortInfo: Send + Sync {
         "runtime"
     }
 
-    /// A port's link state and XDP mode, where known.
-    fn port_status(&self, _port: PortIdx) -> (LinkState, Option<XdpMode>) {
+    /// The link state and XDP mode of the port numbered `port`, where known.
+    fn port_status(&self, _port: PortId) -> (LinkState, Option<XdpMode>) {
         (LinkState::Unknown, None)
     }
 }
@@ -75,8 +98,31 @@ pub trait Backend: PortInfo + 'static {
     type Port: Port + Send + 'static;
 
     /// Opens worker `w`'s frame pool and its queue of every port of `cfg`, in port
-    /// order.
+    /// order (numbered `0..ports`, the dense numbering a switch starts with).
     fn open(&self, w: usize, cfg: &Config) -> Result<(Pool, Vec<Self::Port>), RuntimeError>;
+
+    /// Opens worker `w`'s queue of `cfg`'s port `port`, added to the running switch as
+    /// number `id`. Called from the control thread for every worker in turn (worker 0
+    /// first), before the workers hear of the port; the ports it returns are dropped
+    /// if the change fails. A backend that cannot add ports refuses.
+    fn open_port(
+        &self,
+        _w: usize,
+        cfg: &Config,
+        port: PortIdx,
+        _id: PortId,
+    ) -> Result<Self::Port, RuntimeError> {
+        Err(RuntimeError::Port {
+            port: cfg.port(port).map_or_else(String::new, |p| p.name.clone()),
+            message: format!(
+                "the {} datapath cannot add ports at runtime",
+                self.datapath()
+            ),
+        })
+    }
+
+    /// The port numbered `id` was removed: every worker has closed its queue.
+    fn port_removed(&self, _id: PortId) {}
 }
 
 /// Errors starting or changing the switch.
@@ -112,10 +158,26 @@ pub enum RuntimeError {
     ForwardOnly(String),
 }
 
+/// A configuration change as one worker applies it, between two polls.
+pub(crate) struct Apply<P> {
+    /// The new compiled tables.
+    tables: Box<Tables>,
+    /// Port numbers in configuration order (the forward-only pairs).
+    order: Vec<PortId>,
+    /// Size of the port-number space.
+    slots: usize,
+    /// New ports: this worker's queue of each, with its number.
+    add: Vec<(PortId, P)>,
+    /// Numbers of removed ports: closed and dropped.
+    remove: Vec<PortId>,
+    /// Answered once applied.
+    done: Sender<()>,
+}
+
 /// A request to a worker.
-pub(crate) enum Cmd {
-    /// Switch to these compiled tables (a configuration change).
-    Tables(Box<Tables>),
+pub(crate) enum Cmd<P> {
+    /// A configuration change.
+    Apply(Box<Apply<P>>),
     /// Answer with a snapshot.
     Snapshot(Sender<Snapshot>),
 }
@@ -137,9 +199,152 @@ pub struct Snapshot {
     pub neighbors: Vec<NeighborEntry>,
 }
 
-struct WorkerHandle {
+/// The workers as the (untyped) switch drives them: their command channels, typed by
+/// the backend's port, behind an object.
+trait WorkerSet: Send {
+    /// Workers.
+    fn count(&self) -> usize;
+    /// Asks worker `w` for a snapshot.
+    fn snapshot(&self, w: usize) -> Option<Receiver<Snapshot>>;
+    /// Opens the `added` ports of `cfg` for every worker and holds them for
+    /// [`WorkerSet::commit`]; on error nothing is held.
+    fn prepare(&mut self, cfg: &Config, added: &[(PortIdx, PortId)]) -> Result<(), RuntimeError>;
+    /// Drops the ports [`WorkerSet::prepare`] opened.
+    fn abort(&mut self);
+    /// Sends every worker the new tables with its prepared ports and the numbers to
+    /// close, and waits until each has applied them.
+    fn commit(
+        &mut self,
+        tables: &Tables,
+        layout: &PortLayout,
+        remove: &[PortId],
+    ) -> Result<(), RuntimeError>;
+    /// Waits for every worker thread to end (the stop flag is set).
+    fn join(&mut self);
+}
+
+struct WorkerHandle<P> {
     thread: Option<JoinHandle<()>>,
-    cmd: Sender<Cmd>,
+    cmd: Sender<Cmd<P>>,
+}
+
+struct Workers<B: Backend> {
+    backend: Arc<B>,
+    handles: Vec<WorkerHandle<B::Port>>,
+    /// Per worker: ports opened by `prepare`, not yet sent.
+    pending: Vec<Vec<(PortId, B::Port)>>,
+}
+
+impl<B: Backend> WorkerSet for Workers<B> {
+    fn count(&self) -> usize {
+        self.handles.len()
+    }
+
+    fn snapshot(&self, w: usize) -> Option<Receiver<Snapshot>> {
+        let (tx, rx) = channel::bounded(1);
+        self.handles
+            .get(w)?
+            .cmd
+            .send(Cmd::Snapshot(tx))
+            .ok()
+            .map(|()| rx)
+    }
+
+    fn prepare(&mut self, cfg: &Config, added: &[(PortIdx, PortId)]) -> Result<(), RuntimeError> {
+        self.abort();
+        let mut pending: Vec<Vec<(PortId, B::Port)>> =
+            (0..self.handles.len()).map(|_| Vec::new()).collect();
+        // Worker 0 first for each port: it takes the netdev, the others join it.
+        for (k, &(idx, id)) in added.iter().enumerate() {
+            for (w, list) in pending.iter_mut().enumerate() {
+                match self.backend.open_port(w, cfg, idx, id) {
+                    Ok(port) => list.push((id, port)),
+                    Err(e) => {
+                        // The ports opened so far close here (the netdev's program is
+                        // detached with the last of them) and are forgotten.
+                        drop(pending);
+                        for &(_, id) in &added[..=k] {
+                            self.backend.port_removed(id);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        self.pending = pending;
+        Ok(())
+    }
+
+    fn abort(&mut self) {
+        let ids: Vec<PortId> = self
+            .pending
+            .first()
+            .map(|l| l.iter().map(|(id, _)| *id).collect())
+            .unwrap_or_default();
+        self.pending.clear();
+        for id in ids {
+            self.backend.port_removed(id);
+        }
+    }
+
+    fn commit(
+        &mut self,
+        tables: &Tables,
+        layout: &PortLayout,
+        remove: &[PortId],
+    ) -> Result<(), RuntimeError> {
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.resize_with(self.handles.len(), Vec::new);
+        let mut acks = Vec::with_capacity(self.handles.len());
+        for (w, (h, add)) in self.handles.iter().zip(pending).enumerate() {
+            let (done, ack) = channel::bounded(1);
+            let apply = Apply {
+                tables: Box::new(tables.clone()),
+                order: layout.ports.clone(),
+                slots: layout.slots(),
+                add,
+                remove: remove.to_vec(),
+                done,
+            };
+            h.cmd
+                .send(Cmd::Apply(Box::new(apply)))
+                .map_err(|_| RuntimeError::Worker {
+                    worker: w,
+                    message: "stopped".into(),
+                })?;
+            acks.push(ack);
+        }
+        let deadline = Instant::now() + APPLY_TIMEOUT;
+        let mut late = None;
+        for (w, ack) in acks.into_iter().enumerate() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if ack.recv_timeout(left).is_err() {
+                late.get_or_insert(w);
+            }
+        }
+        for &id in remove {
+            self.backend.port_removed(id);
+        }
+        match late {
+            None => Ok(()),
+            Some(w) => Err(RuntimeError::Worker {
+                worker: w,
+                message: format!(
+                    "did not apply the change within {} s (it will when it polls again)",
+                    APPLY_TIMEOUT.as_secs()
+                ),
+            }),
+        }
+    }
+
+    fn join(&mut self) {
+        self.pending.clear();
+        for h in &mut self.handles {
+            if let Some(t) = h.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
 }
 
 /// Options of [`Switch::start`].
@@ -154,17 +359,22 @@ pub struct Switch {
     config: Config,
     info: Arc<dyn PortInfo>,
     control: FdbControl,
-    workers: Vec<WorkerHandle>,
+    workers: Box<dyn WorkerSet>,
     stop: Arc<AtomicBool>,
     epoch: Instant,
     generation: u64,
+    /// Who has which port number.
+    slots: Slots,
+    /// The configuration's ports and VTEPs by number.
+    layout: PortLayout,
 }
 
 impl std::fmt::Debug for Switch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Switch")
-            .field("workers", &self.workers.len())
+            .field("workers", &self.workers.count())
             .field("generation", &self.generation)
+            .field("layout", &self.layout)
             .finish()
     }
 }
@@ -188,6 +398,7 @@ impl Switch {
             workers: replicas,
             mut control,
         } = FdbGroup::new(n, fdb_cfg, ReplicaConfig::default())?;
+        let (slots, layout) = Slots::new(&config);
         for s in &config.static_fdb {
             let vlan = config.networks[s.network.index()].local_vlan;
             control.add_static(vlan, s.mac, Tables::fdb_port(&config, s.target))?;
@@ -195,7 +406,6 @@ impl Switch {
         let generation = 1;
         let stop = Arc::new(AtomicBool::new(false));
         let epoch = Instant::now();
-        let mut workers = Vec::with_capacity(n);
         // Open everything before starting anything: a port that cannot be opened fails
         // the start with nothing running.
         let mut opened = Vec::with_capacity(n);
@@ -211,28 +421,41 @@ impl Switch {
             opened.push((pipeline, pool, ports));
         }
         let forward_only = config.switch.forward_only;
-        let order: Vec<flowtable::PortId> = (0..config.ports.len())
-            .map(|i| flowtable::PortId(i as u16))
-            .collect();
+        let mut workers = Workers {
+            backend: Arc::clone(&backend),
+            handles: Vec::with_capacity(n),
+            pending: Vec::new(),
+        };
         for (w, (pipeline, pool, ports)) in opened.into_iter().enumerate() {
             let core = opts.cores.get(w).copied();
-            let stop = Arc::clone(&stop);
-            let handle = if forward_only {
-                let engine = Forwarder::new(&order, order.len());
-                spawn_worker(w, core, engine, pool, ports, stop, epoch)?
+            let stop2 = Arc::clone(&stop);
+            let ports: Vec<Option<B::Port>> = ports.into_iter().map(Some).collect();
+            let spawned = if forward_only {
+                let engine = Forwarder::new(&layout.ports, layout.slots());
+                spawn_worker(w, core, engine, pool, ports, stop2, epoch)
             } else {
-                spawn_worker(w, core, pipeline, pool, ports, stop, epoch)?
+                spawn_worker(w, core, pipeline, pool, ports, stop2, epoch)
             };
-            workers.push(handle);
+            match spawned {
+                Ok(h) => workers.handles.push(h),
+                Err(e) => {
+                    // Nothing half-started is left running.
+                    stop.store(true, Ordering::Relaxed);
+                    workers.join();
+                    return Err(e);
+                }
+            }
         }
         Ok(Switch {
             config,
-            info: backend,
+            info: backend as Arc<dyn PortInfo>,
             control,
-            workers,
+            workers: Box::new(workers),
             stop,
             epoch,
             generation,
+            slots,
+            layout,
         })
     }
 
@@ -246,18 +469,19 @@ impl Switch {
         &self.config
     }
 
+    /// The numbers of the configuration's ports and remote VTEPs (the FDB's and the
+    /// counters' port numbers).
+    pub fn layout(&self) -> &PortLayout {
+        &self.layout
+    }
+
     /// Asks every worker for a snapshot; a worker that does not answer within
     /// `timeout` (stopped, or stuck) is left out.
     pub fn snapshots(&self, timeout: Duration) -> Vec<Snapshot> {
-        let mut out = Vec::with_capacity(self.workers.len());
-        let replies: Vec<Receiver<Snapshot>> = self
-            .workers
-            .iter()
-            .filter_map(|w| {
-                let (tx, rx) = channel::bounded(1);
-                w.cmd.send(Cmd::Snapshot(tx)).ok().map(|()| rx)
-            })
-            .collect();
+        let n = self.workers.count();
+        let mut out = Vec::with_capacity(n);
+        let replies: Vec<Receiver<Snapshot>> =
+            (0..n).filter_map(|w| self.workers.snapshot(w)).collect();
         let deadline = Instant::now() + timeout;
         for rx in replies {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -277,6 +501,13 @@ impl Switch {
         c
     }
 
+    /// The FDB port of a static entry's target.
+    fn fdb_port(&self, target: FdbTarget) -> Result<PortId, RuntimeError> {
+        self.layout
+            .fdb_port(target)
+            .ok_or_else(|| RuntimeError::Invalid(format!("no port for {target:?}")))
+    }
+
     /// Adds or re-points a static entry.
     pub fn add_static(
         &mut self,
@@ -286,7 +517,7 @@ impl Switch {
     ) -> Result<(), RuntimeError> {
         self.switching("a static entry")?;
         let vlan = self.vlan(net)?;
-        let port = Tables::fdb_port(&self.config, target);
+        let port = self.fdb_port(target)?;
         self.control.add_static(vlan, mac, port)?;
         Ok(())
     }
@@ -307,11 +538,19 @@ impl Switch {
         port: Option<PortIdx>,
     ) -> Result<(), RuntimeError> {
         self.switching("a flush")?;
+        let port = match port {
+            Some(p) => Some(
+                self.layout
+                    .port(p)
+                    .ok_or_else(|| RuntimeError::Invalid(format!("no port {}", p.0)))?,
+            ),
+            None => None,
+        };
         let filter = match (net, port) {
             (None, None) => FlushFilter::All,
             (Some(n), None) => FlushFilter::Vlan(self.vlan(n)?),
-            (None, Some(p)) => FlushFilter::Port(flowtable::PortId(p.0)),
-            (Some(n), Some(p)) => FlushFilter::VlanPort(self.vlan(n)?, flowtable::PortId(p.0)),
+            (None, Some(p)) => FlushFilter::Port(p),
+            (Some(n), Some(p)) => FlushFilter::VlanPort(self.vlan(n)?, p),
         };
         let now = self.now();
         self.control.flush(filter, now)?;
@@ -338,31 +577,80 @@ impl Switch {
             .ok_or_else(|| RuntimeError::Invalid(format!("no network {}", net.0)))
     }
 
-    /// Applies a new configuration with the same ports (netdevs are opened at start):
-    /// networks, port modes, static entries and the underlay may change. Learned
-    /// entries of networks whose local VLAN or ports changed are flushed; the others
-    /// keep theirs.
+    /// Applies a new configuration: networks, port modes, static entries, the
+    /// underlay, and ports added or removed (matched by name and netdev) may change;
+    /// the number of workers may not. New ports are opened first, on every worker: if
+    /// one cannot be (no such netdev, a queue bound elsewhere), nothing changes.
+    /// Learned entries of removed ports and remote VTEPs are flushed, and of networks
+    /// whose local VLAN, segment or ports (a kept port that carries it no longer, or
+    /// newly) changed; the others keep theirs. Returns when every worker has applied
+    /// the change (removed ports closed).
     pub fn reconfigure(&mut self, new: Config) -> Result<(), RuntimeError> {
         self.switching("a configuration change")?;
-        let same_ports = self.config.same_ports(&new);
-        if !same_ports || new.switch.workers != self.config.switch.workers {
+        if new.switch.workers != self.config.switch.workers
+            || new.switch.forward_only != self.config.switch.forward_only
+        {
             return Err(RuntimeError::Invalid(
-                "ports and workers can only change with a restart".into(),
+                "the number of workers and the forward-only mode can only change with a restart"
+                    .into(),
             ));
         }
         let now = self.now();
+        // A number given back is not handed out again before any entry a worker may
+        // have learned on it in flight has aged out.
+        let aging = u64::try_from(self.config.switch.mac_aging.as_nanos()).unwrap_or(u64::MAX);
+        let plan = self
+            .slots
+            .plan(&new, now, aging.saturating_add(flowtable::SEC))?;
+        self.workers.prepare(&new, &plan.added)?;
+        if let Err(e) = self.fdb_changes(&new, &plan, now) {
+            self.workers.abort();
+            return Err(e);
+        }
+        self.generation += 1;
+        let tables = Tables::compile_with(&new, self.generation, &plan.layout);
+        let committed = self
+            .workers
+            .commit(&tables, &plan.layout, &plan.removed_ports);
+        // Sent: the workers apply it (if late, at their next poll).
+        self.config = new;
+        self.slots = plan.slots;
+        self.layout = plan.layout;
+        committed
+    }
+
+    /// The FDB side of a change: flushes what no longer holds, replaces the static
+    /// entries.
+    fn fdb_changes(
+        &mut self,
+        new: &Config,
+        plan: &slots::Plan,
+        now: u64,
+    ) -> Result<(), RuntimeError> {
+        for &id in plan.removed_ports.iter().chain(&plan.removed_vteps) {
+            self.control.flush(FlushFilter::Port(id), now)?;
+        }
+        // Ports in both configurations, by number: (old index, new index).
+        let kept: Vec<(usize, usize)> = self
+            .layout
+            .ports
+            .iter()
+            .enumerate()
+            .filter_map(|(i, id)| Some((i, plan.layout.ports.iter().position(|n| n == id)?)))
+            .collect();
         // What a cached or learned decision depended on and no longer holds: a network
-        // gone or moved to another local VLAN, a port that no longer carries a network.
+        // gone or moved to another local VLAN or segment, a kept port that carries it
+        // no longer or newly.
         for (i, old) in self.config.networks.iter().enumerate() {
-            let kept = new.networks.iter().position(|n| n.name == old.name);
-            let changed = match kept {
+            let changed = match new.network_by_name(&old.name) {
                 None => true,
                 Some(j) => {
-                    let n = &new.networks[j];
+                    let n = &new.networks[j.index()];
                     n.local_vlan != old.local_vlan
                         || n.segment != old.segment
-                        || self.config.ports.iter().zip(&new.ports).any(|(po, pn)| {
-                            po.mode.carries(NetIdx(i as u16)) != pn.mode.carries(NetIdx(j as u16))
+                        || kept.iter().any(|&(po, pn)| {
+                            self.config.ports[po].mode.carries(NetIdx(i as u16))
+                                != new.ports[pn].mode.carries(j)
                         })
                 }
             };
@@ -376,20 +664,12 @@ impl Switch {
         }
         for s in &new.static_fdb {
             let vlan = new.networks[s.network.index()].local_vlan;
-            self.control
-                .add_static(vlan, s.mac, Tables::fdb_port(&new, s.target))?;
+            let port = plan
+                .layout
+                .fdb_port(s.target)
+                .ok_or_else(|| RuntimeError::Invalid(format!("no port for {:?}", s.target)))?;
+            self.control.add_static(vlan, s.mac, port)?;
         }
-        self.generation += 1;
-        let tables = Tables::compile(&new, self.generation);
-        for (w, h) in self.workers.iter().enumerate() {
-            h.cmd
-                .send(Cmd::Tables(Box::new(tables.clone())))
-                .map_err(|_| RuntimeError::Worker {
-                    worker: w,
-                    message: "stopped".into(),
-                })?;
-        }
-        self.config = new;
         Ok(())
     }
 
@@ -411,11 +691,7 @@ impl Switch {
 
     fn stop_workers(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        for h in &mut self.workers {
-            if let Some(t) = h.thread.take() {
-                let _ = t.join();
-            }
-        }
+        self.workers.join();
     }
 }
 
@@ -425,11 +701,11 @@ fn spawn_worker<P: Port + Send + 'static, E: worker::Engine>(
     core: Option<usize>,
     engine: E,
     pool: Pool,
-    ports: Vec<P>,
+    ports: Vec<Option<P>>,
     stop: Arc<AtomicBool>,
     epoch: Instant,
-) -> Result<WorkerHandle, RuntimeError> {
-    let (tx, rx): (Sender<Cmd>, Receiver<Cmd>) = channel::unbounded();
+) -> Result<WorkerHandle<P>, RuntimeError> {
+    let (tx, rx): (Sender<Cmd<P>>, Receiver<Cmd<P>>) = channel::unbounded();
     let ctx = worker::Worker {
         id: w,
         core,

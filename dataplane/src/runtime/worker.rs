@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam::channel::Receiver;
-use flowtable::FdbEntry;
+use flowtable::{FdbEntry, PortId};
 
-use super::{Cmd, Snapshot};
+use super::{Apply, Cmd, Snapshot};
 use crate::counters::Counters;
 use crate::forward::{Forwarder, Polled};
 use crate::pipeline::{Pipeline, Tables};
@@ -24,8 +24,11 @@ use crate::underlay::NeighborEntry;
 pub(crate) trait Engine: Send + 'static {
     /// Receives a burst from every port and does with it what the engine does.
     fn poll<P: Port>(&mut self, ports: &mut [P], pool: &mut Pool, now: u64) -> Polled;
-    /// A configuration change.
-    fn set_tables(&mut self, tables: Tables);
+    /// A configuration change: new tables, the port numbers in configuration order and
+    /// the size of the number space.
+    fn apply(&mut self, tables: Tables, order: &[PortId], slots: usize);
+    /// The number `port` is handed to a new port: its counters start from zero.
+    fn reset_port(&mut self, port: PortId);
     /// The counters.
     fn counters(&self) -> &Counters;
     /// The live FDB rows (none without switching).
@@ -40,8 +43,12 @@ impl Engine for Pipeline {
         self.poll_bursts(ports, pool, now)
     }
 
-    fn set_tables(&mut self, tables: Tables) {
+    fn apply(&mut self, tables: Tables, _order: &[PortId], _slots: usize) {
         Pipeline::set_tables(self, tables);
+    }
+
+    fn reset_port(&mut self, port: PortId) {
+        self.clear_port_counters(port);
     }
 
     fn counters(&self) -> &Counters {
@@ -63,8 +70,16 @@ impl Engine for Forwarder {
         Forwarder::poll(self, ports, pool)
     }
 
-    /// Nothing to switch: networks and tables do not matter.
-    fn set_tables(&mut self, _tables: Tables) {}
+    /// Nothing to switch: networks and tables do not matter, only the ports' pairs.
+    fn apply(&mut self, _tables: Tables, order: &[PortId], slots: usize) {
+        self.set_ports(order, slots);
+    }
+
+    fn reset_port(&mut self, port: PortId) {
+        if let Some(c) = self.counters_mut().ports.get_mut(port.index()) {
+            *c = Default::default();
+        }
+    }
 
     fn counters(&self) -> &Counters {
         Forwarder::counters(self)
@@ -116,8 +131,9 @@ pub(super) struct Worker<P: Port, E: Engine> {
     pub(super) core: Option<usize>,
     pub(super) engine: E,
     pub(super) pool: Pool,
-    pub(super) ports: Vec<P>,
-    pub(super) cmd: Receiver<Cmd>,
+    /// Indexed by port number; `None` at holes (removed ports, tunnel ports).
+    pub(super) ports: Vec<Option<P>>,
+    pub(super) cmd: Receiver<Cmd<P>>,
     pub(super) stop: Arc<AtomicBool>,
     pub(super) epoch: Instant,
     pub(super) stats: WorkerStats,
@@ -132,8 +148,15 @@ impl<P: Port, E: Engine> Worker<P, E> {
         let mut last = self.epoch.elapsed();
         let mut next_maintain = last + MAINTAIN_EVERY;
         while !self.stop.load(Ordering::Relaxed) {
+            // Busy and idle time are the polls' own: the time spent on commands and
+            // housekeeping (a port opened or closed, a netdev checked) is neither.
+            let mut handled = false;
             while let Ok(cmd) = self.cmd.try_recv() {
                 self.handle(cmd);
+                handled = true;
+            }
+            if handled {
+                last = self.epoch.elapsed();
             }
             let now = u64::try_from(last.as_nanos()).unwrap_or(u64::MAX);
             let polled = self.engine.poll(&mut self.ports, &mut self.pool, now);
@@ -146,6 +169,7 @@ impl<P: Port, E: Engine> Worker<P, E> {
                 for p in &mut self.ports {
                     p.maintain(&mut self.pool);
                 }
+                last = self.epoch.elapsed();
             }
             let s = &mut self.stats;
             s.loops += 1;
@@ -161,9 +185,42 @@ impl<P: Port, E: Engine> Worker<P, E> {
         }
     }
 
-    fn handle(&mut self, cmd: Cmd) {
+    /// A configuration change: removed ports give their frames back and close, new
+    /// ones take their numbers, then the engine switches to the new tables.
+    fn apply(&mut self, a: Apply<P>) {
+        let Apply {
+            tables,
+            order,
+            slots,
+            add,
+            remove,
+            done,
+        } = a;
+        for id in remove {
+            if let Some(mut p) = self.ports.get_mut(id.index()).and_then(Option::take) {
+                p.close(&mut self.pool);
+            }
+        }
+        for (id, p) in add {
+            // A number handed out again: its counters start from zero. (A removed
+            // port's counters stay until then, part of the worker's totals.)
+            self.engine.reset_port(id);
+            if self.ports.len() <= id.index() {
+                self.ports.resize_with(id.index() + 1, || None);
+            }
+            self.ports[id.index()] = Some(p);
+        }
+        // No port lives at or beyond the number space's end.
+        while self.ports.len() > slots && self.ports.last().is_some_and(Option::is_none) {
+            self.ports.pop();
+        }
+        self.engine.apply(*tables, &order, slots);
+        let _ = done.send(());
+    }
+
+    fn handle(&mut self, cmd: Cmd<P>) {
         match cmd {
-            Cmd::Tables(t) => self.engine.set_tables(*t),
+            Cmd::Apply(a) => self.apply(*a),
             Cmd::Snapshot(reply) => {
                 let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 let first = self.id == 0;

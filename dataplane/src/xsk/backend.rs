@@ -14,15 +14,30 @@
 //! same name is back the first worker to see it takes it again (program and lock, shared
 //! through the port's [`XskLink`]) and every worker binds its queue again on its own
 //! UMEM. `ctl show` reports the link as worker 0's port sees it.
+//!
+//! Ports added to the running switch ([`Backend::open_port`]) are opened by the control
+//! thread: the netdev is taken for worker 0's socket, and every worker's socket is
+//! created on that worker's UMEM (the backend keeps a handle on each; libxdp's socket
+//! creation is serialised per UMEM). Each worker's UMEM is sized at start for the
+//! configured ports plus [`SPARE_PORTS`], so that the new sockets' rings find frames;
+//! more ports than that need a restart. State is kept by port number, which a running
+//! switch keeps stable.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use super::{sys, umem_pool, RingSizes, XdpMode, XskAttach, XskConfig, XskLink, XskPort};
+use flowtable::PortId;
+
+use super::{sys, umem_pool, RingSizes, Umem, XdpMode, XskAttach, XskConfig, XskLink, XskPort};
 use crate::config::{Config, PortIdx};
 use crate::control::proto::{self, LinkState};
 use crate::pool::{Pool, CHUNK_SIZE};
 use crate::port::BURST;
 use crate::runtime::{Backend, PortInfo, RuntimeError};
+
+/// Ports a running switch can add beyond its configured ones: each worker's UMEM has
+/// room for the rings of this many more sockets.
+pub const SPARE_PORTS: usize = 4;
 
 /// Frames of a worker's UMEM for `sockets` sockets with `sizes`: every ring of every
 /// socket full at once (fill and RX hold the receive side's chunks, TX and completion
@@ -71,10 +86,25 @@ pub struct OpenedPort {
 
 #[derive(Debug, Default)]
 struct State {
-    /// Per configuration port: its link, shared by the ports of every worker.
+    /// Per port number: its link, shared by the ports of every worker.
     links: Vec<Option<Arc<XskLink>>>,
-    /// Per configuration port, once opened.
+    /// Per port number, once opened.
     opened: Vec<Option<OpenedPort>>,
+    /// Per worker: its UMEM and frame size, for ports added at runtime.
+    umems: Vec<Option<(Umem, usize)>>,
+    /// Numbers of the ports open (or being opened).
+    live: BTreeSet<u16>,
+    /// Ports the workers' UMEMs were sized for.
+    capacity: usize,
+}
+
+impl State {
+    fn set<T>(v: &mut Vec<Option<T>>, i: usize, x: T) {
+        if v.len() <= i {
+            v.resize_with(i + 1, || None);
+        }
+        v[i] = Some(x);
+    }
 }
 
 /// AF_XDP ports for [`Switch::start`](crate::runtime::Switch::start).
@@ -112,8 +142,15 @@ impl XskBackend {
 
     /// Fails unless every port of `cfg` names a netdev with a queue for each worker.
     pub fn check(cfg: &Config) -> Result<(), RuntimeError> {
-        let workers = cfg.switch.workers;
         for p in &cfg.ports {
+            Self::check_port(p, cfg.switch.workers)?;
+        }
+        Ok(())
+    }
+
+    /// Fails unless `p` names a netdev with a queue for each of `workers`.
+    fn check_port(p: &crate::config::Port, workers: usize) -> Result<(), RuntimeError> {
+        {
             let port_err = |message: String| RuntimeError::Port {
                 port: p.name.clone(),
                 message,
@@ -151,7 +188,7 @@ impl PortInfo for XskBackend {
         "af_xdp"
     }
 
-    fn port_status(&self, port: PortIdx) -> (LinkState, Option<proto::XdpMode>) {
+    fn port_status(&self, port: PortId) -> (LinkState, Option<proto::XdpMode>) {
         let Ok(s) = self.state.lock() else {
             return (LinkState::Unknown, None);
         };
@@ -182,7 +219,7 @@ impl Backend for XskBackend {
             worker: w,
             message: "too many workers".into(),
         })?;
-        let frames = pool_frames(cfg.ports.len(), self.sizes);
+        let frames = pool_frames(cfg.ports.len() + SPARE_PORTS, self.sizes);
         let (pool, umem) =
             umem_pool(frames, CHUNK_SIZE, self.sizes).map_err(|e| RuntimeError::Worker {
                 worker: w,
@@ -195,7 +232,10 @@ impl Backend for XskBackend {
         if w == 0 {
             st.links = vec![None; cfg.ports.len()];
             st.opened = vec![None; cfg.ports.len()];
+            st.live = (0..cfg.ports.len()).map(|i| i as u16).collect();
+            st.capacity = cfg.ports.len() + SPARE_PORTS;
         }
+        State::set(&mut st.umems, w, (umem.clone(), pool.chunk_size()));
         let mut ports = Vec::with_capacity(cfg.ports.len());
         for (i, p) in cfg.ports.iter().enumerate() {
             let port_err = |message: String| RuntimeError::Port {
@@ -247,5 +287,107 @@ impl Backend for XskBackend {
             ports.push(port);
         }
         Ok((pool, ports))
+    }
+
+    fn open_port(
+        &self,
+        w: usize,
+        cfg: &Config,
+        port: PortIdx,
+        id: PortId,
+    ) -> Result<XskPort, RuntimeError> {
+        let p = cfg
+            .port(port)
+            .ok_or_else(|| RuntimeError::Invalid(format!("no port {}", port.0)))?;
+        let port_err = |message: String| RuntimeError::Port {
+            port: p.name.clone(),
+            message,
+        };
+        let ifname = p
+            .ifname
+            .as_deref()
+            .ok_or_else(|| port_err("has no ifname: an AF_XDP port needs a netdev".into()))?;
+        let queue = u32::try_from(w).map_err(|_| port_err("too many workers".into()))?;
+        let mut st = self
+            .state
+            .lock()
+            .map_err(|_| port_err("backend state poisoned".into()))?;
+        let (umem, frame_size) = st
+            .umems
+            .get(w)
+            .cloned()
+            .flatten()
+            .ok_or_else(|| port_err(format!("worker {w} has no UMEM")))?;
+        let attach = if w == 0 {
+            if !st.live.contains(&id.0) && st.live.len() >= st.capacity {
+                return Err(port_err(format!(
+                    "the workers' UMEMs were sized at start for {} ports ({} configured + {SPARE_PORTS}                      spare) and {} are open: restart vswitch to add more",
+                    st.capacity,
+                    st.capacity - SPARE_PORTS,
+                    st.live.len()
+                )));
+            }
+            Self::check_port(p, cfg.switch.workers)?;
+            let a = XskAttach::open(ifname, &self.xsk).map_err(|e| port_err(e.to_string()))?;
+            eprintln!(
+                "vswitch: port {} on {ifname}: AF_XDP, XDP {} mode (added while running){}",
+                p.name,
+                a.mode(),
+                if a.replaced_stale() {
+                    " (replaced a stale XDP program left by a crashed run)"
+                } else {
+                    ""
+                }
+            );
+            st.live.insert(id.0);
+            State::set(&mut st.links, id.index(), XskLink::new(&a));
+            State::set(
+                &mut st.opened,
+                id.index(),
+                OpenedPort {
+                    name: p.name.clone(),
+                    ifname: ifname.to_owned(),
+                    mode: a.mode(),
+                    replaced_stale: a.replaced_stale(),
+                },
+            );
+            a
+        } else {
+            st.links
+                .get(id.index())
+                .and_then(|l| l.as_ref()?.attached())
+                .ok_or_else(|| port_err("worker 0 did not open this port".into()))?
+        };
+        let link = st
+            .links
+            .get(id.index())
+            .cloned()
+            .flatten()
+            .ok_or_else(|| port_err("worker 0 did not open this port".into()))?;
+        drop(st);
+        let port = XskPort::bind(attach, &umem, frame_size, &[queue]).map_err(|e| {
+            let mut m = e.to_string();
+            if matches!(&e, super::XskError::Io { source, .. } if source.raw_os_error() == Some(libc::EINVAL))
+            {
+                m.push_str(&format!(
+                    " (does {ifname} have a receive queue {queue}? each worker binds its own)"
+                ));
+            }
+            port_err(m)
+        })?;
+        Ok(port.following(link, &self.xsk, &umem, w == 0))
+    }
+
+    /// Forgets the port numbered `id` (removed, or its opening abandoned).
+    fn port_removed(&self, id: PortId) {
+        if let Ok(mut st) = self.state.lock() {
+            st.live.remove(&id.0);
+            if let Some(l) = st.links.get_mut(id.index()) {
+                *l = None;
+            }
+            if let Some(o) = st.opened.get_mut(id.index()).and_then(Option::take) {
+                eprintln!("vswitch: port {} on {}: closed", o.name, o.ifname);
+            }
+        }
     }
 }

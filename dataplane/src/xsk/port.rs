@@ -294,7 +294,7 @@ impl XskPort {
     /// for the steps. To bind the queues of one netdev from several workers, take it
     /// once with [`XskAttach::open`] and give each worker [`XskPort::on`].
     pub fn open(ifname: &str, umem: &Umem, pool: &Pool, cfg: &XskConfig) -> Result<Self, XskError> {
-        check_mtu(ifname, pool)?;
+        check_mtu(ifname, pool.chunk_size())?;
         let attach = XskAttach::open(ifname, cfg)?;
         XskPort::on(attach, umem, pool, &cfg.queues)
     }
@@ -307,8 +307,20 @@ impl XskPort {
         pool: &Pool,
         queues: &[u32],
     ) -> Result<Self, XskError> {
+        XskPort::bind(attach, umem, pool.chunk_size(), queues)
+    }
+
+    /// [`XskPort::on`] for a caller that does not hold the pool (a port added to a
+    /// running switch is opened by the control thread on each worker's UMEM):
+    /// `frame_size` is the UMEM's frame size, the pool's chunk size.
+    pub fn bind(
+        attach: Arc<XskAttach>,
+        umem: &Umem,
+        frame_size: usize,
+        queues: &[u32],
+    ) -> Result<Self, XskError> {
         let ifname = attach.ifname.as_str();
-        check_mtu(ifname, pool)?;
+        check_mtu(ifname, frame_size)?;
         let mut socks = Vec::with_capacity(queues.len());
         for &q in queues {
             // A socket of a process that just died releases its queue from a kernel
@@ -435,6 +447,22 @@ impl XskPort {
     /// to the pool, the sockets are deleted and the program forgotten.
     fn detach(&mut self, pool: &mut Pool) {
         let before = pool.available();
+        self.reclaim(pool);
+        if let Some(a) = self.attach.take() {
+            a.disown();
+        }
+        self.socks.clear();
+        let freed = pool.available().saturating_sub(before);
+        self.set_up(
+            false,
+            &format!("netdev gone; {freed} frames back to the pool"),
+        );
+    }
+
+    /// Gives every frame the sockets' rings hold (completed, received, and the fill
+    /// ring's unused entries) back to the pool. The sockets must be closed right after,
+    /// before the pool hands any of those frames out again.
+    fn reclaim(&mut self, pool: &mut Pool) {
         self.reap(pool);
         let mut descs = [(0u64, 0u32); BURST];
         for s in &mut self.socks {
@@ -455,15 +483,6 @@ impl XskPort {
                 }
             });
         }
-        if let Some(a) = self.attach.take() {
-            a.disown();
-        }
-        self.socks.clear();
-        let freed = pool.available().saturating_sub(before);
-        self.set_up(
-            false,
-            &format!("netdev gone; {freed} frames back to the pool"),
-        );
     }
 
     /// The netdev is back (as `ifindex`): takes it (or joins another worker's port that
@@ -587,18 +606,18 @@ impl XskPort {
     }
 }
 
-/// Fails if `ifname`'s MTU does not fit `pool`'s chunks.
-fn check_mtu(ifname: &str, pool: &Pool) -> Result<(), XskError> {
+/// Fails if `ifname`'s MTU does not fit chunks of `chunk_size` bytes.
+fn check_mtu(ifname: &str, chunk_size: usize) -> Result<(), XskError> {
     let mtu = sys::mtu(ifname).map_err(|_| XskError::NoDevice {
         ifname: ifname.to_string(),
     })?;
-    let max = (pool.chunk_size() - HEADROOM) as u32 - L2_OVERHEAD;
+    let max = (chunk_size.saturating_sub(HEADROOM) as u32).saturating_sub(L2_OVERHEAD);
     if mtu > max {
         return Err(XskError::MtuTooLarge {
             ifname: ifname.to_string(),
             mtu,
             max,
-            frame_size: pool.chunk_size(),
+            frame_size: chunk_size,
         });
     }
     Ok(())
@@ -659,6 +678,17 @@ impl Port for XskPort {
             (None, Some(i)) => self.reattach(pool, i),
             (None, None) => {}
         }
+    }
+
+    /// Removed from a running switch: its frames go back to the pool, then the
+    /// sockets are deleted (closing a socket takes it out of the XSKMAP) and the netdev
+    /// let go; the XDP program is detached when the last worker's port lets go of it.
+    fn close(&mut self, pool: &mut Pool) {
+        self.reclaim(pool);
+        self.socks.clear();
+        self.attach = None;
+        self.follow = None;
+        self.up = false;
     }
 
     fn rx_burst(&mut self, pool: &mut Pool, out: &mut [Desc; BURST]) -> usize {
