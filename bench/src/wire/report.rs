@@ -225,9 +225,11 @@ pub fn print_table(report: &RunReport, switches: &[Kind]) {
     );
 }
 
-/// `--check`: every main trial lost nothing and every counter agrees: the sink counted
-/// what the generator sent, and the switch received what was sent, sent what the sink
-/// got, and dropped nothing, where the switch reports those counters.
+/// `--check`: the counters agree hop by hop. The generator's veth delivered what the
+/// generator sent minus what it refused (and counted); the switch received exactly that;
+/// the sink counted what the switch sent minus what the sink-side veth dropped; and for
+/// vswitch (its own counters): received = sent + dropped, so generated = forwarded +
+/// dropped. Also: nothing reordered, latency samples present and none lost.
 pub fn check(report: &RunReport) -> Result<()> {
     let mut bad = Vec::new();
     for c in &report.ceiling {
@@ -266,7 +268,10 @@ pub fn check(report: &RunReport) -> Result<()> {
                 ));
             }
             // Frames the switch makes itself (ARP...) reach the sink as "other" frames.
-            if tx + drops != rx + s.sink_other {
+            // Inside the kernel's switches (bridge, VXLAN device, OVS) not every drop has a
+            // counter on the two ports: only vswitch's own accounting must balance.
+            let ours = s.switch == Kind::Vswitch.name() || s.switch == Kind::Null.name();
+            if ours && tx + drops != rx + s.sink_other {
                 bad.push(format!(
                     "{who}: the switch received {rx} (+{} of its own) but sent {tx} and dropped {drops}",
                     s.sink_other
@@ -279,7 +284,7 @@ pub fn check(report: &RunReport) -> Result<()> {
                 ));
             }
             let dropped = refused + drops + egress;
-            if s.offered != s.forwarded + dropped {
+            if ours && s.offered != s.forwarded + dropped {
                 bad.push(format!("{who}: generated {} != forwarded {} + dropped {dropped}", s.offered, s.forwarded));
             }
         } else if s.offered != s.forwarded + refused {
