@@ -724,7 +724,10 @@ impl Port for XskPort {
         // `room` slots are free, so all `n` fit.
         let put = s.rings().transmit(&descs[..n]);
         debug_assert_eq!(put, n);
-        if put > 0 && s.rings_ref().tx_needs_wakeup() {
+        // A full ring is kicked too: a kick that failed (EAGAIN: the kernel's budget or
+        // the completion ring; EBUSY: the peer's ring) left frames on it that only
+        // another kick sends, and with no room nothing else would kick it.
+        if (put > 0 || room == 0) && s.rings_ref().tx_needs_wakeup() {
             self.stats.tx_kicks += 1;
             if sys::kick_tx(s.fd()).is_some() {
                 self.stats.tx_kick_errors += 1;
