@@ -31,6 +31,16 @@ pub trait Port {
     /// Housekeeping the worker runs about once a second, never per packet: an AF_XDP
     /// port checks its netdev here (marks itself down, re-opens it when it is back).
     fn maintain(&mut self, _pool: &mut Pool) {}
+
+    /// Kernel work for the worker's ports, run in the worker's thread once per loop
+    /// iteration, before they are polled (never per packet): AF_XDP ports busy poll
+    /// their queues' NAPIs here (one system call for all of them). Default: nothing.
+    #[inline]
+    fn poll_kernel(_ports: &mut [Self])
+    where
+        Self: Sized,
+    {
+    }
 }
 
 /// What a [`MemPort`] does with frames sent to it.

@@ -92,6 +92,8 @@ fn example_file_parses_to_expected_values() {
             mac_table_size: 50_000,
             mac_limit_per_port: 0,
             control_socket: PathBuf::from("/run/vswitch/vswitch.sock"),
+            napi_busy_poll: true,
+            napi_busy_poll_usecs: 50,
         }
     );
     let net = |name: &str, segment, v: u16, vteps: &[u16]| Network {

@@ -30,14 +30,20 @@ fn switch() -> impl Strategy<Value = SwitchParams> {
         1usize..=u32::MAX as usize,
         0usize..=u32::MAX as usize,
         "/[a-z/]{0,12}[a-z]",
+        any::<bool>(),
+        0u32..=10_000,
     )
-        .prop_map(|(workers, aging, size, limit, socket)| SwitchParams {
-            workers,
-            mac_aging: Duration::from_secs(aging),
-            mac_table_size: size,
-            mac_limit_per_port: limit,
-            control_socket: PathBuf::from(socket),
-        })
+        .prop_map(
+            |(workers, aging, size, limit, socket, napi, usecs)| SwitchParams {
+                workers,
+                mac_aging: Duration::from_secs(aging),
+                mac_table_size: size,
+                mac_limit_per_port: limit,
+                control_socket: PathBuf::from(socket),
+                napi_busy_poll: napi,
+                napi_busy_poll_usecs: usecs,
+            },
+        )
 }
 
 fn vid(v: u16) -> VlanId {

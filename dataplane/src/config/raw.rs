@@ -42,6 +42,8 @@ pub(super) struct RawSwitch {
     pub mac_table_size: Option<Spanned<i64>>,
     pub mac_limit_per_port: Option<Spanned<i64>>,
     pub control_socket: Option<Spanned<String>>,
+    pub napi_busy_poll: Option<Spanned<bool>>,
+    pub napi_busy_poll_usecs: Option<Spanned<i64>>,
 }
 
 /// `[underlay]`: the local VTEP. Addresses are strings, parsed by validation.

@@ -68,6 +68,7 @@ impl<P: Port> Worker<P> {
             while let Ok(cmd) = self.cmd.try_recv() {
                 self.handle(cmd);
             }
+            P::poll_kernel(&mut self.ports);
             let now = u64::try_from(last.as_nanos()).unwrap_or(u64::MAX);
             let n = self.pipeline.poll(&mut self.ports, &mut self.pool, now) as u64;
             let t = self.epoch.elapsed();

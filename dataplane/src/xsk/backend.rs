@@ -17,6 +17,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use super::napi::{NapiConfig, NapiRing};
 use super::{sys, umem_pool, RingSizes, XdpMode, XskAttach, XskConfig, XskLink, XskPort};
 use crate::config::{Config, PortIdx};
 use crate::control::proto::{self, LinkState};
@@ -54,6 +55,30 @@ pub fn netdev_running(ifname: &str) -> Option<bool> {
 /// The receive queues of `ifname` AF_XDP can bind, if the driver reports them.
 pub fn netdev_rx_queues(ifname: &str) -> std::io::Result<Option<u32>> {
     sys::rx_queues(ifname)
+}
+
+/// Worker `w`'s NAPI busy-poll ring if `[switch] napi_busy_poll` is on and the kernel
+/// supports it; the reason it does not is logged (once, by worker 0).
+fn napi_ring(w: usize, cfg: &Config) -> Option<Arc<NapiRing>> {
+    if !cfg.switch.napi_busy_poll {
+        return None;
+    }
+    let c = NapiConfig {
+        busy_poll_usecs: cfg.switch.napi_busy_poll_usecs,
+        ..NapiConfig::default()
+    };
+    match NapiRing::new(&c) {
+        Ok(r) => Some(Arc::new(r)),
+        Err(e) => {
+            if w == 0 {
+                eprintln!(
+                    "vswitch: NAPI busy polling off ([switch] napi_busy_poll = true): {e}; \
+                     the kernel's receive work for the ports runs in softirq context"
+                );
+            }
+            None
+        }
+    }
 }
 
 /// What opening a port found, for `ctl show` and the start-up log.
@@ -196,6 +221,16 @@ impl Backend for XskBackend {
             st.links = vec![None; cfg.ports.len()];
             st.opened = vec![None; cfg.ports.len()];
         }
+        // NAPI busy polling: one io_uring per worker. Without it the ports' NAPIs are
+        // left as they are.
+        let ring = napi_ring(w, cfg);
+        let xsk = XskConfig {
+            napi: ring.as_ref().map(|_| NapiConfig {
+                busy_poll_usecs: cfg.switch.napi_busy_poll_usecs,
+                ..NapiConfig::default()
+            }),
+            ..self.xsk.clone()
+        };
         let mut ports = Vec::with_capacity(cfg.ports.len());
         for (i, p) in cfg.ports.iter().enumerate() {
             let port_err = |message: String| RuntimeError::Port {
@@ -209,8 +244,7 @@ impl Backend for XskBackend {
             let attach = match st.links.get(i).and_then(|l| l.as_ref()?.attached()) {
                 Some(a) => a,
                 None => {
-                    let a =
-                        XskAttach::open(ifname, &self.xsk).map_err(|e| port_err(e.to_string()))?;
+                    let a = XskAttach::open(ifname, &xsk).map_err(|e| port_err(e.to_string()))?;
                     if let Some(slot) = st.links.get_mut(i) {
                         *slot = Some(XskLink::new(&a));
                     }
@@ -223,7 +257,7 @@ impl Backend for XskBackend {
                 .cloned()
                 .flatten()
                 .ok_or_else(|| port_err("worker 0 did not open this port".into()))?;
-            let port = XskPort::on(Arc::clone(&attach), &umem, &pool, &[queue]).map_err(|e| {
+            let mut port = XskPort::on(Arc::clone(&attach), &umem, &pool, &[queue]).map_err(|e| {
                 let mut m = e.to_string();
                 if matches!(&e, super::XskError::Io { source, .. } if source.raw_os_error() == Some(libc::EINVAL))
                 {
@@ -233,7 +267,27 @@ impl Backend for XskBackend {
                 }
                 port_err(m)
             })?
-            .following(link, &self.xsk, &umem, w == 0);
+            .following(link, &xsk, &umem, w == 0);
+            if let Some(r) = &ring {
+                match port.busy_poll_on(r) {
+                    Ok(ids) if !ids.is_empty() => eprintln!(
+                        "vswitch: worker {w}: port {}: busy polling NAPI {ids:?} of {ifname} \
+                         queue {queue} ({} µs per poll, prefer_busy_poll)",
+                        p.name,
+                        r.busy_poll_usecs()
+                    ),
+                    Ok(_) => eprintln!(
+                        "vswitch: worker {w}: port {}: {ifname} queue {queue} has no NAPI yet \
+                         (a veth has one only while an XDP program is attached or GRO is on, \
+                         and up); looking again every second",
+                        p.name
+                    ),
+                    Err(e) => eprintln!(
+                        "vswitch: worker {w}: port {}: no NAPI busy polling: {e}",
+                        p.name
+                    ),
+                }
+            }
             if w == 0 {
                 if let Some(slot) = st.opened.get_mut(i) {
                     *slot = Some(OpenedPort {

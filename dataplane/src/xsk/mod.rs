@@ -41,6 +41,8 @@
 
 mod backend;
 mod error;
+mod genl;
+mod napi;
 mod port;
 mod ring;
 mod socket;
@@ -51,6 +53,8 @@ pub use backend::{
     netdev_mac, netdev_running, netdev_rx_queues, pool_frames, OpenedPort, XskBackend,
 };
 pub use error::XskError;
+pub use genl::{NapiInfo, Netdev, NetlinkError, QueueInfo};
+pub use napi::{queue_napis, NapiConfig, NapiError, NapiRing, NapiTuning};
 pub use port::{XskAttach, XskConfig, XskLink, XskPort, XskStats};
 pub use socket::XdpMode;
 pub use umem::{RingSizes, Umem, UmemArea};
