@@ -28,7 +28,7 @@
 //! mac_limit_per_port = 0      # learned entries per port, 0 = no limit
 //! control_socket = "/run/vswitch/vswitch.sock"
 //! napi_busy_poll = true       # AF_XDP: the worker runs its ports' NAPIs (io_uring)
-//! napi_busy_poll_usecs = 50   # busy-poll time per worker loop, 0..=10000 µs
+//! napi_busy_poll_usecs = 100  # busy-poll time per worker loop, 0..=10000 µs
 //!
 //! [underlay]                  # the local VTEP (needed by vxlan/gre networks)
 //! port = "uplink"             # its port's name; not repeated as a [[port]]
@@ -202,7 +202,7 @@ pub const DEFAULT_MAC_TABLE_SIZE: usize = 50_000;
 /// Largest `mac_table_size` (and `mac_limit_per_port`) accepted.
 pub const MAX_MAC_TABLE_SIZE: usize = u32::MAX as usize;
 /// Default `[switch] napi_busy_poll_usecs`.
-pub const DEFAULT_NAPI_BUSY_POLL_USECS: u32 = 50;
+pub const DEFAULT_NAPI_BUSY_POLL_USECS: u32 = 100;
 /// Largest `[switch] napi_busy_poll_usecs`.
 pub const MAX_NAPI_BUSY_POLL_USECS: u32 = 10_000;
 /// Default `[switch] control_socket`.

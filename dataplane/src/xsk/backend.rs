@@ -63,10 +63,7 @@ fn napi_ring(w: usize, cfg: &Config) -> Option<Arc<NapiRing>> {
     if !cfg.switch.napi_busy_poll {
         return None;
     }
-    let c = NapiConfig {
-        busy_poll_usecs: cfg.switch.napi_busy_poll_usecs,
-        ..NapiConfig::default()
-    };
+    let c = NapiConfig::with_busy_poll(cfg.switch.napi_busy_poll_usecs);
     match NapiRing::new(&c) {
         Ok(r) => Some(Arc::new(r)),
         Err(e) => {
@@ -225,10 +222,9 @@ impl Backend for XskBackend {
         // left as they are.
         let ring = napi_ring(w, cfg);
         let xsk = XskConfig {
-            napi: ring.as_ref().map(|_| NapiConfig {
-                busy_poll_usecs: cfg.switch.napi_busy_poll_usecs,
-                ..NapiConfig::default()
-            }),
+            napi: ring
+                .as_ref()
+                .map(|_| NapiConfig::with_busy_poll(cfg.switch.napi_busy_poll_usecs)),
             ..self.xsk.clone()
         };
         let mut ports = Vec::with_capacity(cfg.ports.len());
