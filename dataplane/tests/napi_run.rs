@@ -236,3 +236,72 @@ fn napi_busy_poll_off_leaves_napis_alone() {
     assert!(!log.contains("napi_defer_hard_irqs"), "{log}");
     s.stop();
 }
+
+/// Two workers on two-queue veths: each registers the NAPI of its own queue of each port.
+#[test]
+fn two_workers_each_poll_their_own_queue() {
+    if !root_or_skip("two_workers_each_poll_their_own_queue") {
+        return;
+    }
+    let all = cores();
+    if all.len() < 2 {
+        eprintln!("SKIPPED: two_workers_each_poll_their_own_queue needs 2 cores");
+        return;
+    }
+    let sw = NetNs::new(PREFIX).unwrap();
+    let vm1 = NetNs::new(PREFIX).unwrap();
+    let vm2 = NetNs::new(PREFIX).unwrap();
+    for (port, h, mac, ip) in [
+        ("p1", &vm1, "02:0d:00:00:01:01", VM1),
+        ("p2", &vm2, "02:0d:00:00:01:02", VM2),
+    ] {
+        h.ip(&[
+            "link",
+            "add",
+            "eth0",
+            "numtxqueues",
+            "2",
+            "numrxqueues",
+            "2",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            port,
+            "numtxqueues",
+            "2",
+            "numrxqueues",
+            "2",
+            "netns",
+            sw.name(),
+        ])
+        .unwrap();
+        sw.ip(&["link", "set", "dev", port, "up"]).unwrap();
+        h.sysctl("net.ipv6.conf.all.disable_ipv6", "1").unwrap();
+        h.ip(&["link", "set", "dev", "eth0", "address", mac, "up"])
+            .unwrap();
+        h.ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"])
+            .unwrap();
+        h.ethtool(&["-K", "eth0", "tx", "off"]).unwrap();
+    }
+    let dir = TempDir::new(sw.name());
+    let socket = Vswitch::socket_path(&dir.0, "sw");
+    let cfg = config(&socket, true).replace("workers = 1", "workers = 2");
+    let s = Vswitch::start_on(&sw, &dir.0, "sw", &cfg, &all[all.len() - 2..]);
+    let log = s.log();
+    for p in ["p1", "p2"] {
+        let mut napi_ids: Vec<u32> = napis(&sw, p).iter().map(|n| n.id).collect();
+        napi_ids.sort_unstable();
+        assert_eq!(napi_ids.len(), 2, "{p}: one NAPI per queue");
+        // Queue w's NAPI is the w-th created (veth links no queue to its NAPI).
+        for (w, id) in napi_ids.iter().enumerate() {
+            let line = format!("worker {w}: port {p}: busy polling NAPI [{id}] of {p} queue {w}");
+            assert!(log.contains(&line), "no `{line}` in:\n{log}");
+        }
+    }
+    let p1 = Pinger::open(&vm1, 0x1203).unwrap();
+    let ok = pings(&p1, VM2, 10);
+    assert!(ok >= 9, "vm1 → vm2: {ok}/10\n{}", s.log());
+    tcp_transfer(&vm2, SocketAddrV4::new(VM2, 5203), &vm1, 4 << 20);
+    s.stop();
+}

@@ -240,27 +240,57 @@ impl NapiRing {
     }
 }
 
-/// The NAPIs serving receive queues `queues` of `ifindex`: the queue's own NAPI where
-/// the driver links queues to NAPIs (`queue-get`), else every NAPI of the netdev
-/// (`napi-get`; veth has one per queue). Empty when the netdev has no NAPI (a veth
-/// without XDP program or GRO).
+/// The NAPIs serving receive queues `queues` of `ifindex`; empty when the netdev has no
+/// NAPI (a veth without XDP program or GRO). See [`pick_napis`] for how a queue's NAPI
+/// is found.
 pub fn queue_napis(ifindex: u32, queues: &[u32]) -> Result<Vec<NapiInfo>, NapiError> {
     let mut nl = Netdev::open()?;
     let all = nl.napis(ifindex)?;
+    if all.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Receive queues of the netdev (a few `queue-get`s, at start and on link changes).
+    let mut rx_queues = 0;
+    while rx_queues < MAX_QUEUES && nl.rx_queue(ifindex, rx_queues)?.is_some() {
+        rx_queues += 1;
+    }
     let mut out: Vec<NapiInfo> = Vec::new();
     for &q in queues {
-        let linked = nl
-            .rx_queue(ifindex, q)?
-            .and_then(|qi| qi.napi_id)
-            .and_then(|id| all.iter().find(|n| n.id == id));
-        match linked {
-            Some(n) => out.push(*n),
-            None => out.extend(all.iter().copied()),
-        }
+        let linked = nl.rx_queue(ifindex, q)?.and_then(|qi| qi.napi_id);
+        out.extend(pick_napis(&all, q, linked, rx_queues));
     }
     out.sort_by_key(|n| n.id);
     out.dedup_by_key(|n| n.id);
     Ok(out)
+}
+
+/// Most receive queues [`queue_napis`] counts.
+const MAX_QUEUES: u32 = 4096;
+
+/// The NAPIs of `all` (a netdev's) that serve receive queue `queue`:
+/// - the one the driver links to the queue (`linked`, from `queue-get`), if any;
+/// - else, with as many NAPIs as receive queues, the `queue`-th by id: veth links no
+///   queue to its NAPIs (Linux 6.18), but creates one per receive queue, in queue order,
+///   and NAPI ids only grow;
+/// - else all of them (polling a NAPI that serves another worker's queue costs time,
+///   not correctness: only one thread polls a NAPI at a time).
+pub fn pick_napis(
+    all: &[NapiInfo],
+    queue: u32,
+    linked: Option<u32>,
+    rx_queues: u32,
+) -> Vec<NapiInfo> {
+    if let Some(n) = linked.and_then(|id| all.iter().find(|n| n.id == id)) {
+        return vec![*n];
+    }
+    if all.len() == rx_queues as usize {
+        let mut by_id = all.to_vec();
+        by_id.sort_by_key(|n| n.id);
+        if let Some(n) = by_id.get(queue as usize) {
+            return vec![*n];
+        }
+    }
+    all.to_vec()
 }
 
 /// NAPI settings changed on a netdev, restored on drop.
@@ -326,6 +356,30 @@ impl Drop for NapiTuning {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn napi(id: u32) -> NapiInfo {
+        NapiInfo {
+            id,
+            ifindex: 3,
+            ..NapiInfo::default()
+        }
+    }
+
+    #[test]
+    fn a_queue_gets_its_own_napi() {
+        // The dump lists NAPIs newest first; veth makes them in queue order.
+        let all = [napi(2049), napi(2048)];
+        let ids = |v: Vec<NapiInfo>| v.iter().map(|n| n.id).collect::<Vec<_>>();
+        // Linked by the driver: that one.
+        assert_eq!(ids(pick_napis(&all, 0, Some(2049), 2)), vec![2049]);
+        // Unlinked, one NAPI per queue: by creation order.
+        assert_eq!(ids(pick_napis(&all, 0, None, 2)), vec![2048]);
+        assert_eq!(ids(pick_napis(&all, 1, None, 2)), vec![2049]);
+        // Unlinked and not one per queue, or a link to an unknown NAPI: all of them.
+        assert_eq!(ids(pick_napis(&all, 0, None, 4)), vec![2049, 2048]);
+        assert_eq!(ids(pick_napis(&all, 0, Some(7), 4)), vec![2049, 2048]);
+        assert!(pick_napis(&[], 0, None, 1).is_empty());
+    }
 
     #[test]
     fn defaults_are_the_measured_ones() {
