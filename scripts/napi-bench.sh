@@ -12,7 +12,7 @@
 #
 # usage: scripts/napi-bench.sh MODE [SECONDS]
 #   MODE: busy (napi_busy_poll = true), nobusy (false), bridge
-# env: USECS (napi_busy_poll_usecs, default 50), GEN_CORE (0), SW_CORE (1),
+# env: USECS (napi_busy_poll_usecs, default 100), GEN_CORE (0), SW_CORE (1),
 #      TARGET (cargo target dir, default target),
 #      RT=1: run the generator and vswitch as SCHED_FIFO 1 (`chrt -f 1`), so that other
 #      load on the machine (builds) cannot take their cores from them; the bridge's
@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 MODE=${1:?usage: napi-bench.sh busy|nobusy|bridge [SECONDS]}
 SECS=${2:-10}
-USECS=${USECS:-50}
+USECS=${USECS:-100}
 GEN_CORE=${GEN_CORE:-0}
 SW_CORE=${SW_CORE:-1}
 TARGET=${TARGET:-target}
