@@ -79,6 +79,9 @@ const NLMSG_HDRLEN: usize = 16;
 const GENL_HDRLEN: usize = 4;
 const NLA_HDRLEN: usize = 4;
 
+/// How long a reply may take before the request fails (`EAGAIN`).
+const RECV_TIMEOUT_SECS: libc::time_t = 2;
+
 /// `linux/netdev.h` commands.
 mod cmd {
     pub const QUEUE_GET: u8 = 10;
@@ -342,6 +345,27 @@ impl Netdev {
         }
         // SAFETY: `fd` is a socket we just created and own.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // A kernel that never answers must not hang start-up or a worker's re-attach.
+        let tv = libc::timeval {
+            tv_sec: RECV_TIMEOUT_SECS,
+            tv_usec: 0,
+        };
+        // SAFETY: `fd` is open; the option value is a `timeval` that outlives the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                std::ptr::addr_of!(tv).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(NetlinkError::Io {
+                what: "set a receive timeout",
+                source: io::Error::last_os_error(),
+            });
+        }
         let mut s = Netdev {
             fd,
             family: GENL_ID_CTRL,
