@@ -27,12 +27,12 @@ enum Command {
     Pipeline(pipeline::Args),
     /// A switch under test (vswitch, its forward-only mode, the Linux bridge, Open
     /// vSwitch) between a generator and a sink on veth pairs in network namespaces.
-    Wire(wire::Args),
+    Wire(Box<wire::Args>),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Pipeline(args) => pipeline::main(args),
-        Command::Wire(args) => wire::main(args),
+        Command::Wire(args) => wire::main(*args),
     }
 }

@@ -8,6 +8,8 @@
 //! next to `vswitch-bench` (cargo builds every binary of the workspace into the same
 //! directory for `cargo test --workspace`).
 
+#![allow(clippy::expect_used, clippy::panic)]
+
 use std::path::PathBuf;
 use std::process::Command;
 

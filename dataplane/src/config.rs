@@ -28,6 +28,8 @@
 //! mac_limit_per_port = 0      # learned entries per port, 0 = no limit
 //! control_socket = "/run/vswitch/vswitch.sock"
 //! forward_only = false        # true: move bursts port 2i <-> 2i+1, no switching
+//! napi_busy_poll = true       # AF_XDP: the worker runs its ports' NAPIs (io_uring)
+//! napi_busy_poll_usecs = 100  # busy-poll time per worker loop, 0..=10000 µs
 //!
 //! [underlay]                  # the local VTEP (needed by vxlan/gre networks)
 //! port = "uplink"             # its port's name; not repeated as a [[port]]
@@ -200,6 +202,10 @@ pub const MAX_MAC_AGING_SECS: u32 = 3600;
 pub const DEFAULT_MAC_TABLE_SIZE: usize = 50_000;
 /// Largest `mac_table_size` (and `mac_limit_per_port`) accepted.
 pub const MAX_MAC_TABLE_SIZE: usize = u32::MAX as usize;
+/// Default `[switch] napi_busy_poll_usecs`.
+pub const DEFAULT_NAPI_BUSY_POLL_USECS: u32 = 100;
+/// Largest `[switch] napi_busy_poll_usecs`.
+pub const MAX_NAPI_BUSY_POLL_USECS: u32 = 10_000;
 /// Default `[switch] control_socket`.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/vswitch/vswitch.sock";
 /// Most networks: one local VLAN each.
@@ -284,6 +290,12 @@ pub struct SwitchParams {
     /// `2i` to port `2i + 1` and back, with no parsing, learning or lookup (the AF_XDP
     /// ceiling of the rig). `vswitch run --forward-only` sets it too.
     pub forward_only: bool,
+    /// AF_XDP ports: each worker busy polls its queues' NAPIs from its own thread
+    /// (io_uring static NAPI busy polling), so the kernel's receive work for them runs
+    /// on the worker's core. Falls back, with a logged reason, where unsupported.
+    pub napi_busy_poll: bool,
+    /// How long one busy poll runs, µs, 0..=[`MAX_NAPI_BUSY_POLL_USECS`].
+    pub napi_busy_poll_usecs: u32,
 }
 
 impl Default for SwitchParams {
@@ -295,6 +307,8 @@ impl Default for SwitchParams {
             mac_limit_per_port: 0,
             control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
             forward_only: false,
+            napi_busy_poll: true,
+            napi_busy_poll_usecs: DEFAULT_NAPI_BUSY_POLL_USECS,
         }
     }
 }

@@ -35,6 +35,21 @@ pub trait Port {
     /// The port is being removed from a running switch: give the frames it holds back
     /// to `pool` (an AF_XDP port's fill and transmit rings) before it is dropped.
     fn close(&mut self, _pool: &mut Pool) {}
+
+    /// Whether frames the kernel already delivered wait on this port's receive rings
+    /// (see [`poll_kernel`]). Default: no.
+    #[inline]
+    fn rx_waiting(&mut self) -> bool {
+        false
+    }
+
+    /// Runs one busy poll of the kernel's receive work for the worker's ports if this
+    /// port carries the worker's busy-poll ring (AF_XDP ports with NAPI busy polling:
+    /// one system call for all of them); returns whether it did. Default: no.
+    #[inline]
+    fn busy_poll(&mut self) -> bool {
+        false
+    }
 }
 
 /// A worker's port array has holes where a running switch removed a port (and at the
@@ -70,6 +85,33 @@ impl<P: Port> Port for Option<P> {
     fn close(&mut self, pool: &mut Pool) {
         if let Some(p) = self {
             p.close(pool);
+        }
+    }
+
+    #[inline]
+    fn rx_waiting(&mut self) -> bool {
+        self.as_mut().is_some_and(Port::rx_waiting)
+    }
+
+    #[inline]
+    fn busy_poll(&mut self) -> bool {
+        self.as_mut().is_some_and(Port::busy_poll)
+    }
+}
+
+/// Kernel work for a worker's ports, run in the worker's thread once per loop iteration
+/// before they are polled (never per packet): the first port that carries the worker's
+/// busy-poll ring runs one busy poll of the ports' NAPIs, unless a port still has
+/// received frames waiting (the worker first catches up with what the last poll brought
+/// in).
+#[inline]
+pub fn poll_kernel<P: Port>(ports: &mut [P]) {
+    if ports.iter_mut().any(|p| p.rx_waiting()) {
+        return;
+    }
+    for p in ports {
+        if p.busy_poll() {
+            return;
         }
     }
 }

@@ -93,6 +93,8 @@ fn example_file_parses_to_expected_values() {
             mac_limit_per_port: 0,
             control_socket: PathBuf::from("/run/vswitch/vswitch.sock"),
             forward_only: false,
+            napi_busy_poll: true,
+            napi_busy_poll_usecs: 100,
         }
     );
     let net = |name: &str, segment, v: u16, vteps: &[u16]| Network {

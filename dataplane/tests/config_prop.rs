@@ -31,15 +31,19 @@ fn switch() -> impl Strategy<Value = SwitchParams> {
         0usize..=u32::MAX as usize,
         "/[a-z/]{0,12}[a-z]",
         any::<bool>(),
+        0u32..=10_000,
+        any::<bool>(),
     )
         .prop_map(
-            |(workers, aging, size, limit, socket, forward_only)| SwitchParams {
+            |(workers, aging, size, limit, socket, napi, usecs, forward_only)| SwitchParams {
                 workers,
                 mac_aging: Duration::from_secs(aging),
                 mac_table_size: size,
                 mac_limit_per_port: limit,
                 control_socket: PathBuf::from(socket),
                 forward_only,
+                napi_busy_poll: napi,
+                napi_busy_poll_usecs: usecs,
             },
         )
 }

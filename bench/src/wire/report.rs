@@ -285,10 +285,16 @@ pub fn check(report: &RunReport) -> Result<()> {
             }
             let dropped = refused + drops + egress;
             if ours && s.offered != s.forwarded + dropped {
-                bad.push(format!("{who}: generated {} != forwarded {} + dropped {dropped}", s.offered, s.forwarded));
+                bad.push(format!(
+                    "{who}: generated {} != forwarded {} + dropped {dropped}",
+                    s.offered, s.forwarded
+                ));
             }
         } else if s.offered != s.forwarded + refused {
-            bad.push(format!("{who}: generated {} != forwarded {} + refused {refused}", s.offered, s.forwarded));
+            bad.push(format!(
+                "{who}: generated {} != forwarded {} + refused {refused}",
+                s.offered, s.forwarded
+            ));
         }
         if s.reordered != 0 {
             bad.push(format!("{who}: {} frames reordered", s.reordered));

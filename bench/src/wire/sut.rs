@@ -390,7 +390,11 @@ impl Running {
                 tx: b.tx_packets,
                 drops: a.rx_dropped,
                 tx_dropped: b.tx_dropped,
-                busy_cycles: if self.kind == Kind::Ovs { self.ovs_pmd_cycles()? } else { None },
+                busy_cycles: if self.kind == Kind::Ovs {
+                    self.ovs_pmd_cycles()?
+                } else {
+                    None
+                },
             },
         }))
     }

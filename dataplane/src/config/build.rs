@@ -22,8 +22,9 @@ use super::raw::{
 use super::{
     ArpEntry, Config, FdbTarget, NetIdx, Network, Physnet, PhysnetIdx, Port, PortIdx, PortMode,
     PortRole, Segment, StaticFdb, SwitchParams, Underlay, VtepIdx, DEFAULT_MTU, DEFAULT_VXLAN_PORT,
-    MAX_MAC_AGING_SECS, MAX_MAC_TABLE_SIZE, MAX_NETWORKS, MAX_PORTS, MAX_UNDERLAY_MTU, MAX_WORKERS,
-    MIN_MAC_AGING_SECS, MIN_PHYSNET_MTU, MIN_UNDERLAY_MTU_V4, MIN_UNDERLAY_MTU_V6,
+    MAX_MAC_AGING_SECS, MAX_MAC_TABLE_SIZE, MAX_NAPI_BUSY_POLL_USECS, MAX_NETWORKS, MAX_PORTS,
+    MAX_UNDERLAY_MTU, MAX_WORKERS, MIN_MAC_AGING_SECS, MIN_PHYSNET_MTU, MIN_UNDERLAY_MTU_V4,
+    MIN_UNDERLAY_MTU_V6,
 };
 
 /// Parses and validates `text`, naming it `file` in errors.
@@ -259,6 +260,13 @@ fn switch_params(
     }
     if let Some(v) = &raw.forward_only {
         p.forward_only = *v.get_ref();
+    }
+    if let Some(v) = &raw.napi_busy_poll {
+        p.napi_busy_poll = *v.get_ref();
+    }
+    if let Some(v) = &raw.napi_busy_poll_usecs {
+        let range = (0, MAX_NAPI_BUSY_POLL_USECS, "");
+        p.napi_busy_poll_usecs = int_in(cx, v, range, CX, "napi_busy_poll_usecs")?;
     }
     Ok(p)
 }

@@ -43,6 +43,8 @@ pub(super) struct RawSwitch {
     pub mac_limit_per_port: Option<Spanned<i64>>,
     pub control_socket: Option<Spanned<String>>,
     pub forward_only: Option<Spanned<bool>>,
+    pub napi_busy_poll: Option<Spanned<bool>>,
+    pub napi_busy_poll_usecs: Option<Spanned<i64>>,
 }
 
 /// `[underlay]`: the local VTEP. Addresses are strings, parsed by validation.

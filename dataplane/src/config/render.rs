@@ -99,6 +99,8 @@ impl fmt::Display for Rendered<'_> {
         let socket = s.control_socket.to_string_lossy();
         writeln!(f, "control_socket = {}", Quoted(&socket))?;
         writeln!(f, "forward_only = {}", s.forward_only)?;
+        writeln!(f, "napi_busy_poll = {}", s.napi_busy_poll)?;
+        writeln!(f, "napi_busy_poll_usecs = {}", s.napi_busy_poll_usecs)?;
         if let Some(u) = &c.underlay {
             writeln!(f, "\n[underlay]")?;
             self.port_keys(f, u.port)?;

@@ -158,6 +158,7 @@ impl<P: Port, E: Engine> Worker<P, E> {
             if handled {
                 last = self.epoch.elapsed();
             }
+            crate::port::poll_kernel(&mut self.ports);
             let now = u64::try_from(last.as_nanos()).unwrap_or(u64::MAX);
             let polled = self.engine.poll(&mut self.ports, &mut self.pool, now);
             let n = polled.packets as u64;

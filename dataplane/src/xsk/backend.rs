@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use flowtable::PortId;
 
+use super::napi::{NapiConfig, NapiRing};
 use super::{sys, umem_pool, RingSizes, Umem, XdpMode, XskAttach, XskConfig, XskLink, XskPort};
 use crate::config::{Config, PortIdx};
 use crate::control::proto::{self, LinkState};
@@ -71,6 +72,27 @@ pub fn netdev_rx_queues(ifname: &str) -> std::io::Result<Option<u32>> {
     sys::rx_queues(ifname)
 }
 
+/// Worker `w`'s NAPI busy-poll ring if `[switch] napi_busy_poll` is on and the kernel
+/// supports it; the reason it does not is logged (once, by worker 0).
+fn napi_ring(w: usize, cfg: &Config) -> Option<Arc<NapiRing>> {
+    if !cfg.switch.napi_busy_poll {
+        return None;
+    }
+    let c = NapiConfig::with_busy_poll(cfg.switch.napi_busy_poll_usecs);
+    match NapiRing::new(&c) {
+        Ok(r) => Some(Arc::new(r)),
+        Err(e) => {
+            if w == 0 {
+                eprintln!(
+                    "vswitch: NAPI busy polling off ([switch] napi_busy_poll = true): {e}; \
+                     the kernel's receive work for the ports runs in softirq context"
+                );
+            }
+            None
+        }
+    }
+}
+
 /// What opening a port found, for `ctl show` and the start-up log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenedPort {
@@ -92,6 +114,8 @@ struct State {
     opened: Vec<Option<OpenedPort>>,
     /// Per worker: its UMEM and frame size, for ports added at runtime.
     umems: Vec<Option<(Umem, usize)>>,
+    /// Per worker: its NAPI busy-poll ring, for ports added at runtime.
+    rings: Vec<Option<Arc<NapiRing>>>,
     /// Numbers of the ports open (or being opened).
     live: BTreeSet<u16>,
     /// Ports the workers' UMEMs were sized for.
@@ -236,6 +260,18 @@ impl Backend for XskBackend {
             st.capacity = cfg.ports.len() + SPARE_PORTS;
         }
         State::set(&mut st.umems, w, (umem.clone(), pool.chunk_size()));
+        // NAPI busy polling: one io_uring per worker. Without it the ports' NAPIs are
+        // left as they are.
+        let ring = napi_ring(w, cfg);
+        if let Some(r) = &ring {
+            State::set(&mut st.rings, w, Arc::clone(r));
+        }
+        let xsk = XskConfig {
+            napi: ring
+                .as_ref()
+                .map(|_| NapiConfig::with_busy_poll(cfg.switch.napi_busy_poll_usecs)),
+            ..self.xsk.clone()
+        };
         let mut ports = Vec::with_capacity(cfg.ports.len());
         for (i, p) in cfg.ports.iter().enumerate() {
             let port_err = |message: String| RuntimeError::Port {
@@ -249,8 +285,7 @@ impl Backend for XskBackend {
             let attach = match st.links.get(i).and_then(|l| l.as_ref()?.attached()) {
                 Some(a) => a,
                 None => {
-                    let a =
-                        XskAttach::open(ifname, &self.xsk).map_err(|e| port_err(e.to_string()))?;
+                    let a = XskAttach::open(ifname, &xsk).map_err(|e| port_err(e.to_string()))?;
                     if let Some(slot) = st.links.get_mut(i) {
                         *slot = Some(XskLink::new(&a));
                     }
@@ -263,7 +298,7 @@ impl Backend for XskBackend {
                 .cloned()
                 .flatten()
                 .ok_or_else(|| port_err("worker 0 did not open this port".into()))?;
-            let port = XskPort::on(Arc::clone(&attach), &umem, &pool, &[queue]).map_err(|e| {
+            let mut port = XskPort::on(Arc::clone(&attach), &umem, &pool, &[queue]).map_err(|e| {
                 let mut m = e.to_string();
                 if matches!(&e, super::XskError::Io { source, .. } if source.raw_os_error() == Some(libc::EINVAL))
                 {
@@ -273,7 +308,27 @@ impl Backend for XskBackend {
                 }
                 port_err(m)
             })?
-            .following(link, &self.xsk, &umem, w == 0);
+            .following(link, &xsk, &umem, w == 0);
+            if let Some(r) = &ring {
+                match port.busy_poll_on(r) {
+                    Ok(ids) if !ids.is_empty() => eprintln!(
+                        "vswitch: worker {w}: port {}: busy polling NAPI {ids:?} of {ifname} \
+                         queue {queue} ({} µs per poll, prefer_busy_poll)",
+                        p.name,
+                        r.busy_poll_usecs()
+                    ),
+                    Ok(_) => eprintln!(
+                        "vswitch: worker {w}: port {}: {ifname} queue {queue} has no NAPI yet \
+                         (a veth has one only while an XDP program is attached or GRO is on, \
+                         and up); looking again every second",
+                        p.name
+                    ),
+                    Err(e) => eprintln!(
+                        "vswitch: worker {w}: port {}: no NAPI busy polling: {e}",
+                        p.name
+                    ),
+                }
+            }
             if w == 0 {
                 if let Some(slot) = st.opened.get_mut(i) {
                     *slot = Some(OpenedPort {
@@ -318,6 +373,13 @@ impl Backend for XskBackend {
             .cloned()
             .flatten()
             .ok_or_else(|| port_err(format!("worker {w} has no UMEM")))?;
+        let ring = st.rings.get(w).cloned().flatten();
+        let xsk = XskConfig {
+            napi: ring
+                .as_ref()
+                .map(|_| NapiConfig::with_busy_poll(cfg.switch.napi_busy_poll_usecs)),
+            ..self.xsk.clone()
+        };
         let attach = if w == 0 {
             if !st.live.contains(&id.0) && st.live.len() >= st.capacity {
                 return Err(port_err(format!(
@@ -328,7 +390,7 @@ impl Backend for XskBackend {
                 )));
             }
             Self::check_port(p, cfg.switch.workers)?;
-            let a = XskAttach::open(ifname, &self.xsk).map_err(|e| port_err(e.to_string()))?;
+            let a = XskAttach::open(ifname, &xsk).map_err(|e| port_err(e.to_string()))?;
             eprintln!(
                 "vswitch: port {} on {ifname}: AF_XDP, XDP {} mode (added while running){}",
                 p.name,
@@ -375,7 +437,17 @@ impl Backend for XskBackend {
             }
             port_err(m)
         })?;
-        Ok(port.following(link, &self.xsk, &umem, w == 0))
+        let mut port = port.following(link, &xsk, &umem, w == 0);
+        if let Some(r) = &ring {
+            match port.busy_poll_on(r) {
+                Ok(ids) => eprintln!(
+                    "vswitch: worker {w}: port {}: busy polling NAPI {ids:?} of {ifname} queue {queue}",
+                    p.name
+                ),
+                Err(e) => eprintln!("vswitch: worker {w}: port {}: no NAPI busy polling: {e}", p.name),
+            }
+        }
+        Ok(port)
     }
 
     /// Forgets the port numbered `id` (removed, or its opening abandoned).

@@ -36,11 +36,20 @@
 //! worker's same UMEM. Each change is logged once, by worker 0's port, which also keeps
 //! the [`XskLink`] that `ctl show` reports.
 //!
+//! NAPI busy polling ([`napi`](self)): each worker busy polls the NAPIs of its queues
+//! from its own thread through an io_uring (one system call per loop, only when it has
+//! no received frame left), so that on veth the kernel's copy-mode receive work runs on
+//! the worker's core rather than the sender's; the NAPI ids come from the netdev
+//! generic-netlink family (`genl`).
+//!
 //! Unsafe code is confined to [`umem`](self) (the mapping), `ring` (the four rings),
-//! `socket` (libxdp handles) and `sys` (a few system calls); [`XskPort`] is safe code.
+//! `socket` (libxdp handles), `sys` (a few system calls), `genl` (the netlink socket) and
+//! `napi` (queueing the timeout request); [`XskPort`] is safe code.
 
 mod backend;
 mod error;
+mod genl;
+mod napi;
 mod port;
 mod ring;
 mod socket;
@@ -51,6 +60,8 @@ pub use backend::{
     netdev_mac, netdev_running, netdev_rx_queues, pool_frames, OpenedPort, XskBackend,
 };
 pub use error::XskError;
+pub use genl::{NapiInfo, Netdev, NetlinkError, QueueInfo};
+pub use napi::{pick_napis, queue_napis, NapiConfig, NapiError, NapiRing, NapiTuning};
 pub use port::{XskAttach, XskConfig, XskLink, XskPort, XskStats};
 pub use socket::XdpMode;
 pub use umem::{RingSizes, Umem, UmemArea};

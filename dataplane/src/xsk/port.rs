@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once, Weak};
 
 use super::error::{check_privileges, XskError};
+use super::napi::{self, NapiConfig, NapiRing, NapiTuning};
 use super::socket::{self, Attached, Socket, XdpMode, XdpProgram, XSK_PROG_NAME};
 use super::sys;
 use super::umem::Umem;
@@ -32,6 +33,9 @@ pub struct XskConfig {
     pub bpffs: String,
     /// Directory of the per-interface lock files.
     pub lock_dir: PathBuf,
+    /// NAPI busy polling: the netdev's NAPIs are tuned for it when it is taken (see
+    /// [`napi`](super::napi)); `None`: left alone.
+    pub napi: Option<NapiConfig>,
 }
 
 impl Default for XskConfig {
@@ -40,6 +44,7 @@ impl Default for XskConfig {
             queues: vec![0],
             bpffs: "/sys/fs/bpf".into(),
             lock_dir: "/run/vswitch/xsk".into(),
+            napi: None,
         }
     }
 }
@@ -67,6 +72,10 @@ pub struct XskStats {
     pub link_downs: u64,
     /// Times the port was re-opened on a netdev that came back.
     pub reattaches: u64,
+    /// NAPI busy polls run for the worker (counted on the port that ran them).
+    pub napi_polls: u64,
+    /// NAPI busy polls that failed (an error other than the expected `ETIME`).
+    pub napi_poll_errors: u64,
 }
 
 /// The per-interface lock: held while a vswitch owns the interface, removed on drop.
@@ -93,8 +102,11 @@ pub struct XskAttach {
     mode: XdpMode,
     map_fd: std::os::fd::RawFd,
     replaced_stale: bool,
-    // Field order is drop order: the program goes first, then the lock. The mutex only
-    // makes the handle shareable; nothing uses it after the attach but `Drop`.
+    // Field order is drop order: the NAPI settings are restored while the program (that
+    // gives a veth its NAPI) is still attached, then the program goes, then the lock.
+    // The mutex only makes the handle shareable; nothing uses it after the attach but
+    // `Drop`.
+    _napi: Option<NapiTuning>,
     _prog: Mutex<XdpProgram>,
     _lock: IfLock,
 }
@@ -160,6 +172,15 @@ impl XskAttach {
                 source: e,
             },
         })?;
+        // The NAPI exists now (a veth has one while an XDP program is attached).
+        let tuning = cfg.napi.and_then(|c| {
+            NapiTuning::apply(ifname, ifindex, &c)
+                .inspect_err(|e| {
+                    eprintln!("vswitch: {ifname}: NAPI settings left alone: {e}");
+                })
+                .ok()
+                .flatten()
+        });
         Ok(Arc::new(XskAttach {
             ifname: ifname.to_string(),
             ifindex,
@@ -167,6 +188,7 @@ impl XskAttach {
             mode: prog.mode(),
             map_fd: prog.map_fd(),
             replaced_stale,
+            _napi: tuning,
             _prog: Mutex::new(prog),
             _lock: lock,
         }))
@@ -256,6 +278,28 @@ struct Follow {
     failed: bool,
 }
 
+/// A port's share of its worker's [`NapiRing`]: the NAPI ids of its queues, removed
+/// from the ring when the port lets them go.
+#[derive(Debug)]
+struct PortNapi {
+    ring: Arc<NapiRing>,
+    ids: Vec<u32>,
+}
+
+impl PortNapi {
+    fn clear(&mut self) {
+        for id in self.ids.drain(..) {
+            self.ring.remove(id);
+        }
+    }
+}
+
+impl Drop for PortNapi {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
 /// Some of a netdev's queues, each an AF_XDP socket on the worker's UMEM, as one switch
 /// port.
 #[derive(Debug)]
@@ -276,6 +320,8 @@ pub struct XskPort {
     /// Forwarding: the netdev is there, up and with carrier (as last checked).
     up: bool,
     follow: Option<Follow>,
+    /// NAPI busy polling of this port's queues by its worker.
+    napi: Option<PortNapi>,
 }
 
 static SKIP_DISPATCHER: Once = Once::new();
@@ -367,6 +413,7 @@ impl XskPort {
             stats: XskStats::default(),
             up: true,
             follow: None,
+            napi: None,
         })
     }
 
@@ -396,6 +443,47 @@ impl XskPort {
             failed: false,
         });
         self
+    }
+
+    /// Has the worker busy poll this port's queues' NAPIs on `ring` (the worker's, shared
+    /// by its ports): registers their NAPI ids now, again after a re-attach, and (while
+    /// the netdev has none) at each [`Port::maintain`]. Returns the ids registered.
+    pub fn busy_poll_on(&mut self, ring: &Arc<NapiRing>) -> Result<Vec<u32>, XskError> {
+        self.napi = Some(PortNapi {
+            ring: Arc::clone(ring),
+            ids: Vec::new(),
+        });
+        self.register_napis()?;
+        Ok(self.napi_ids().to_vec())
+    }
+
+    /// The NAPI ids this port's worker busy polls for it.
+    pub fn napi_ids(&self) -> &[u32] {
+        self.napi.as_ref().map_or(&[], |n| &n.ids)
+    }
+
+    /// Looks up the NAPIs of this port's queues and adds them to the worker's ring.
+    fn register_napis(&mut self) -> Result<(), XskError> {
+        let Some(n) = &mut self.napi else {
+            return Ok(());
+        };
+        n.clear();
+        if self.socks.is_empty() {
+            return Ok(());
+        }
+        let queues: Vec<u32> = self.socks.iter().map(Socket::queue).collect();
+        let found = napi::queue_napis(self.ifindex, &queues).map_err(|e| XskError::Io {
+            what: "look up the NAPI of its queues",
+            ifname: self.ifname.clone(),
+            source: io::Error::other(e),
+        })?;
+        for info in found {
+            n.ring
+                .add(info.id)
+                .map_err(io_err("register a NAPI id on the io_uring", &self.ifname))?;
+            n.ids.push(info.id);
+        }
+        Ok(())
     }
 
     /// The interface name.
@@ -450,6 +538,9 @@ impl XskPort {
         self.reclaim(pool);
         if let Some(a) = self.attach.take() {
             a.disown();
+        }
+        if let Some(n) = &mut self.napi {
+            n.clear();
         }
         self.socks.clear();
         let freed = pool.available().saturating_sub(before);
@@ -538,6 +629,7 @@ impl XskPort {
                 }
                 let up = running(&self.ifname);
                 self.set_up(up, "re-attached");
+                self.log_napis("re-attached");
             }
             Err(e) => {
                 if report && !f.failed {
@@ -549,6 +641,27 @@ impl XskPort {
                 f.failed = true;
                 self.follow = Some(f);
             }
+        }
+    }
+
+    /// Registers the NAPIs of the queues again (after a re-attach, or while the netdev
+    /// had none) and logs the outcome once: the ids found, or why there are none.
+    fn log_napis(&mut self, when: &str) {
+        if self.napi.is_none() {
+            return;
+        }
+        match self.register_napis() {
+            Ok(()) if !self.napi_ids().is_empty() => eprintln!(
+                "vswitch: port on {} ({when}): busy polling NAPI {:?} in its worker",
+                self.ifname,
+                self.napi_ids()
+            ),
+            Ok(()) => eprintln!(
+                "vswitch: port on {} ({when}): no NAPI for its queues yet (a veth has one \
+                 only while an XDP program is attached or GRO is on); looking again every second",
+                self.ifname
+            ),
+            Err(e) => eprintln!("vswitch: port on {} ({when}): {e}", self.ifname),
         }
     }
 
@@ -653,6 +766,28 @@ impl Port for XskPort {
         self.up
     }
 
+    /// A socket still has received frames waiting: the worker catches up with what the
+    /// last poll brought in before spending another busy-poll period in the kernel.
+    #[inline]
+    fn rx_waiting(&mut self) -> bool {
+        self.up && self.socks.iter_mut().any(|s| s.rings().rx_pending())
+    }
+
+    /// One NAPI busy poll of the worker's ring (shared by its ports, held by each port
+    /// with busy polling on): the first such port with NAPI ids registered runs it.
+    #[inline]
+    fn busy_poll(&mut self) -> bool {
+        let Some(n) = self.napi.as_ref().filter(|n| !n.ring.is_empty()) else {
+            return false;
+        };
+        let ok = n.ring.poll();
+        self.stats.napi_polls += 1;
+        if !ok {
+            self.stats.napi_poll_errors += 1;
+        }
+        true
+    }
+
     /// Follows the netdev (a port made with [`XskPort::following`]; two interface
     /// ioctls): down or without carrier, the port is marked down; gone or replaced (its
     /// index changed), the sockets are deleted; back, it is re-opened.
@@ -667,6 +802,16 @@ impl Port for XskPort {
                 self.set_up(up, if up { "netdev up" } else { "netdev down" });
                 if !up {
                     self.reap(pool);
+                } else if self.napi.as_ref().is_some_and(|n| n.ids.is_empty()) {
+                    // A netdev taken while down gets its NAPI when it comes up.
+                    let _ = self.register_napis();
+                    if !self.napi_ids().is_empty() {
+                        eprintln!(
+                            "vswitch: port on {}: busy polling NAPI {:?} in its worker",
+                            self.ifname,
+                            self.napi_ids()
+                        );
+                    }
                 }
             }
             (Some(_), _) => {
@@ -685,6 +830,7 @@ impl Port for XskPort {
     /// let go; the XDP program is detached when the last worker's port lets go of it.
     fn close(&mut self, pool: &mut Pool) {
         self.reclaim(pool);
+        self.napi = None;
         self.socks.clear();
         self.attach = None;
         self.follow = None;
@@ -754,7 +900,10 @@ impl Port for XskPort {
         // `room` slots are free, so all `n` fit.
         let put = s.rings().transmit(&descs[..n]);
         debug_assert_eq!(put, n);
-        if put > 0 && s.rings_ref().tx_needs_wakeup() {
+        // A full ring is kicked too: a kick that failed (EAGAIN: the kernel's budget or
+        // the completion ring; EBUSY: the peer's ring) left frames on it that only
+        // another kick sends, and with no room nothing else would kick it.
+        if (put > 0 || room == 0) && s.rings_ref().tx_needs_wakeup() {
             self.stats.tx_kicks += 1;
             if sys::kick_tx(s.fd()).is_some() {
                 self.stats.tx_kick_errors += 1;

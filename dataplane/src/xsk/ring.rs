@@ -120,6 +120,14 @@ impl Rings {
         n as usize
     }
 
+    /// Whether received descriptors are waiting on the RX ring (consumes none).
+    #[inline]
+    pub(super) fn rx_pending(&mut self) -> bool {
+        // SAFETY: the RX ring is set up and `&mut self` makes us its only consumer;
+        // this only refreshes the cached producer index.
+        unsafe { libxdp_sys::xsk_cons_nb_avail(&mut *self.rx, 1) > 0 }
+    }
+
     /// Puts (address, length) descriptors on the TX ring; returns how many fit.
     #[inline]
     pub(super) fn transmit(&mut self, descs: &[(u64, u32)]) -> usize {

@@ -463,7 +463,7 @@ pub fn build_config(
             mac_table_size,
             mac_limit_per_port,
             control_socket: PathBuf::from("/nonexistent"),
-            forward_only: false,
+            ..SwitchParams::default()
         },
         networks,
         ports,
