@@ -340,6 +340,7 @@ impl ControlTarget for OfflineSwitch {
                 idle_cycles: 0,
                 busy_ns: 0,
                 idle_ns: 0,
+                kernel_rx_dropped: Vec::new(),
             }],
             fdb_entries: fdb.len(),
             fdb_static: fdb.static_len(),

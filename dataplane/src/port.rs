@@ -36,6 +36,13 @@ pub trait Port {
     /// to `pool` (an AF_XDP port's fill and transmit rings) before it is dropped.
     fn close(&mut self, _pool: &mut Pool) {}
 
+    /// Frames the kernel dropped before this port could receive them, since it was
+    /// opened (AF_XDP: no fill-ring buffer, RX ring full); read for `ctl stats`, never
+    /// per packet. Default: 0.
+    fn kernel_rx_dropped(&mut self) -> u64 {
+        0
+    }
+
     /// Whether frames the kernel already delivered wait on this port's receive rings
     /// (see [`poll_kernel`]). Default: no.
     #[inline]
@@ -86,6 +93,10 @@ impl<P: Port> Port for Option<P> {
         if let Some(p) = self {
             p.close(pool);
         }
+    }
+
+    fn kernel_rx_dropped(&mut self) -> u64 {
+        self.as_mut().map_or(0, Port::kernel_rx_dropped)
     }
 
     #[inline]

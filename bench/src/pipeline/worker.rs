@@ -473,7 +473,10 @@ impl Worker<'_, '_> {
         feed: &mut Feed,
     ) -> (Measure, Measure, Tally) {
         let sh = self.sh;
-        let wire = self.pipeline.tables().ports.len();
+        // Dense numbering (a switch that never changed its ports): configuration ports,
+        // then one tunnel port per remote VTEP.
+        let t = self.pipeline.tables();
+        let wire = t.ports.len().saturating_sub(t.vteps.len());
         let before = Tally::of(self.pipeline.counters(), wire);
         let (mut pipe, mut null) = (Measure::default(), Measure::default());
         let slices = ((sh.seconds / sh.slice.as_secs_f64()).ceil() as usize).max(1);

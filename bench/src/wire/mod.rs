@@ -151,10 +151,12 @@ pub struct Sample {
     pub forwarded: u64,
     /// Bytes of those frames (no FCS).
     pub forwarded_bytes: u64,
-    /// Frames the switch says it dropped (vswitch: `ctl stats`; the kernel's switches:
-    /// the generator-side port's `rx_dropped`).
+    /// Frames the switch says it dropped (vswitch: `ctl stats`, its own drops and the
+    /// kernel's drops on the way to its AF_XDP sockets; the kernel's switches: the
+    /// generator-side port's `rx_dropped`).
     pub switch_drops: Option<u64>,
-    /// Frames the switch received on its generator-side port (vswitch: `ctl stats`;
+    /// Frames that reached the switch's generator-side port (vswitch: `ctl stats`, the
+    /// frames it received plus those the kernel dropped on the way to its sockets;
     /// others: the port's `rx_packets`).
     pub switch_rx: Option<u64>,
     /// Frames the switch sent on its sink-side port.
@@ -734,9 +736,9 @@ fn trial(
     let core_cycles = (t1.saturating_sub(t0)) as f64 / rig::USER_HZ as f64 * mhz * 1e6;
     let (switch_rx, switch_tx, switch_drops, egress_dropped, switch_cycles) = match (c0, c1) {
         (Some(a), Some(b)) => (
-            Some(b.rx.saturating_sub(a.rx)),
+            Some(b.rx.saturating_sub(a.rx) + b.rx_dropped.saturating_sub(a.rx_dropped)),
             Some(b.tx.saturating_sub(a.tx)),
-            Some(b.drops.saturating_sub(a.drops)),
+            Some(b.drops.saturating_sub(a.drops) + b.rx_dropped.saturating_sub(a.rx_dropped)),
             Some(b.tx_dropped.saturating_sub(a.tx_dropped)),
             match (a.busy_cycles, b.busy_cycles) {
                 (Some(x), Some(y)) => per(y.saturating_sub(x) as f64),

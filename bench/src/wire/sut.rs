@@ -79,6 +79,9 @@ impl fmt::Display for Kind {
 pub struct SwitchCounters {
     /// Frames received on its generator-side port.
     pub rx: u64,
+    /// Frames the kernel dropped before the switch could receive them on that port
+    /// (vswitch: the AF_XDP sockets' `XDP_STATISTICS`, in `ctl stats`).
+    pub rx_dropped: u64,
     /// Frames sent on its sink-side port.
     pub tx: u64,
     /// Frames it dropped (all reasons it counts).
@@ -362,7 +365,11 @@ impl Running {
                 fs::read_to_string(&self.log).unwrap_or_default()
             );
         }
-        let _ = (VID, MIXED_VIDS);
+        // As for the bridge: the kernel's receive work for OVS's ports (their NAPI, which
+        // the afxdp XDP programs created) runs as threads on the switch core.
+        for ifname in [SW_GEN_IF, SW_SINK_IF] {
+            rig.threaded_napi(&rig.sw, ifname, rig.switch_core)?;
+        }
         Ok(())
     }
 
@@ -377,6 +384,7 @@ impl Running {
                 let port = |name: &str| s.ports.iter().find(|p| p.name == name);
                 SwitchCounters {
                     rx: port(gen_port).map_or(0, |p| p.rx_frames),
+                    rx_dropped: port(gen_port).map_or(0, |p| p.rx_dropped),
                     tx: port(sink_port).map_or(0, |p| p.tx_frames),
                     drops: s.totals.drops,
                     tx_dropped: b.tx_dropped,
@@ -387,6 +395,7 @@ impl Running {
             // side, went out on the sink's, and what the stack dropped on the way.
             Kind::Ovs | Kind::KernelBridge => SwitchCounters {
                 rx: a.rx_packets,
+                rx_dropped: 0,
                 tx: b.tx_packets,
                 drops: a.rx_dropped,
                 tx_dropped: b.tx_dropped,

@@ -227,6 +227,7 @@ fn stats(s: &StatsReply) -> String {
         ("rx bytes", true),
         ("tx frames", true),
         ("tx bytes", true),
+        ("rx dropped (kernel)", true),
     ]);
     for p in &s.ports {
         t.row(vec![
@@ -235,6 +236,7 @@ fn stats(s: &StatsReply) -> String {
             p.rx_bytes.to_string(),
             p.tx_frames.to_string(),
             p.tx_bytes.to_string(),
+            p.rx_dropped.to_string(),
         ]);
     }
     t.render(&mut o, "  ");

@@ -124,6 +124,9 @@ pub struct WorkerSample {
     pub busy_ns: u64,
     /// Wall-clock nanoseconds of polls that received nothing (0 where not measured).
     pub idle_ns: u64,
+    /// Per port number: frames the kernel dropped before this worker received them
+    /// (AF_XDP `XDP_STATISTICS`; empty where there is no kernel).
+    pub kernel_rx_dropped: Vec<u64>,
 }
 
 /// The switch's counters as the switch samples them.
@@ -485,6 +488,11 @@ fn stats(t: &dyn ControlTarget) -> StatsReply {
                 rx_bytes: c.rx_bytes,
                 tx_frames: c.tx_frames,
                 tx_bytes: c.tx_bytes,
+                rx_dropped: sample
+                    .workers
+                    .iter()
+                    .filter_map(|w| w.kernel_rx_dropped.get(id.index()))
+                    .sum(),
             }
         })
         .collect();

@@ -372,6 +372,10 @@ pub struct PortStats {
     pub tx_frames: u64,
     /// Bytes sent.
     pub tx_bytes: u64,
+    /// Frames the kernel dropped before the switch could receive them (AF_XDP: no
+    /// fill-ring buffer, RX ring full; `XDP_STATISTICS`).
+    #[serde(default)]
+    pub rx_dropped: u64,
 }
 
 /// One worker's counters (what `ovs-appctl dpif-netdev/pmd-perf-show` gives).

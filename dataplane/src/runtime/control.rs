@@ -91,6 +91,7 @@ impl ControlTarget for Switch {
                     idle_cycles: ns_to_cycles(s.stats.idle_ns),
                     busy_ns: s.stats.busy_ns,
                     idle_ns: s.stats.idle_ns,
+                    kernel_rx_dropped: s.kernel_rx_dropped,
                 })
                 .collect(),
             fdb_entries,

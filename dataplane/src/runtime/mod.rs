@@ -193,6 +193,9 @@ pub struct Snapshot {
     pub counters: Counters,
     /// Its loop statistics.
     pub stats: WorkerStats,
+    /// Per port number: frames the kernel dropped before this worker's queue of the
+    /// port received them ([`Port::kernel_rx_dropped`]).
+    pub kernel_rx_dropped: Vec<u64>,
     /// Its FDB replica's live entries (worker 0 only; the replicas agree).
     pub fdb: Vec<FdbEntry>,
     /// Its neighbour cache (worker 0 only).

@@ -230,6 +230,7 @@ impl<P: Port, E: Engine> Worker<P, E> {
                     core: self.core,
                     counters: self.engine.counters().clone(),
                     stats: self.stats,
+                    kernel_rx_dropped: self.ports.iter_mut().map(Port::kernel_rx_dropped).collect(),
                     fdb: if first {
                         self.engine.fdb_rows(now)
                     } else {

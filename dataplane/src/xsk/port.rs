@@ -76,6 +76,10 @@ pub struct XskStats {
     pub napi_polls: u64,
     /// NAPI busy polls that failed (an error other than the expected `ETIME`).
     pub napi_poll_errors: u64,
+    /// Frames the kernel dropped on the way to the sockets' RX rings (no fill-ring
+    /// buffer, RX ring full, invalid descriptors: `XDP_STATISTICS`), over every socket
+    /// this port has had; as of the last [`XskPort::kernel_rx_dropped`] read.
+    pub kernel_rx_dropped: u64,
 }
 
 /// The per-interface lock: held while a vswitch owns the interface, removed on drop.
@@ -309,6 +313,8 @@ pub struct XskPort {
     // `None` (and no sockets) while the netdev is gone.
     attach: Option<Arc<XskAttach>>,
     socks: Vec<Socket>,
+    /// Kernel drops of sockets this port has closed (see [`XskStats::kernel_rx_dropped`]).
+    kernel_rx_base: u64,
     ifname: String,
     ifindex: u32,
     mode: XdpMode,
@@ -409,6 +415,7 @@ impl XskPort {
             replaced_stale: attach.replaced_stale,
             attach: Some(attach),
             socks,
+            kernel_rx_base: 0,
             next_rx: 0,
             stats: XskStats::default(),
             up: true,
@@ -531,6 +538,22 @@ impl XskPort {
         }
     }
 
+    /// The kernel's drops of the current sockets (`XDP_STATISTICS`; one system call per
+    /// socket: called by `ctl stats`, never per packet).
+    fn socket_drops(&self) -> u64 {
+        self.socks
+            .iter()
+            .filter_map(|s| sys::xdp_statistics(s.fd()).ok())
+            .map(|st| st.rx_dropped + st.rx_ring_full + st.rx_invalid_descs)
+            .sum()
+    }
+
+    /// Adds the current sockets' drops to the port's base before they are closed.
+    fn fold_kernel_stats(&mut self) {
+        self.kernel_rx_base += self.socket_drops();
+        self.stats.kernel_rx_dropped = self.kernel_rx_base;
+    }
+
     /// The netdev is gone: frames the kernel still held on the sockets' rings go back
     /// to the pool, the sockets are deleted and the program forgotten.
     fn detach(&mut self, pool: &mut Pool) {
@@ -542,6 +565,7 @@ impl XskPort {
         if let Some(n) = &mut self.napi {
             n.clear();
         }
+        self.fold_kernel_stats();
         self.socks.clear();
         let freed = pool.available().saturating_sub(before);
         self.set_up(
@@ -613,6 +637,7 @@ impl XskPort {
                     ..
                 } = p;
                 self.attach = attach;
+                self.fold_kernel_stats();
                 self.socks = socks;
                 self.ifindex = ifindex;
                 self.mode = mode;
@@ -766,6 +791,12 @@ impl Port for XskPort {
         self.up
     }
 
+    fn kernel_rx_dropped(&mut self) -> u64 {
+        let v = self.kernel_rx_base + self.socket_drops();
+        self.stats.kernel_rx_dropped = v;
+        v
+    }
+
     /// A socket still has received frames waiting: the worker catches up with what the
     /// last poll brought in before spending another busy-poll period in the kernel.
     #[inline]
@@ -831,6 +862,7 @@ impl Port for XskPort {
     fn close(&mut self, pool: &mut Pool) {
         self.reclaim(pool);
         self.napi = None;
+        self.fold_kernel_stats();
         self.socks.clear();
         self.attach = None;
         self.follow = None;

@@ -82,6 +82,31 @@ pub(super) fn kick_tx(fd: RawFd) -> Option<i32> {
     (rc < 0).then(|| io::Error::last_os_error().raw_os_error().unwrap_or(0))
 }
 
+/// The kernel's drop counters of AF_XDP socket `fd` (`getsockopt(SOL_XDP,
+/// XDP_STATISTICS)`, cumulative since the socket was created): frames it dropped
+/// before they reached the RX ring (no fill-ring buffer, or too long), frames the full
+/// RX ring could not take, and invalid descriptors.
+pub(super) fn xdp_statistics(fd: RawFd) -> io::Result<libc::xdp_statistics> {
+    // SAFETY: `xdp_statistics` is plain data for which all zeroes is a valid value.
+    let mut st: libc::xdp_statistics = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::xdp_statistics>() as libc::socklen_t;
+    // SAFETY: `st` and `len` are live locals of the sizes passed; the kernel writes at
+    // most `len` bytes into `st` and the new length into `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_XDP,
+            libc::XDP_STATISTICS,
+            (&raw mut st).cast(),
+            &raw mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st)
+}
+
 /// Asks the kernel to process the fill ring of socket `fd` (a zero-length `recvfrom`).
 #[inline]
 pub(super) fn kick_rx(fd: RawFd) {
