@@ -161,6 +161,10 @@ pub struct Sample {
     pub switch_rx: Option<u64>,
     /// Frames the switch sent on its sink-side port.
     pub switch_tx: Option<u64>,
+    /// vswitch's drops over the trial by reason (`kernel_rx`: the kernel's, on the way to
+    /// its AF_XDP sockets).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub drop_reasons: std::collections::BTreeMap<String, u64>,
     /// Frames the sink-side veth could not hand to the sink (its `tx_dropped`).
     pub egress_dropped: Option<u64>,
     /// Frames the sink received that were not test frames (the switch's own, e.g. ARP).
@@ -600,7 +604,9 @@ fn measure(
             "search",
         );
         bar.inc(1);
-        let mut hi = top.offered_mpps().max(top.forwarded_mpps()) * 1e6;
+        // A switch offered everything forwards at most its capacity: search below a
+        // little above what it forwarded then.
+        let mut hi = top.forwarded_mpps() * 1.1 * 1e6;
         let mut lo = 0.0f64;
         let mut best = if top.loss() <= args.loss_tolerance {
             top.forwarded_mpps() * 1e6
@@ -734,6 +740,20 @@ fn trial(
     let mhz = rig::cpu_mhz();
     let per = |cycles: f64| (forwarded > 0 && cycles > 0.0).then(|| cycles / forwarded as f64);
     let core_cycles = (t1.saturating_sub(t0)) as f64 / rig::USER_HZ as f64 * mhz * 1e6;
+    let drop_reasons: std::collections::BTreeMap<String, u64> = match (&c0, &c1) {
+        (Some(a), Some(b)) => b
+            .reasons
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.saturating_sub(a.reasons.get(k).copied().unwrap_or(0)),
+                )
+            })
+            .filter(|(_, v)| *v > 0)
+            .collect(),
+        _ => Default::default(),
+    };
     let (switch_rx, switch_tx, switch_drops, egress_dropped, switch_cycles) = match (c0, c1) {
         (Some(a), Some(b)) => (
             Some(b.rx.saturating_sub(a.rx) + b.rx_dropped.saturating_sub(a.rx_dropped)),
@@ -783,6 +803,7 @@ fn trial(
         switch_rx,
         switch_tx,
         egress_dropped,
+        drop_reasons,
         sink_other: s1.other_frames.saturating_sub(s0.other_frames),
         reordered: s1.late.saturating_sub(s0.late),
         latency_lost: s1.latency_lost.saturating_sub(s0.latency_lost),

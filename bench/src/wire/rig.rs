@@ -14,8 +14,10 @@
 //! namespace so that no router or neighbour solicitation joins the measured traffic.
 //!
 //! CPUs: the generator and the sink run on `gen_core`; the switch under test and all of
-//! its kernel work on `switch_core`. The sink's veth NAPI is threaded and pinned to
-//! `gen_core` so that counting frames is never charged to the switch.
+//! its kernel work on `switch_core`. The sink's veth NAPI is threaded, pinned to
+//! `gen_core` (counting frames is never charged to the switch) and real-time (it
+//! preempts the generator as soon as frames arrive, so the sink's ring never
+//! overflows because the generator held the core).
 
 use std::time::Duration;
 
@@ -77,9 +79,15 @@ impl Rig {
         }
         // The sink sides count in XDP (the sink's program gives them a NAPI); make that
         // NAPI a thread on the generator's core.
+        // It runs SCHED_FIFO: when frames arrive it takes the core from the generator at
+        // once, so the sink is never what loses frames (it only counts and drops them).
         for ifname in [SINK_IF, CEIL_SINK_IF] {
             rig.sink.ethtool(&["-K", ifname, "gro", "on"])?;
             rig.threaded_napi(&rig.sink, ifname, rig.gen_core)?;
+            for pid in napi_threads(&format!("napi/{ifname}-")) {
+                netns::run("chrt", &["-f", "-p", "10", &pid.to_string()])
+                    .with_context(|| format!("making the sink's NAPI thread {pid} SCHED_FIFO"))?;
+            }
         }
         Ok(rig)
     }

@@ -75,7 +75,7 @@ impl fmt::Display for Kind {
 }
 
 /// Counters a switch reports about itself (where it can).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SwitchCounters {
     /// Frames received on its generator-side port.
     pub rx: u64,
@@ -91,6 +91,8 @@ pub struct SwitchCounters {
     pub tx_dropped: u64,
     /// Busy cycles of its forwarding threads (`None` where the switch does not say).
     pub busy_cycles: Option<u64>,
+    /// vswitch: its drops by reason (`ctl stats`), plus `kernel_rx` for the kernel's.
+    pub reasons: std::collections::BTreeMap<String, u64>,
 }
 
 /// A switch set up on the rig; dropping it tears it down.
@@ -389,6 +391,15 @@ impl Running {
                     drops: s.totals.drops,
                     tx_dropped: b.tx_dropped,
                     busy_cycles: Some(s.workers.iter().map(|w| w.busy_cycles).sum()),
+                    reasons: s
+                        .drops
+                        .iter()
+                        .map(|(k, v)| (k.clone(), *v))
+                        .chain(std::iter::once((
+                            "kernel_rx".to_owned(),
+                            port(gen_port).map_or(0, |p| p.rx_dropped),
+                        )))
+                        .collect(),
                 }
             }
             // The kernel's view of the switch's ports: what came in on the generator's
@@ -404,6 +415,7 @@ impl Running {
                 } else {
                     None
                 },
+                reasons: Default::default(),
             },
         }))
     }

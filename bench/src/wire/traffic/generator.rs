@@ -19,8 +19,12 @@ const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
 const ROUND_FRAMES: u64 = 16 * 1024;
 /// Most frames per call (the kernel runs them in batches of 64).
 const MAX_CALL_FRAMES: u64 = 64 * 1024;
-/// A paced run makes calls of about this long.
+/// A paced run makes calls of about this long...
 const PACED_CALL: Duration = Duration::from_millis(1);
+/// ...of at most this many frames: a paced generator sends bursts no longer than a
+/// NAPI poll's budget, so that the rate it offers is the rate a switch sees, not
+/// millisecond bursts that overflow veth's 256-frame rings at a fraction of the rate.
+const PACED_BURST: f64 = 64.0;
 /// Below this much time to the deadline, spin instead of sleeping.
 const SPIN_BELOW: Duration = Duration::from_micros(200);
 
@@ -295,7 +299,7 @@ impl Plan {
         }
         let round = match cfg.rate_pps {
             None => ROUND_FRAMES as f64,
-            Some(r) => (r * PACED_CALL.as_secs_f64()).clamp(1.0, ROUND_FRAMES as f64),
+            Some(r) => (r * PACED_CALL.as_secs_f64()).clamp(1.0, PACED_BURST),
         };
         let total_weight: u64 = cfg.streams.iter().map(|s| u64::from(s.weight)).sum();
         // Whole frames per unit of weight, so that the streams' shares are exact.
