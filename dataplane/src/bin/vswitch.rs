@@ -370,6 +370,37 @@ fn worker_cores(workers: usize, given: Vec<usize>) -> Result<Vec<usize>> {
     Ok(allowed[allowed.len() - workers..].to_vec())
 }
 
+/// Moves this thread (start-up, the control socket, port changes), and the threads it
+/// starts before pinning their own, off the workers' cores where other cores are
+/// allowed: a poll-mode worker's core is its own, and a control thread scheduled there
+/// would stall it for a time slice (the workers pin themselves to their cores). Logged;
+/// best effort.
+fn keep_off_worker_cores(workers: &[usize]) {
+    use nix::sched::{sched_setaffinity, CpuSet};
+    use nix::unistd::Pid;
+    let others: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .filter(|c| !workers.contains(c))
+        .collect();
+    if others.is_empty() {
+        return;
+    }
+    let mut set = CpuSet::new();
+    for &c in &others {
+        if set.set(c).is_err() {
+            return;
+        }
+    }
+    match sched_setaffinity(Pid::from_raw(0), &set) {
+        Ok(()) => eprintln!(
+            "vswitch: control and housekeeping on cores {others:?}, workers on {workers:?}"
+        ),
+        Err(e) => eprintln!("vswitch: could not keep housekeeping off the workers' cores: {e}"),
+    }
+}
+
 /// `vswitch run`: opens the ports, starts the workers, serves the control socket in
 /// this thread until SIGINT/SIGTERM, then stops everything (programs detached, socket
 /// removed).
@@ -382,6 +413,7 @@ fn run_switch(config: PathBuf, cores: Vec<usize>, forward_only: bool) -> Result<
     let mut cfg = Config::from_file(&config)?;
     cfg.switch.forward_only |= forward_only;
     let cores = worker_cores(cfg.switch.workers, cores)?;
+    keep_off_worker_cores(&cores);
     // The underlay's source MAC defaults to its netdev's own.
     let underlay_if = cfg.underlay.as_ref().and_then(|u| {
         u.local_mac
