@@ -59,9 +59,8 @@ impl Kind {
             (Kind::KernelBridge, Some(Tunnel::Gre)) => {
                 Some("the kernel has no GRE (gretap) module")
             }
-            (Kind::Ovs, Some(Tunnel::Gre)) => Some("OVS's GRE needs the kernel's GRE support for its underlay here"),
-            (Kind::Ovs, Some(Tunnel::Vxlan)) => {
-                Some("OVS tunnels need an IP-configured bridge for the underlay: not in this harness yet")
+            (Kind::Ovs, Some(Tunnel::Gre)) => {
+                Some("GRE through OVS is not set up by this harness (VXLAN is)")
             }
             _ => None,
         }
@@ -104,6 +103,8 @@ pub struct Running {
     ovsdb: Option<Child>,
     socket: Option<PathBuf>,
     ovs_dir: Option<PathBuf>,
+    /// OVS tunnels: the remote VTEP's MAC, set as OVS's tunnel neighbour.
+    ovs_neigh: Option<String>,
     sw_ns: String,
     tmp: PathBuf,
     /// Where its log is.
@@ -134,6 +135,7 @@ impl Running {
             ovsdb: None,
             socket: None,
             ovs_dir: None,
+            ovs_neigh: None,
             sw_ns: rig.sw.name().to_owned(),
             tmp: tmp.clone(),
             log,
@@ -333,6 +335,19 @@ impl Running {
             .stderr(log);
         self.child = Some(vswitchd.spawn().context("starting ovs-vswitchd")?);
         // With --no-wait the commands return before vswitchd applied them; wait below.
+        let afxdp = |bridge: &str, ifname: &str| -> Result<String> {
+            vsctl(&[
+                "add-port",
+                bridge,
+                ifname,
+                "--",
+                "set",
+                "interface",
+                ifname,
+                "type=afxdp",
+                "options:xdp-mode=native",
+            ])
+        };
         vsctl(&[
             "add-br",
             "br0",
@@ -342,18 +357,71 @@ impl Running {
             "br0",
             "datapath_type=netdev",
         ])?;
-        for ifname in [SW_GEN_IF, SW_SINK_IF] {
-            vsctl(&[
-                "add-port",
-                "br0",
-                ifname,
-                "--",
-                "set",
-                "interface",
-                ifname,
-                "type=afxdp",
-                "options:xdp-mode=native",
-            ])?;
+        // VXLAN, as OVS's userspace tunnelling does it (and Neutron's br-tun/br-phy): the
+        // access port and a vxlan port on br0; the underlay netdev on br-phy, whose
+        // internal port holds the VTEP address (and the netdev's MAC, so that frames for
+        // the VTEP are taken); OVS routes the tunnel through it by the kernel's routes and
+        // this neighbour entry.
+        let underlay = match profile.underlay() {
+            Underlay::None => None,
+            Underlay::SinkSide(t) => Some((t, SW_GEN_IF, SW_SINK_IF, rig.mac(&rig.sink, SINK_IF)?)),
+            Underlay::GenSide(t) => Some((
+                t,
+                SW_SINK_IF,
+                SW_GEN_IF,
+                rig.mac(&rig.gen, super::rig::GEN_IF)?,
+            )),
+        };
+        match underlay {
+            None => {
+                afxdp("br0", SW_GEN_IF)?;
+                afxdp("br0", SW_SINK_IF)?;
+            }
+            Some((_, access, ul, peer)) => {
+                let ul_mac = fmt_mac(rig.mac(&rig.sw, ul)?);
+                afxdp("br0", access)?;
+                vsctl(&[
+                    "add-port",
+                    "br0",
+                    "vx0",
+                    "--",
+                    "set",
+                    "interface",
+                    "vx0",
+                    "type=vxlan",
+                    &format!("options:remote_ip={REMOTE_VTEP}"),
+                    &format!("options:local_ip={LOCAL_VTEP}"),
+                    &format!("options:key={SEGMENT_ID}"),
+                    &format!("options:dst_port={VXLAN_PORT}"),
+                ])?;
+                vsctl(&[
+                    "add-br",
+                    "br-phy",
+                    "--",
+                    "set",
+                    "bridge",
+                    "br-phy",
+                    "datapath_type=netdev",
+                    &format!("other_config:hwaddr=\"{ul_mac}\""),
+                ])?;
+                afxdp("br-phy", ul)?;
+                let up =
+                    netns::wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+                        rig.sw.ip(&["link", "show", "br-phy"]).is_ok()
+                    });
+                if !up {
+                    bail!("ovs: br-phy's internal port did not appear");
+                }
+                rig.sw.ip(&[
+                    "addr",
+                    "add",
+                    &format!("{LOCAL_VTEP}/{VTEP_PREFIX}"),
+                    "dev",
+                    "br-phy",
+                ])?;
+                rig.sw.ip(&["link", "set", "br-phy", "up"])?;
+                self.ovs_neigh = Some(fmt_mac(peer));
+            }
         }
         let ctl = dir.join("vswitchd.ctl");
         let ok = netns::wait_until(Duration::from_secs(20), Duration::from_millis(100), || {
@@ -366,6 +434,20 @@ impl Running {
                 "ovs-vswitchd did not bring up its afxdp ports; its log:\n{}",
                 fs::read_to_string(&self.log).unwrap_or_default()
             );
+        }
+        if let Some(mac) = &self.ovs_neigh {
+            let t = ctl.to_string_lossy();
+            netns::run(
+                "ovs-appctl",
+                &[
+                    "-t",
+                    &t,
+                    "tnl/neigh/set",
+                    "br-phy",
+                    &REMOTE_VTEP.to_string(),
+                    mac,
+                ],
+            )?;
         }
         // As for the bridge: the kernel's receive work for OVS's ports (their NAPI, which
         // the afxdp XDP programs created) runs as threads on the switch core.
@@ -490,7 +572,7 @@ impl Running {
         // The namespace keeps its netdevs between switches; remove what a switch added.
         let ns = format!("/run/netns/{}", self.sw_ns);
         if Path::new(&ns).exists() {
-            for dev in ["br0", "vx0", "ovs-netdev"] {
+            for dev in ["br0", "vx0", "ovs-netdev", "br-phy"] {
                 let _ = netns::run("ip", &["-n", &self.sw_ns, "link", "del", dev]);
             }
             for ifname in [SW_GEN_IF, SW_SINK_IF] {
