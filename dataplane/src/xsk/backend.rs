@@ -93,6 +93,30 @@ fn napi_ring(w: usize, cfg: &Config) -> Option<Arc<NapiRing>> {
     }
 }
 
+/// Has worker `w`'s `ring` busy poll `port`'s queue NAPIs, and says so.
+fn start_busy_poll(
+    port: &mut XskPort,
+    ring: &Arc<NapiRing>,
+    w: usize,
+    name: &str,
+    ifname: &str,
+    queue: u32,
+) {
+    match port.busy_poll_on(ring) {
+        Ok(ids) if !ids.is_empty() => eprintln!(
+            "vswitch: worker {w}: port {name}: busy polling NAPI {ids:?} of {ifname} queue {queue} \
+             ({} µs per poll, prefer_busy_poll)",
+            ring.busy_poll_usecs()
+        ),
+        Ok(_) => eprintln!(
+            "vswitch: worker {w}: port {name}: {ifname} queue {queue} has no NAPI yet (a veth has \
+             one only while an XDP program is attached or GRO is on, and up); looking again every \
+             second"
+        ),
+        Err(e) => eprintln!("vswitch: worker {w}: port {name}: no NAPI busy polling: {e}"),
+    }
+}
+
 /// What opening a port found, for `ctl show` and the start-up log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenedPort {
@@ -146,6 +170,14 @@ impl Default for XskBackend {
 }
 
 impl XskBackend {
+    /// The socket options for a worker: NAPI busy polling when it has a busy-poll ring.
+    fn xsk_config(&self, busy_poll: bool, cfg: &Config) -> XskConfig {
+        XskConfig {
+            napi: busy_poll.then(|| NapiConfig::with_busy_poll(cfg.switch.napi_busy_poll_usecs)),
+            ..self.xsk.clone()
+        }
+    }
+
     /// A backend with these ring sizes; `xsk`'s bpffs and lock directory are used (its
     /// queues are not: worker `w` binds queue `w`).
     pub fn new(sizes: RingSizes, xsk: XskConfig) -> Self {
@@ -266,12 +298,7 @@ impl Backend for XskBackend {
         if let Some(r) = &ring {
             State::set(&mut st.rings, w, Arc::clone(r));
         }
-        let xsk = XskConfig {
-            napi: ring
-                .as_ref()
-                .map(|_| NapiConfig::with_busy_poll(cfg.switch.napi_busy_poll_usecs)),
-            ..self.xsk.clone()
-        };
+        let xsk = self.xsk_config(ring.is_some(), cfg);
         let mut ports = Vec::with_capacity(cfg.ports.len());
         for (i, p) in cfg.ports.iter().enumerate() {
             let port_err = |message: String| RuntimeError::Port {
@@ -310,24 +337,7 @@ impl Backend for XskBackend {
             })?
             .following(link, &xsk, &umem, w == 0);
             if let Some(r) = &ring {
-                match port.busy_poll_on(r) {
-                    Ok(ids) if !ids.is_empty() => eprintln!(
-                        "vswitch: worker {w}: port {}: busy polling NAPI {ids:?} of {ifname} \
-                         queue {queue} ({} µs per poll, prefer_busy_poll)",
-                        p.name,
-                        r.busy_poll_usecs()
-                    ),
-                    Ok(_) => eprintln!(
-                        "vswitch: worker {w}: port {}: {ifname} queue {queue} has no NAPI yet \
-                         (a veth has one only while an XDP program is attached or GRO is on, \
-                         and up); looking again every second",
-                        p.name
-                    ),
-                    Err(e) => eprintln!(
-                        "vswitch: worker {w}: port {}: no NAPI busy polling: {e}",
-                        p.name
-                    ),
-                }
+                start_busy_poll(&mut port, r, w, &p.name, ifname, queue);
             }
             if w == 0 {
                 if let Some(slot) = st.opened.get_mut(i) {
@@ -374,12 +384,7 @@ impl Backend for XskBackend {
             .flatten()
             .ok_or_else(|| port_err(format!("worker {w} has no UMEM")))?;
         let ring = st.rings.get(w).cloned().flatten();
-        let xsk = XskConfig {
-            napi: ring
-                .as_ref()
-                .map(|_| NapiConfig::with_busy_poll(cfg.switch.napi_busy_poll_usecs)),
-            ..self.xsk.clone()
-        };
+        let xsk = self.xsk_config(ring.is_some(), cfg);
         let attach = if w == 0 {
             if !st.live.contains(&id.0) && st.live.len() >= st.capacity {
                 return Err(port_err(format!(
@@ -439,13 +444,7 @@ impl Backend for XskBackend {
         })?;
         let mut port = port.following(link, &xsk, &umem, w == 0);
         if let Some(r) = &ring {
-            match port.busy_poll_on(r) {
-                Ok(ids) => eprintln!(
-                    "vswitch: worker {w}: port {}: busy polling NAPI {ids:?} of {ifname} queue {queue}",
-                    p.name
-                ),
-                Err(e) => eprintln!("vswitch: worker {w}: port {}: no NAPI busy polling: {e}", p.name),
-            }
+            start_busy_poll(&mut port, r, w, &p.name, ifname, queue);
         }
         Ok(port)
     }
