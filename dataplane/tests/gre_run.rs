@@ -195,6 +195,7 @@ fn two_vswitches_over_gre_ping_tcp_and_frames() {
     let cap = RawSocket::open(&fabric, "u1").unwrap();
     let p1 = Pinger::open(&vm1, 0x7001).unwrap();
     let p2 = Pinger::open(&vm2, 0x7002).unwrap();
+    netrun::warm_up(&p1, VM2);
     let ok = pings(&p1, VM2, 10);
     let stats = || format!("{}\n{}", sw1.ctl_text(&["stats"]), sw2.ctl_text(&["stats"]));
     assert!(ok >= 8, "vm1 → vm2 over GRE: {ok}/10 answered\n{}", stats());

@@ -246,6 +246,7 @@ fn kernel_vxlan(kernel_tx_offload: bool) {
     // Ping both ways.
     let p_vm = Pinger::open(&vmns, 0x5001).unwrap();
     let p_host = Pinger::open(&host, 0x5002).unwrap();
+    netrun::warm_up(&p_vm, HOST_IP);
     let ok = pings(&p_vm, HOST_IP, 10);
     assert!(
         ok >= 8,

@@ -82,15 +82,6 @@ fn logged_ids(log: &str, port: &str) -> Option<Vec<u32>> {
     Some(list.split(", ").map(|s| s.parse().unwrap()).collect())
 }
 
-/// Waits (up to 10 s) until one ping from `p` to `to` is answered: ARP and learning
-/// done, so that what is counted next is forwarding, not warm-up on a loaded machine.
-fn warm_up(p: &Pinger, to: Ipv4Addr) {
-    let ok = wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
-        pings(p, to, 1) == 1
-    });
-    assert!(ok, "no ping answered from {to} within 10 s");
-}
-
 /// True (after a loud SKIP line naming `test`) if the switch logged that this kernel
 /// cannot busy poll through io_uring (disabled, or older than 6.13): nothing to check.
 fn unsupported(test: &str, log: &str) -> bool {
@@ -169,7 +160,7 @@ fn napi_ids_found_registered_and_traffic_flows() {
     // Traffic flows, and the ports' receive work ran in busy polls.
     let rx0 = busy_poll_rx(&sw);
     let p1 = Pinger::open(&vm1, 0x1201).unwrap();
-    warm_up(&p1, VM2);
+    netrun::warm_up(&p1, VM2);
     let ok = pings(&p1, VM2, 10);
     assert!(ok >= 9, "vm1 → vm2: {ok}/10\n{}", s.log());
     tcp_transfer(&vm2, SocketAddrV4::new(VM2, 5201), &vm1, 4 << 20);
@@ -242,7 +233,7 @@ fn napi_busy_poll_off_leaves_napis_alone() {
     let s = Vswitch::start(&sw, &dir.0, "sw", &config(&socket, false), core);
     let rx0 = busy_poll_rx(&sw);
     let p1 = Pinger::open(&vm1, 0x1202).unwrap();
-    warm_up(&p1, VM2);
+    netrun::warm_up(&p1, VM2);
     let ok = pings(&p1, VM2, 5);
     assert!(ok >= 4, "vm1 → vm2: {ok}/5\n{}", s.log());
     for p in ["p1", "p2"] {
@@ -327,7 +318,7 @@ fn two_workers_each_poll_their_own_queue() {
         }
     }
     let p1 = Pinger::open(&vm1, 0x1203).unwrap();
-    warm_up(&p1, VM2);
+    netrun::warm_up(&p1, VM2);
     let ok = pings(&p1, VM2, 10);
     assert!(ok >= 9, "vm1 → vm2: {ok}/10\n{}", s.log());
     tcp_transfer(&vm2, SocketAddrV4::new(VM2, 5203), &vm1, 4 << 20);

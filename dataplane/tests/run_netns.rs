@@ -18,6 +18,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod netrun;
+
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -194,6 +196,7 @@ fn vswitch_run_two_networks_ctl_and_clean_sigterm() {
     // Within network a: h1 ↔ h2.
     let p1 = Pinger::open(&h1, 0x7701).unwrap();
     let p3 = Pinger::open(&h3, 0x7703).unwrap();
+    netrun::warm_up(&p1, H2);
     let ok = pings(&p1, H2, 10);
     assert!(ok >= 8, "h1 → h2: {ok}/10 pings answered\n{}", log_text());
     // h1 resolved 198.18.7.2 to h2, never to h3 (same address, other network).

@@ -357,3 +357,13 @@ pub fn parse_gre(b: &[u8]) -> Option<GreHeader> {
         len: at,
     })
 }
+
+/// Waits (up to 10 s) until one ping from `p` to `to` is answered: ARP and learning
+/// done and the switch's ports settled after start-up, so that what a test counts next
+/// is forwarding, not warm-up (the first pings after start are sometimes lost).
+pub fn warm_up(p: &Pinger, to: Ipv4Addr) {
+    let ok = wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
+        matches!(p.ping(to, 0, 56, Duration::from_millis(300)), Ok(Some(_)))
+    });
+    assert!(ok, "no ping answered from {to} within 10 s");
+}
