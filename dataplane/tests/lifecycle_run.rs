@@ -16,7 +16,7 @@
 
 mod netrun;
 
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use dataplane::control::proto::{LinkState, Reply};
@@ -228,7 +228,13 @@ fn scenario(workers: usize) {
         "no re-attach logged:\n{log}"
     );
     if workers > 1 {
-        every_queue_forwards(&s, &vm1, &vm3);
+        netrun::every_queue_forwards(
+            &s,
+            (&vm1, VM1),
+            (&vm3, VM3),
+            7100,
+            "UDP from vm3 after re-creating p3",
+        );
     }
     let show = s.ctl_text(&["show"]);
     eprintln!("{show}\n{log}");
@@ -238,45 +244,5 @@ fn scenario(workers: usize) {
     for p in ["p1", "p2", "p3"] {
         let l = sw.ip(&["-d", "link", "show", "dev", p]).unwrap();
         assert!(!l.contains("xdp"), "XDP program left on {p}: {l}");
-    }
-}
-
-/// UDP from 64 sockets of `from` (vm3) to vm1: veth picks the queue by flow, so both
-/// queues of p3, each bound by its own worker's socket, must carry some and every
-/// datagram must arrive.
-fn every_queue_forwards(s: &Vswitch, to: &NetNs, from: &NetNs) {
-    let packets = |s: &Vswitch| {
-        let Reply::Stats(st) = s.ctl_json(&["stats"]) else {
-            panic!("stats: not a stats reply")
-        };
-        let mut w: Vec<(usize, u64)> = st.workers.iter().map(|w| (w.id, w.packets)).collect();
-        w.sort_unstable();
-        w.into_iter().map(|(_, p)| p).collect::<Vec<u64>>()
-    };
-    let rx = to
-        .run_in(|| UdpSocket::bind(SocketAddrV4::new(VM1, 7100)))
-        .unwrap()
-        .unwrap();
-    rx.set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    let before = packets(s);
-    let mut got = 0;
-    for i in 0..64u32 {
-        let tx = from
-            .run_in(|| UdpSocket::bind(SocketAddrV4::new(VM3, 0)))
-            .unwrap()
-            .unwrap();
-        tx.send_to(&i.to_be_bytes(), SocketAddrV4::new(VM1, 7100))
-            .unwrap();
-        let mut buf = [0u8; 16];
-        if rx.recv(&mut buf).is_ok() {
-            got += 1;
-        }
-    }
-    let after = packets(s);
-    eprintln!("UDP from vm3: {got}/64 arrived; worker packets {before:?} → {after:?}");
-    assert_eq!(got, 64, "UDP from vm3 after re-creating p3\n{}", s.log());
-    for (w, (b, a)) in before.iter().zip(&after).enumerate() {
-        assert!(a > b, "worker {w} received nothing: {before:?} → {after:?}");
     }
 }

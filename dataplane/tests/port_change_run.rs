@@ -19,7 +19,7 @@
 
 mod netrun;
 
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use dataplane::control::proto::{LinkState, Reply, XdpMode};
@@ -217,7 +217,13 @@ fn scenario(workers: usize) {
     assert!(ok >= 4, "vm3 → vm2 after the add: {ok}/5\n{}", s.log());
     assert!(fdb(&s).contains(&(MAC3.into(), Some("p3".into()))));
     if workers > 1 {
-        every_queue_forwards(&s, &vm1, &vm3);
+        netrun::every_queue_forwards(
+            &s,
+            (&vm1, VM1),
+            (&vm3, VM3),
+            7300,
+            "UDP from vm3 through the added port",
+        );
     }
 
     // p3 removed again: its program is gone when ctl returns, its MAC with it; p1's and
@@ -278,45 +284,5 @@ fn scenario(workers: usize) {
     s.stop();
     for p in ["p1", "p2", "p3"] {
         assert!(!has_xdp(&sw, p), "XDP program left on {p}");
-    }
-}
-
-/// UDP from 64 sockets of `from` (vm3, behind the added port) to vm1: veth picks the
-/// queue by flow, so both queues of p3, each bound by its own worker's socket, carry
-/// some, and every datagram arrives.
-fn every_queue_forwards(s: &Vswitch, to: &NetNs, from: &NetNs) {
-    let packets = |s: &Vswitch| {
-        let Reply::Stats(st) = s.ctl_json(&["stats"]) else {
-            panic!("stats: not a stats reply")
-        };
-        let mut w: Vec<(usize, u64)> = st.workers.iter().map(|w| (w.id, w.packets)).collect();
-        w.sort_unstable();
-        w.into_iter().map(|(_, p)| p).collect::<Vec<u64>>()
-    };
-    let rx = to
-        .run_in(|| UdpSocket::bind(SocketAddrV4::new(VM1, 7300)))
-        .unwrap()
-        .unwrap();
-    rx.set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    let before = packets(s);
-    let mut got = 0;
-    for i in 0..64u32 {
-        let tx = from
-            .run_in(|| UdpSocket::bind(SocketAddrV4::new(VM3, 0)))
-            .unwrap()
-            .unwrap();
-        tx.send_to(&i.to_be_bytes(), SocketAddrV4::new(VM1, 7300))
-            .unwrap();
-        let mut buf = [0u8; 16];
-        if rx.recv(&mut buf).is_ok() {
-            got += 1;
-        }
-    }
-    let after = packets(s);
-    eprintln!("UDP from vm3: {got}/64 arrived; worker packets {before:?} → {after:?}");
-    assert_eq!(got, 64, "UDP from vm3 through the added port\n{}", s.log());
-    for (w, (b, a)) in before.iter().zip(&after).enumerate() {
-        assert!(a > b, "worker {w} received nothing: {before:?} → {after:?}");
     }
 }

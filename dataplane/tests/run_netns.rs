@@ -20,6 +20,8 @@
 
 mod netrun;
 
+use netrun::pings;
+
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -123,16 +125,6 @@ fn ctl_text(socket: &Path, args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn pings(p: &Pinger, to: Ipv4Addr, n: u16) -> u16 {
-    (0..n)
-        .filter(|&seq| {
-            p.ping(to, seq, 56, Duration::from_millis(300))
-                .unwrap()
-                .is_some()
-        })
-        .count() as u16
 }
 
 #[test]

@@ -13,8 +13,7 @@ use core::net::Ipv4Addr;
 
 use anyhow::{bail, Context, Result};
 use dataplane::config::Config;
-use encap::tunnel::{v4_params, GreOptions, GreTemplate, VxlanTemplate};
-use encap::{Frame, GreKey, MacAddr, Vni};
+use encap::MacAddr;
 
 /// A profile of traffic and the switch it runs through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -78,45 +77,14 @@ const SEGMENT_ID: u32 = 5010;
 /// Provider VID of `vlan-provider` (local VLAN 1).
 pub const PROVIDER_VID: u16 = 200;
 
-/// How hosts behind the underlay port reach it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tunnel {
-    /// VXLAN over IPv4 (50 bytes).
-    Vxlan,
-    /// GRE with a key over IPv4 (42 bytes).
-    Gre,
-}
+pub use vswitch_bench::wire::profile::Tunnel;
 
-impl Tunnel {
-    /// Bytes in front of the inner frame.
-    pub fn overhead(self) -> usize {
-        match self {
-            Tunnel::Vxlan => 50,
-            Tunnel::Gre => 42,
-        }
-    }
-
-    /// `inner` as the remote VTEP sends it to us.
-    pub fn encapsulate(self, inner: &[u8]) -> Vec<u8> {
-        let head = 128;
-        let mut buf = vec![0u8; head + inner.len()];
-        buf[head..].copy_from_slice(inner);
-        let p = v4_params(REMOTE_MAC, LOCAL_MAC, REMOTE_IP, LOCAL_IP);
-        let Ok(mut f) = Frame::new(&mut buf[..], head, inner.len()) else {
-            return Vec::new();
-        };
-        let hash = encap::tunnel::flow_hash(inner);
-        let r = match self {
-            Tunnel::Vxlan => VxlanTemplate::new(&p, 4789)
-                .and_then(|t| t.encap(&mut f, Vni::from_bits(SEGMENT_ID), hash, 0)),
-            Tunnel::Gre => GreTemplate::new(&p, GreOptions::default())
-                .and_then(|t| t.encap(&mut f, GreKey::new(SEGMENT_ID), 0, 0)),
-        };
-        match r {
-            Ok(()) => f.data().to_vec(),
-            Err(_) => Vec::new(),
-        }
-    }
+/// `inner` as the remote VTEP sends it to us (empty if it cannot be encapsulated).
+pub fn encapsulate(t: Tunnel, inner: &[u8]) -> Vec<u8> {
+    let remote = (REMOTE_MAC.0, REMOTE_IP);
+    let local = (LOCAL_MAC.0, LOCAL_IP);
+    vswitch_bench::wire::profile::encapsulate(t, SEGMENT_ID, inner, remote, local)
+        .unwrap_or_default()
 }
 
 /// Hosts behind one port, learned before the measurement.
@@ -281,7 +249,7 @@ impl Spec {
                     let size = if g.vid.is_some() { 64 } else { 60 };
                     let f = frame(BROADCAST, mac(g.side, i), g.vid, size);
                     match g.tunnel {
-                        Some(t) => (g.port, t.encapsulate(&f)),
+                        Some(t) => (g.port, encapsulate(t, &f)),
                         None => (g.port, f),
                     }
                 })
@@ -315,7 +283,7 @@ impl Spec {
                     template[..HDR_LEN].copy_from_slice(h);
                 }
                 let (template, hdr_at) = match s.tunnel {
-                    Some(t) => (t.encapsulate(&template), t.overhead()),
+                    Some(t) => (encapsulate(t, &template), t.overhead()),
                     None => (template, 0),
                 };
                 Stream {

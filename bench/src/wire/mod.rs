@@ -420,7 +420,7 @@ fn run(args: &Args, sut_opts: &SutOptions, stop: &AtomicBool) -> Result<RunRepor
             .unwrap_or_default()
             .trim()
             .to_owned(),
-        cpu_mhz: rig::cpu_mhz(),
+        cpu_mhz: rig.cpu_mhz,
         ceiling: Vec::new(),
         samples: Vec::new(),
         outcomes: Vec::new(),
@@ -589,7 +589,7 @@ fn measure(
         s.kind = what.into();
         s
     };
-    let mut outcome;
+    let outcome;
     if args.search {
         // Upper bound: what the switch forwards when offered everything.
         let top = label(
@@ -677,7 +677,6 @@ fn measure(
     }
     drop(sink);
     running.stop()?;
-    outcome.main.latency_cdf = std::mem::take(&mut outcome.main.latency_cdf);
     Ok(outcome)
 }
 
@@ -737,7 +736,7 @@ fn trial(
     let s1 = sink.read()?;
     sink.drain_latency(&mut hist)?;
     let forwarded = s1.test_frames.saturating_sub(s0.test_frames);
-    let mhz = rig::cpu_mhz();
+    let mhz = rig.cpu_mhz;
     let per = |cycles: f64| (forwarded > 0 && cycles > 0.0).then(|| cycles / forwarded as f64);
     let core_cycles = (t1.saturating_sub(t0)) as f64 / rig::USER_HZ as f64 * mhz * 1e6;
     let drop_reasons: std::collections::BTreeMap<String, u64> = match (&c0, &c1) {

@@ -3,7 +3,8 @@
 //! network each switch under test is configured with.
 //!
 //! Every profile is one direction, generator port → sink port. Frames are IPv4/UDP from
-//! 198.18.100.0/24 (generator hosts) to 198.18.200.0/24 (sink hosts), with the UDP
+//! 198.18.100.1 to 198.18.200.1 (flows differ by MAC only: a switch looks at nothing
+//! else), with the UDP
 //! checksum zero (allowed over IPv4, RFC 768) because the generator rewrites the payload
 //! (sequence, timestamp) and the MACs of every frame. Host `k` of a side has MAC
 //! `02:SIDE:00:0k:k:k` ([`mac`]), and the generator's flow `k` goes from generator host `k` to
@@ -240,21 +241,15 @@ pub const PAYLOAD_LEN: usize = super::traffic::HEADER_LEN;
 /// An IPv4/UDP frame of `size` bytes on the wire (FCS included, so `size - 4` bytes
 /// here) before tagging, optionally tagged (4 bytes more: a 64-byte frame is 68 bytes
 /// tagged, 1518 becomes 1522, as 802.1Q allows), UDP checksum zero.
-pub fn host_frame(
-    dst: [u8; 6],
-    src: [u8; 6],
-    vid: Option<u16>,
-    k: u32,
-    size: usize,
-) -> Result<Vec<u8>> {
+pub fn host_frame(dst: [u8; 6], src: [u8; 6], vid: Option<u16>, size: usize) -> Result<Vec<u8>> {
     let len = size.saturating_sub(4) + vid.map_or(0, |_| 4);
     let head = 14 + vid.map_or(0, |_| 4) + 20 + 8;
     if len < head + PAYLOAD_LEN {
         bail!("a {size}-byte frame has no room for the {PAYLOAD_LEN}-byte test payload");
     }
-    let kb = k.to_be_bytes();
-    let src_ip = [198, 18, 100, kb[3]];
-    let dst_ip = [198, 18, 200, kb[3]];
+    // The generator varies the MACs only: every flow has these addresses.
+    let src_ip = [198, 18, 100, 1];
+    let dst_ip = [198, 18, 200, 1];
     let builder = etherparse::PacketBuilder::ethernet2(src, dst);
     let payload = vec![0u8; len - head];
     let mut out = Vec::with_capacity(len);
@@ -277,9 +272,11 @@ pub fn host_frame(
     Ok(out)
 }
 
-/// `inner` encapsulated by `t` from `src` (MAC, IP) to `dst`, as a VTEP sends it.
+/// `inner` encapsulated by `t` (VNI or key `id`) from `src` (MAC, IP) to `dst`, as a
+/// VTEP sends it. Shared with `vswitch-bench pipeline`'s tunnel profiles.
 pub fn encapsulate(
     t: Tunnel,
+    id: u32,
     inner: &[u8],
     src: ([u8; 6], Ipv4Addr),
     dst: ([u8; 6], Ipv4Addr),
@@ -293,9 +290,9 @@ pub fn encapsulate(
     let hash = encap::tunnel::flow_hash(inner);
     match t {
         Tunnel::Vxlan => VxlanTemplate::new(&p, VXLAN_PORT)
-            .and_then(|tpl| tpl.encap(&mut f, Vni::from_bits(SEGMENT_ID), hash, 0)),
+            .and_then(|tpl| tpl.encap(&mut f, Vni::from_bits(id), hash, 0)),
         Tunnel::Gre => GreTemplate::new(&p, GreOptions::default())
-            .and_then(|tpl| tpl.encap(&mut f, GreKey::new(SEGMENT_ID), 0, 0)),
+            .and_then(|tpl| tpl.encap(&mut f, GreKey::new(id), 0, 0)),
     }
     .map_err(|e| anyhow::anyhow!("encapsulating a test frame: {e:?}"))?;
     Ok(f.data().to_vec())
@@ -316,7 +313,7 @@ impl Traffic {
             Profile::L2 | Profile::VxlanEncap | Profile::GreEncap => {
                 for (size, weight) in sizes.mix() {
                     streams.push(Template {
-                        frame: host_frame(s, g, None, 0, size)?,
+                        frame: host_frame(s, g, None, size)?,
                         weight,
                     });
                 }
@@ -324,7 +321,7 @@ impl Traffic {
             Profile::Flood => {
                 for (size, weight) in sizes.mix() {
                     streams.push(Template {
-                        frame: host_frame(u, g, None, 0, size)?,
+                        frame: host_frame(u, g, None, size)?,
                         weight,
                     });
                 }
@@ -332,7 +329,7 @@ impl Traffic {
             Profile::Vlan => {
                 for (size, weight) in sizes.mix() {
                     streams.push(Template {
-                        frame: host_frame(s, g, Some(VID), 0, size)?,
+                        frame: host_frame(s, g, Some(VID), size)?,
                         weight,
                     });
                 }
@@ -345,7 +342,7 @@ impl Traffic {
                         (MIXED_VIDS[2], 1, u),
                     ] {
                         streams.push(Template {
-                            frame: host_frame(dst, g, Some(vid), 0, size)?,
+                            frame: host_frame(dst, g, Some(vid), size)?,
                             weight: weight * share,
                         });
                     }
@@ -354,9 +351,10 @@ impl Traffic {
             Profile::VxlanDecap | Profile::GreDecap => {
                 let t = profile.tunnel().context("tunnel")?;
                 for (size, weight) in sizes.mix() {
-                    let inner = host_frame(s, g, None, 0, size)?;
+                    let inner = host_frame(s, g, None, size)?;
                     let outer = encapsulate(
                         t,
+                        SEGMENT_ID,
                         &inner,
                         (macs.gen, REMOTE_VTEP),
                         (macs.sw_gen, LOCAL_VTEP),
@@ -387,20 +385,21 @@ impl Traffic {
         // The sink hosts introduce themselves: one frame per flow from sink host k.
         let (learn, learn_macs) = match profile {
             Profile::Flood => (None, Vec::new()),
-            Profile::L2 => (Some(host_frame(g, s, None, 0, small)?), vec![0, 6]),
-            Profile::Vlan => (Some(host_frame(g, s, Some(VID), 0, small)?), vec![0, 6]),
+            Profile::L2 => (Some(host_frame(g, s, None, small)?), vec![0, 6]),
+            Profile::Vlan => (Some(host_frame(g, s, Some(VID), small)?), vec![0, 6]),
             Profile::Mixed => (
-                Some(host_frame(g, s, Some(MIXED_VIDS[0]), 0, small)?),
+                Some(host_frame(g, s, Some(MIXED_VIDS[0]), small)?),
                 vec![0, 6],
             ),
             Profile::VxlanDecap | Profile::GreDecap => {
-                (Some(host_frame(g, s, None, 0, small)?), vec![0, 6])
+                (Some(host_frame(g, s, None, small)?), vec![0, 6])
             }
             Profile::VxlanEncap | Profile::GreEncap => {
                 let t = profile.tunnel().context("tunnel")?;
-                let inner = host_frame(g, s, None, 0, small)?;
+                let inner = host_frame(g, s, None, small)?;
                 let outer = encapsulate(
                     t,
+                    SEGMENT_ID,
                     &inner,
                     (macs.sink, REMOTE_VTEP),
                     (macs.sw_sink, LOCAL_VTEP),
@@ -470,11 +469,11 @@ mod tests {
 
     #[test]
     fn sixty_four_byte_frames_are_sixty_bytes_without_fcs() {
-        let f = host_frame([2; 6], [4; 6], None, 0, 64).expect("frame");
+        let f = host_frame([2; 6], [4; 6], None, 64).expect("frame");
         assert_eq!(f.len(), 60);
-        let f = host_frame([2; 6], [4; 6], Some(5), 0, 64).expect("frame");
+        let f = host_frame([2; 6], [4; 6], Some(5), 64).expect("frame");
         assert_eq!(f.len(), 64, "the tag comes on top");
-        assert!(host_frame([2; 6], [4; 6], Some(5), 0, 64).is_ok());
+        assert!(host_frame([2; 6], [4; 6], Some(5), 64).is_ok());
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub struct Rig {
     pub gen_core: usize,
     /// Core of the switch under test.
     pub switch_core: usize,
+    /// The CPU's nominal clock, MHz ([`cpu_mhz`], read once), to turn time into cycles.
+    pub cpu_mhz: f64,
 }
 
 impl Rig {
@@ -66,6 +68,7 @@ impl Rig {
             sink,
             gen_core,
             switch_core,
+            cpu_mhz: cpu_mhz(),
         };
         for ns in [&rig.gen, &rig.sw, &rig.sink] {
             ns.sysctl("net.ipv6.conf.all.disable_ipv6", "1")?;
@@ -112,16 +115,18 @@ impl Rig {
     /// Turns `ifname`'s NAPI into a kernel thread pinned to `core` (GRO or an XDP
     /// program must have given it a NAPI first).
     pub fn threaded_napi(&self, ns: &NetNs, ifname: &str, core: usize) -> Result<()> {
-        set_sysfs(ns, ifname, "threaded", "1")?;
+        set_sysfs(ns.name(), ifname, "threaded", "1")?;
         pin_napi_threads(ifname, core)
     }
 }
 
 /// Writes `/sys/class/net/IFNAME/ATTR` as `ns` sees it.
-pub fn set_sysfs(ns: &NetNs, ifname: &str, attr: &str, value: &str) -> Result<()> {
+/// (`ns` by name: a switch's teardown holds only the name.)
+pub fn set_sysfs(ns: &str, ifname: &str, attr: &str, value: &str) -> Result<()> {
     let path = format!("/sys/class/net/{ifname}/{attr}");
-    ns.exec("sh", &["-c", &format!("echo {value} > {path}")])
-        .with_context(|| format!("writing {value} to {path} in {}", ns.name()))?;
+    let write = format!("echo {value} > {path}");
+    netns::run("ip", &["netns", "exec", ns, "sh", "-c", &write])
+        .with_context(|| format!("writing {value} to {path} in {ns}"))?;
     Ok(())
 }
 

@@ -550,7 +550,7 @@ impl Running {
             );
         }
         if let Some(mut c) = self.child.take() {
-            let pid = nix_pid(&c);
+            let pid = c.id();
             let _ = netns::run("kill", &["-TERM", &pid.to_string()]);
             let stopped =
                 netns::wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
@@ -581,17 +581,7 @@ impl Running {
                     "ip",
                     &["-n", &self.sw_ns, "link", "set", ifname, "xdp", "off"],
                 );
-                let _ = netns::run(
-                    "ip",
-                    &[
-                        "netns",
-                        "exec",
-                        &self.sw_ns,
-                        "sh",
-                        "-c",
-                        &format!("echo 0 > /sys/class/net/{ifname}/threaded"),
-                    ],
-                );
+                let _ = rig::set_sysfs(&self.sw_ns, ifname, "threaded", "0");
                 let _ = netns::run("ip", &["-n", &self.sw_ns, "link", "set", ifname, "up"]);
             }
         }
@@ -603,10 +593,6 @@ impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.teardown();
     }
-}
-
-fn nix_pid(c: &Child) -> u32 {
-    c.id()
 }
 
 /// vswitch's names of the ports on the generator's and on the sink's side.

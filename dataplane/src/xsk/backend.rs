@@ -30,7 +30,7 @@ use flowtable::PortId;
 
 use super::napi::{NapiConfig, NapiRing};
 use super::{sys, umem_pool, RingSizes, Umem, XdpMode, XskAttach, XskConfig, XskLink, XskPort};
-use crate::config::{Config, PortIdx};
+use crate::config::{Config, Port, PortIdx};
 use crate::control::proto::{self, LinkState};
 use crate::pool::{Pool, CHUNK_SIZE};
 use crate::port::BURST;
@@ -91,6 +91,34 @@ fn napi_ring(w: usize, cfg: &Config) -> Option<Arc<NapiRing>> {
             None
         }
     }
+}
+
+/// An error of opening port `p`.
+fn port_err(p: &Port, message: String) -> RuntimeError {
+    RuntimeError::Port {
+        port: p.name.clone(),
+        message,
+    }
+}
+
+/// The netdev AF_XDP port `p` opens.
+fn ifname_of(p: &Port) -> Result<&str, RuntimeError> {
+    p.ifname
+        .as_deref()
+        .ok_or_else(|| port_err(p, "has no ifname: an AF_XDP port needs a netdev".into()))
+}
+
+/// Binding queue `queue` of `p`'s netdev failed: EINVAL there most often means the
+/// netdev has fewer receive queues than there are workers.
+fn bind_err(p: &Port, ifname: &str, queue: u32, e: &super::XskError) -> RuntimeError {
+    let mut m = e.to_string();
+    if matches!(e, super::XskError::Io { source, .. } if source.raw_os_error() == Some(libc::EINVAL))
+    {
+        m.push_str(&format!(
+            " (does {ifname} have a receive queue {queue}? each worker binds its own)"
+        ));
+    }
+    port_err(p, m)
 }
 
 /// Has worker `w`'s `ring` busy poll `port`'s queue NAPIs, and says so.
@@ -301,14 +329,8 @@ impl Backend for XskBackend {
         let xsk = self.xsk_config(ring.is_some(), cfg);
         let mut ports = Vec::with_capacity(cfg.ports.len());
         for (i, p) in cfg.ports.iter().enumerate() {
-            let port_err = |message: String| RuntimeError::Port {
-                port: p.name.clone(),
-                message,
-            };
-            let ifname = p
-                .ifname
-                .as_deref()
-                .ok_or_else(|| port_err("has no ifname: an AF_XDP port needs a netdev".into()))?;
+            let port_err = |message: String| port_err(p, message);
+            let ifname = ifname_of(p)?;
             let attach = match st.links.get(i).and_then(|l| l.as_ref()?.attached()) {
                 Some(a) => a,
                 None => {
@@ -325,17 +347,9 @@ impl Backend for XskBackend {
                 .cloned()
                 .flatten()
                 .ok_or_else(|| port_err("worker 0 did not open this port".into()))?;
-            let mut port = XskPort::on(Arc::clone(&attach), &umem, &pool, &[queue]).map_err(|e| {
-                let mut m = e.to_string();
-                if matches!(&e, super::XskError::Io { source, .. } if source.raw_os_error() == Some(libc::EINVAL))
-                {
-                    m.push_str(&format!(
-                        " (does {ifname} have a receive queue {queue}? each worker binds its own)"
-                    ));
-                }
-                port_err(m)
-            })?
-            .following(link, &xsk, &umem, w == 0);
+            let mut port = XskPort::on(Arc::clone(&attach), &umem, &pool, &[queue])
+                .map_err(|e| bind_err(p, ifname, queue, &e))?
+                .following(link, &xsk, &umem, w == 0);
             if let Some(r) = &ring {
                 start_busy_poll(&mut port, r, w, &p.name, ifname, queue);
             }
@@ -364,14 +378,8 @@ impl Backend for XskBackend {
         let p = cfg
             .port(port)
             .ok_or_else(|| RuntimeError::Invalid(format!("no port {}", port.0)))?;
-        let port_err = |message: String| RuntimeError::Port {
-            port: p.name.clone(),
-            message,
-        };
-        let ifname = p
-            .ifname
-            .as_deref()
-            .ok_or_else(|| port_err("has no ifname: an AF_XDP port needs a netdev".into()))?;
+        let port_err = |message: String| port_err(p, message);
+        let ifname = ifname_of(p)?;
         let queue = u32::try_from(w).map_err(|_| port_err("too many workers".into()))?;
         let mut st = self
             .state
@@ -432,16 +440,8 @@ impl Backend for XskBackend {
             .flatten()
             .ok_or_else(|| port_err("worker 0 did not open this port".into()))?;
         drop(st);
-        let port = XskPort::bind(attach, &umem, frame_size, &[queue]).map_err(|e| {
-            let mut m = e.to_string();
-            if matches!(&e, super::XskError::Io { source, .. } if source.raw_os_error() == Some(libc::EINVAL))
-            {
-                m.push_str(&format!(
-                    " (does {ifname} have a receive queue {queue}? each worker binds its own)"
-                ));
-            }
-            port_err(m)
-        })?;
+        let port = XskPort::bind(attach, &umem, frame_size, &[queue])
+            .map_err(|e| bind_err(p, ifname, queue, &e))?;
         let mut port = port.following(link, &xsk, &umem, w == 0);
         if let Some(r) = &ring {
             start_busy_poll(&mut port, r, w, &p.name, ifname, queue);

@@ -367,3 +367,51 @@ pub fn warm_up(p: &Pinger, to: Ipv4Addr) {
     });
     assert!(ok, "no ping answered from {to} within 10 s");
 }
+
+/// UDP from 64 sockets of `from` to `to` (a namespace and its address each) on
+/// `udp_port`: veth picks the queue by flow, so with two workers both queues of the
+/// sender's port, each bound by its own worker's socket, carry some, and every datagram
+/// arrives. `what` names the case in failures.
+pub fn every_queue_forwards(
+    s: &Vswitch,
+    to: (&NetNs, Ipv4Addr),
+    from: (&NetNs, Ipv4Addr),
+    udp_port: u16,
+    what: &str,
+) {
+    let packets = |s: &Vswitch| {
+        let Reply::Stats(st) = s.ctl_json(&["stats"]) else {
+            panic!("stats: not a stats reply")
+        };
+        let mut w: Vec<(usize, u64)> = st.workers.iter().map(|w| (w.id, w.packets)).collect();
+        w.sort_unstable();
+        w.into_iter().map(|(_, p)| p).collect::<Vec<u64>>()
+    };
+    let dst = SocketAddrV4::new(to.1, udp_port);
+    let rx =
+        to.0.run_in(|| std::net::UdpSocket::bind(dst))
+            .unwrap()
+            .unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let before = packets(s);
+    let mut got = 0;
+    for i in 0..64u32 {
+        let tx = from
+            .0
+            .run_in(|| std::net::UdpSocket::bind(SocketAddrV4::new(from.1, 0)))
+            .unwrap()
+            .unwrap();
+        tx.send_to(&i.to_be_bytes(), dst).unwrap();
+        let mut buf = [0u8; 16];
+        if rx.recv(&mut buf).is_ok() {
+            got += 1;
+        }
+    }
+    let after = packets(s);
+    eprintln!("{what}: {got}/64 arrived; worker packets {before:?} → {after:?}");
+    assert_eq!(got, 64, "{what}\n{}", s.log());
+    for (w, (b, a)) in before.iter().zip(&after).enumerate() {
+        assert!(a > b, "worker {w} received nothing: {before:?} → {after:?}");
+    }
+}
