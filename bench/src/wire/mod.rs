@@ -45,8 +45,8 @@ use serde::Serialize;
 
 use profile::{Macs, Profile, Sizes, Traffic};
 use rig::{Rig, CEIL_GEN_IF, CEIL_SINK_IF, GEN_IF, SINK_IF, SW_GEN_IF, SW_SINK_IF};
-use sut::{Kind, Running, SutOptions};
-use traffic::{GenConfig, Generator, Sink, SinkConfig, Stream};
+use sut::{Kind, Running, SutOptions, SwitchCounters};
+use traffic::{GenConfig, Generator, Sink, SinkConfig, SinkCounters, Stream};
 
 /// `vswitch-bench wire` options.
 #[derive(Debug, clap::Args)]
@@ -692,6 +692,37 @@ fn new_histogram() -> Result<Histogram<u64>> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).context("histogram")
 }
 
+/// The sink's and the switch's counters at one quiet instant. They are read one after
+/// the other, and a frame the switch sends on its own (or one still in flight) between
+/// the two reads would be counted on one side only: read both twice, a few milliseconds
+/// apart, until neither moved.
+fn snapshot(
+    rig: &Rig,
+    sink: &Sink,
+    sw: Option<&Running>,
+) -> Result<(SinkCounters, Option<SwitchCounters>)> {
+    let read = || -> Result<_> {
+        Ok((
+            sink.read()?,
+            sw.map(|r| r.counters(rig)).transpose()?.flatten(),
+        ))
+    };
+    let mut last = read()?;
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(5));
+        let now = read()?;
+        let frames = |c: &Option<SwitchCounters>| {
+            c.as_ref()
+                .map(|c| (c.rx, c.rx_dropped, c.tx, c.drops, c.tx_dropped))
+        };
+        if now.0 == last.0 && frames(&now.1) == frames(&last.1) {
+            return Ok(now);
+        }
+        last = now;
+    }
+    Ok(last)
+}
+
 /// One trial: the generator runs `seconds` at `rate` (pps; `None` = unpaced); the sink's,
 /// the switch's and the switch core's counters are read around it.
 fn trial(
@@ -705,8 +736,7 @@ fn trial(
     let mut hist = new_histogram()?;
     let _ = sink.drain_latency(&mut hist);
     hist.reset();
-    let s0 = sink.read()?;
-    let c0 = sw.map(|r| r.counters(rig)).transpose()?.flatten();
+    let (s0, c0) = snapshot(rig, sink, sw)?;
     let t0 = rig::cpu_busy_ticks(rig.switch_core)?;
     let g = Generator::start(gen.clone())?;
     // Drain the latency samples as the trial runs (the sink's ring holds a few seconds'
@@ -732,8 +762,7 @@ fn trial(
     // Let the last frames through the switch.
     std::thread::sleep(Duration::from_millis(100));
     let t1 = rig::cpu_busy_ticks(rig.switch_core)?;
-    let c1 = sw.map(|r| r.counters(rig)).transpose()?.flatten();
-    let s1 = sink.read()?;
+    let (s1, c1) = snapshot(rig, sink, sw)?;
     sink.drain_latency(&mut hist)?;
     let forwarded = s1.test_frames.saturating_sub(s0.test_frames);
     let mhz = rig.cpu_mhz;
