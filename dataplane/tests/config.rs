@@ -95,6 +95,8 @@ fn example_file_parses_to_expected_values() {
             forward_only: false,
             napi_busy_poll: true,
             napi_busy_poll_usecs: 100,
+            mac_learn_rate_per_port: 0,
+            storm_control_pps: 0,
         }
     );
     let net = |name: &str, segment, v: u16, vteps: &[u16]| Network {
@@ -103,6 +105,7 @@ fn example_file_parses_to_expected_values() {
         local_vlan: vid(v),
         local_vlan_allocated: !matches!(v, 1 | 3),
         remote_vteps: vteps.iter().map(|&i| VtepIdx(i)).collect(),
+        mac_limit: 0,
     };
     let physnet = PhysnetIdx(0);
     assert_eq!(
@@ -145,6 +148,7 @@ fn example_file_parses_to_expected_values() {
         ifname: ifname.map(Into::into),
         mode: PortMode::Access { network: NetIdx(n) },
         role: PortRole::Local,
+        policy: Default::default(),
     };
     assert_eq!(
         c.ports,
@@ -164,6 +168,7 @@ fn example_file_parses_to_expected_values() {
                     native: Some(NetIdx(3)),
                 },
                 role: PortRole::Local,
+                policy: Default::default(),
             },
             access("vm4", Some("tap-vm4"), 4),
             Port {
@@ -174,6 +179,7 @@ fn example_file_parses_to_expected_values() {
                     native: Some(NetIdx(7)),
                 },
                 role: PortRole::Physnet(physnet),
+                policy: Default::default(),
             },
             Port {
                 name: "uplink".into(),
@@ -183,6 +189,7 @@ fn example_file_parses_to_expected_values() {
                     native: None,
                 },
                 role: PortRole::Underlay,
+                policy: Default::default(),
             },
         ]
     );
@@ -1367,6 +1374,7 @@ fn issue4_config_resolves_field_by_field() {
         local_vlan: vid(v),
         local_vlan_allocated: allocated,
         remote_vteps: vteps.iter().map(|&i| VtepIdx(i)).collect(),
+        mac_limit: 0,
     };
     let p1 = PhysnetIdx(0);
     let p2 = PhysnetIdx(1);
@@ -1434,6 +1442,7 @@ fn issue4_config_resolves_field_by_field() {
                 ifname: Some("tap-vm1".into()),
                 mode: PortMode::Access { network: NetIdx(1) },
                 role: PortRole::Local,
+                policy: Default::default(),
             },
             Port {
                 name: "phys1".into(),
@@ -1443,6 +1452,7 @@ fn issue4_config_resolves_field_by_field() {
                     native: Some(NetIdx(4)),
                 },
                 role: PortRole::Physnet(p1),
+                policy: Default::default(),
             },
             Port {
                 name: "phys2".into(),
@@ -1452,6 +1462,7 @@ fn issue4_config_resolves_field_by_field() {
                     native: None,
                 },
                 role: PortRole::Physnet(p2),
+                policy: Default::default(),
             },
             Port {
                 name: "uplink".into(),
@@ -1461,6 +1472,7 @@ fn issue4_config_resolves_field_by_field() {
                     native: None,
                 },
                 role: PortRole::Underlay,
+                policy: Default::default(),
             },
         ]
     );

@@ -44,6 +44,8 @@ fn switch() -> impl Strategy<Value = SwitchParams> {
                 forward_only,
                 napi_busy_poll: napi,
                 napi_busy_poll_usecs: usecs,
+                mac_learn_rate_per_port: 0,
+                storm_control_pps: 0,
             },
         )
 }
@@ -366,6 +368,7 @@ fn build_config(
             local_vlan: vid(v),
             local_vlan_allocated: allocated,
             remote_vteps: Vec::new(),
+            mac_limit: 0,
         });
     }
 
@@ -389,6 +392,7 @@ fn build_config(
             ifname: ifnames.next().unwrap(),
             mode,
             role: PortRole::Local,
+            policy: Default::default(),
         });
     }
     let mut out_physnets = Vec::new();
@@ -419,6 +423,7 @@ fn build_config(
             ifname: ifnames.next().unwrap(),
             mode: PortMode::Trunk { vlans, native },
             role: PortRole::Physnet(pidx),
+            policy: Default::default(),
         });
     }
     let underlay = underlay.map(|mut u| {
@@ -431,6 +436,7 @@ fn build_config(
                 native: None,
             },
             role: PortRole::Underlay,
+            policy: Default::default(),
         });
         u
     });
