@@ -5,6 +5,8 @@
 //! Frames are built with `etherparse` (an independent implementation); each test drives
 //! an [`OfflineSwitch`] and checks both what left and the drop counters by reason.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::net::Ipv6Addr;
 
 use dataplane::config::{Config, NetIdx, PortIdx};
