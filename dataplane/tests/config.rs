@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use dataplane::config::{
-    ArpEntry, Config, ConfigError, EgressTag, ErrorKind, FdbTarget, NetIdx, Network, Physnet,
-    PhysnetIdx, Port, PortIdx, PortMode, PortRole, Segment, StaticFdb, SwitchParams, Underlay,
-    VtepIdx, MAX_NETWORKS, MAX_PORTS,
+    AllowedPair, ArpEntry, Config, ConfigError, EgressTag, ErrorKind, FdbTarget, NetIdx, Network,
+    Physnet, PhysnetIdx, Port, PortIdx, PortMode, PortPolicy, PortRole, PortSecurity, Segment,
+    StaticFdb, SwitchParams, Underlay, VtepIdx, MAX_NETWORKS, MAX_PORTS,
 };
 use encap::{GreKey, MacAddr, VlanId, Vni};
 
@@ -105,7 +105,7 @@ fn example_file_parses_to_expected_values() {
         local_vlan: vid(v),
         local_vlan_allocated: !matches!(v, 1 | 3),
         remote_vteps: vteps.iter().map(|&i| VtepIdx(i)).collect(),
-        mac_limit: 0,
+        mac_limit: if name == "net-b" { 1000 } else { 0 },
     };
     let physnet = PhysnetIdx(0);
     assert_eq!(
@@ -170,7 +170,27 @@ fn example_file_parses_to_expected_values() {
                 role: PortRole::Local,
                 policy: Default::default(),
             },
-            access("vm4", Some("tap-vm4"), 4),
+            Port {
+                policy: PortPolicy {
+                    security: Some(PortSecurity {
+                        mac: mac("fa:16:3e:00:00:04"),
+                        allowed: [
+                            ("fa:16:3e:00:00:04", "10.0.0.5/32"),
+                            ("fa:16:3e:00:00:04", "2001:db8::5/128"),
+                            ("fa:16:3e:00:00:04", "10.0.0.100/32"),
+                            ("fa:16:3e:00:00:99", "10.0.9.0/24"),
+                        ]
+                        .iter()
+                        .map(|(m, ip)| AllowedPair {
+                            mac: mac(m),
+                            ip: ip.parse().unwrap(),
+                        })
+                        .collect(),
+                    }),
+                    storm_control_pps: Some(1000),
+                },
+                ..access("vm4", Some("tap-vm4"), 4)
+            },
             Port {
                 name: "phys1".into(),
                 ifname: Some("eth3".into()),
