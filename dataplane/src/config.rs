@@ -630,6 +630,12 @@ pub enum FdbTarget {
 impl Config {
     /// Reads and validates a file; errors name it as given.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        Config::from_file_text(path).map(|(c, _)| c)
+    }
+
+    /// [`Config::from_file`], also returning the text that was read (for the lines of
+    /// [`Config::check_reload`]'s errors).
+    pub fn from_file_text(path: impl AsRef<Path>) -> Result<(Config, String), ConfigError> {
         let path = path.as_ref();
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -644,7 +650,95 @@ impl Config {
         })?;
         let mut config = Config::from_str(&text, &file)?;
         config.source = Some(path.to_path_buf());
-        Ok(config)
+        Ok((config, text))
+    }
+
+    /// For a reload of a switch running `running`: a network whose local VLAN the file
+    /// leaves to allocation keeps the one it has in `running` (matched by name) unless
+    /// an explicit `local_vlan` of this file takes it, so that a network added before it
+    /// does not move it (which would flush its learned MACs); the others get the lowest
+    /// free VLANs, in file order.
+    pub fn keep_local_vlans(&mut self, running: &Config) {
+        let explicit: std::collections::HashSet<VlanId> = self
+            .networks
+            .iter()
+            .filter(|n| !n.local_vlan_allocated)
+            .map(|n| n.local_vlan)
+            .collect();
+        let mut kept = std::collections::HashSet::new();
+        let wanted: Vec<Option<VlanId>> = self
+            .networks
+            .iter()
+            .map(|n| {
+                if !n.local_vlan_allocated {
+                    return Some(n.local_vlan);
+                }
+                let old = running
+                    .network_by_name(&n.name)
+                    .and_then(|i| running.network(i))
+                    .map(|o| o.local_vlan)
+                    .filter(|v| !explicit.contains(v))?;
+                kept.insert(old).then_some(old)
+            })
+            .collect();
+        let vlans = build::allocate_local_vlans(&wanted);
+        for (n, v) in self.networks.iter_mut().zip(vlans) {
+            n.local_vlan = v;
+        }
+    }
+
+    /// Refuses `new`, read from `text`, as a reload of a switch running `self` when it
+    /// changes a `[switch]` key: those (workers, table sizes, aging, the control socket,
+    /// forward-only mode, NAPI busy polling) are applied only when the switch starts.
+    /// The error names the file, the key's line (the `[switch]` header's when the new
+    /// file leaves the key out) and the key.
+    pub fn check_reload(&self, new: &Config, text: &str) -> Result<(), ConfigError> {
+        let (a, b) = (&self.switch, &new.switch);
+        let changed: Option<(&str, String, String)> = if a.workers != b.workers {
+            Some(("workers", a.workers.to_string(), b.workers.to_string()))
+        } else if a.forward_only != b.forward_only {
+            let v = |f: bool| f.to_string();
+            Some(("forward_only", v(a.forward_only), v(b.forward_only)))
+        } else if a.mac_aging != b.mac_aging {
+            let v = |d: Duration| d.as_secs().to_string();
+            Some(("mac_aging_secs", v(a.mac_aging), v(b.mac_aging)))
+        } else if a.mac_table_size != b.mac_table_size {
+            let v = |n: usize| n.to_string();
+            Some(("mac_table_size", v(a.mac_table_size), v(b.mac_table_size)))
+        } else if a.mac_limit_per_port != b.mac_limit_per_port {
+            let v = |n: usize| n.to_string();
+            let (x, y) = (v(a.mac_limit_per_port), v(b.mac_limit_per_port));
+            Some(("mac_limit_per_port", x, y))
+        } else if a.control_socket != b.control_socket {
+            let v = |p: &Path| format!("{:?}", p.display().to_string());
+            let (x, y) = (v(&a.control_socket), v(&b.control_socket));
+            Some(("control_socket", x, y))
+        } else if a.napi_busy_poll != b.napi_busy_poll {
+            let v = |f: bool| f.to_string();
+            Some(("napi_busy_poll", v(a.napi_busy_poll), v(b.napi_busy_poll)))
+        } else if a.napi_busy_poll_usecs != b.napi_busy_poll_usecs {
+            let v = |n: u32| n.to_string();
+            let (x, y) = (v(a.napi_busy_poll_usecs), v(b.napi_busy_poll_usecs));
+            Some(("napi_busy_poll_usecs", x, y))
+        } else {
+            None
+        };
+        let Some((key, running, value)) = changed else {
+            return Ok(());
+        };
+        Err(ConfigError {
+            file: new
+                .source
+                .as_ref()
+                .map_or_else(String::new, |p| p.display().to_string()),
+            line: locate::key_line(text, "switch", key),
+            context: Some("[switch]".into()),
+            key: Some(key.into()),
+            kind: ErrorKind::NeedsRestart {
+                running,
+                new: value,
+            },
+        })
     }
 
     /// Validates `text`; errors name it `name_for_errors`. [`Config::source`] is `None`.

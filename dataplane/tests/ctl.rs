@@ -114,7 +114,10 @@ struct Harness {
 
 impl Harness {
     fn start() -> Harness {
-        let cfg = Config::from_str(CONFIG, "ctl-test.toml").unwrap();
+        Harness::start_with(Config::from_str(CONFIG, "ctl-test.toml").unwrap())
+    }
+
+    fn start_with(cfg: Config) -> Harness {
         let mut sw = OfflineSwitch::new(cfg).unwrap();
         let vm1 = sw.config().port_by_name("vm1").unwrap();
         let vm2 = sw.config().port_by_name("vm2").unwrap();
@@ -738,4 +741,86 @@ fn non_root_client_is_refused() {
     );
     // Root still gets through.
     h.ok(&["show"]);
+}
+
+/// `ctl reload`: the switch's file read again, applied with what it keeps, refused
+/// files changing nothing.
+#[test]
+fn reload() {
+    // A switch configured from text has no file to read again.
+    let h = Harness::start();
+    let err = h.fails(&["reload"]);
+    assert!(
+        err.contains("not started from a configuration file"),
+        "{err}"
+    );
+    drop(h);
+
+    let files = TempDir::new();
+    let file = files.0.join("sw.toml");
+    let fname = file.display().to_string();
+    std::fs::write(&file, CONFIG).unwrap();
+    let h = Harness::start_with(Config::from_file(&file).unwrap());
+    let before = h.fdb();
+    assert_eq!(h.ok(&["reload"]), format!("reloaded {fname}: no change\n"));
+    // A network before the others (allocated VLANs stay where they were) and a port on it.
+    let v2 = CONFIG.replace(
+        "[[network]]\nname = \"net-a\"",
+        "[[network]]\nname = \"net-c\"\nsegment = \"local\"\n\n[[port]]\nname = \"vm9\"\nmode = \"access\"\nnetwork = \"net-c\"\n\n[[network]]\nname = \"net-a\"",
+    );
+    std::fs::write(&file, &v2).unwrap();
+    let out = h.ok(&["reload"]);
+    assert_eq!(
+        out,
+        format!("reloaded {fname}: networks added: net-c; ports added: vm9\n")
+    );
+    let show = h.json(&["show"]);
+    let vlan = |n: &str| {
+        show["networks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == n)
+            .map(|x| x["local_vlan"].as_u64().unwrap())
+    };
+    assert_eq!(
+        (vlan("net-a"), vlan("net-b"), vlan("net-c")),
+        (Some(1), Some(2), Some(3))
+    );
+    assert_eq!(
+        h.fdb(),
+        before,
+        "learned entries of untouched networks lost"
+    );
+
+    // Refused: each names the file, line and key; nothing changes.
+    let bad = [
+        (
+            v2.replace("[switch]\n", "[switch]\nworkers = 2\n"),
+            format!(
+                "{fname}:3: [switch]: key \"workers\": changed from 1 to 2, which takes a restart"
+            ),
+        ),
+        (
+            v2.replace("mac_aging_secs = 300", "mac_aging_secs = 60"),
+            format!("{fname}:3: [switch]: key \"mac_aging_secs\": changed from 300 to 60"),
+        ),
+        (
+            v2.replace("network = \"net-c\"", "network = \"net-x\""),
+            format!("{fname}:18: port \"vm9\": key \"network\": network \"net-x\" does not exist"),
+        ),
+        (format!("{v2}\n[[port]\n"), format!("{fname}:")),
+    ];
+    for (text, want) in &bad {
+        std::fs::write(&file, text).unwrap();
+        let err = h.fails(&["reload"]);
+        assert!(err.contains(want.as_str()), "want {want:?} in {err}");
+        assert!(err.contains("(invalid)"), "{err}");
+        assert_eq!(
+            h.json(&["show"]),
+            show,
+            "a refused reload changed the switch"
+        );
+        assert_eq!(h.fdb(), before);
+    }
 }

@@ -10,6 +10,7 @@ use dataplane::config::{Config, DEFAULT_CONTROL_SOCKET};
 use dataplane::control::proto::{NetworkSpec, PairSpec, PortSpec, Request, Response};
 use dataplane::offline::OfflineSwitch;
 use dataplane::replay::{self, Input};
+use encap::MacAddr;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,7 +59,8 @@ enum Cmd {
         #[arg(long)]
         pcap: Option<PathBuf>,
     },
-    /// Run the switch on its netdevs (AF_XDP) in the foreground; SIGINT/SIGTERM stop it.
+    /// Run the switch on its netdevs (AF_XDP) in the foreground; SIGINT/SIGTERM stop it,
+    /// SIGHUP reloads the configuration file (as `vswitch ctl reload`).
     Run {
         /// The configuration file.
         #[arg(long)]
@@ -114,6 +116,8 @@ enum CtlCmd {
         #[command(subcommand)]
         cmd: NetworkCmd,
     },
+    /// Read the configuration file again and apply it (a refused file changes nothing).
+    Reload,
 }
 
 #[derive(Debug, Subcommand)]
@@ -243,6 +247,7 @@ fn ctl_request(cmd: CtlCmd) -> Result<Request> {
     Ok(match cmd {
         CtlCmd::Show => Request::Show {},
         CtlCmd::Stats => Request::Stats {},
+        CtlCmd::Reload => Request::Reload {},
         CtlCmd::Neigh {
             cmd: NeighCmd::Show,
         } => Request::NeighShow {},
@@ -441,31 +446,61 @@ fn keep_off_worker_cores(workers: &[usize]) {
     }
 }
 
-/// `vswitch run`: opens the ports, starts the workers, serves the control socket in
-/// this thread until SIGINT/SIGTERM, then stops everything (programs detached, socket
-/// removed).
-fn run_switch(config: PathBuf, cores: Vec<usize>, forward_only: bool) -> Result<()> {
-    use dataplane::runtime::{StartOptions, Switch};
-    use dataplane::xsk::{netdev_mac, XskBackend};
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    let mut cfg = Config::from_file(&config)?;
+/// What `vswitch run` adds to the file's configuration, at start and at each reload:
+/// `--forward-only`, and the underlay's `local_mac` from its netdev when the file
+/// leaves it out. Returns the MAC read and its netdev, if one was.
+fn complete(cfg: &mut Config, forward_only: bool) -> Result<Option<(MacAddr, String)>> {
     cfg.switch.forward_only |= forward_only;
-    let cores = worker_cores(cfg.switch.workers, cores)?;
-    keep_off_worker_cores(&cores);
-    // The underlay's source MAC defaults to its netdev's own.
     let underlay_if = cfg.underlay.as_ref().and_then(|u| {
         u.local_mac
             .is_none()
             .then(|| cfg.port(u.port).and_then(|p| p.ifname.clone()))
             .flatten()
     });
-    if let (Some(ifname), Some(u)) = (underlay_if, cfg.underlay.as_mut()) {
-        let mac = netdev_mac(&ifname)
-            .with_context(|| format!("underlay: reading the MAC address of {ifname}"))?;
+    let (Some(ifname), Some(u)) = (underlay_if, cfg.underlay.as_mut()) else {
+        return Ok(None);
+    };
+    let mac = dataplane::xsk::netdev_mac(&ifname)
+        .with_context(|| format!("underlay: reading the MAC address of {ifname}"))?;
+    u.local_mac = Some(mac);
+    Ok(Some((mac, ifname)))
+}
+
+/// Reloads the configuration after a SIGHUP, as `ctl reload` does, and logs the outcome.
+fn reload_on_sighup(switch: &mut dataplane::runtime::Switch) {
+    match dataplane::control::handle(switch, Request::Reload {}) {
+        Response::Ok { reply } => eprintln!(
+            "vswitch: SIGHUP: {}",
+            dataplane::control::format::reply(&reply).trim_end()
+        ),
+        Response::Error { error } => eprintln!(
+            "vswitch: SIGHUP: reload refused, nothing changed: {} ({})",
+            error.message,
+            error.kind.as_str()
+        ),
+    }
+}
+
+/// `vswitch run`: opens the ports, starts the workers, serves the control socket in
+/// this thread until SIGINT/SIGTERM (reloading the file on SIGHUP), then stops
+/// everything (programs detached, socket removed).
+fn run_switch(config: PathBuf, cores: Vec<usize>, forward_only: bool) -> Result<()> {
+    use dataplane::runtime::{StartOptions, Switch};
+    use dataplane::xsk::XskBackend;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    // First: a SIGHUP from now on sets a flag the control loop checks (the default
+    // action would end the process).
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
+        .context("registering SIGHUP")?;
+    let mut cfg = Config::from_file(&config)?;
+    let cores = worker_cores(cfg.switch.workers, cores)?;
+    keep_off_worker_cores(&cores);
+    if let Some((mac, ifname)) = complete(&mut cfg, forward_only)? {
         eprintln!("vswitch: underlay local_mac {mac} (from {ifname})");
-        u.local_mac = Some(mac);
     }
     XskBackend::check(&cfg)?;
     // Fail before opening anything if another vswitch answers on the socket.
@@ -491,6 +526,11 @@ fn run_switch(config: PathBuf, cores: Vec<usize>, forward_only: bool) -> Result<
             }
         );
     }
+    switch.set_completion(Box::new(move |c: &mut Config| {
+        complete(c, forward_only)
+            .map(drop)
+            .map_err(|e| format!("{e:#}"))
+    }));
     let stop = switch.stop_flag();
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
@@ -524,6 +564,9 @@ fn run_switch(config: PathBuf, cores: Vec<usize>, forward_only: bool) -> Result<
     );
     while !switch.stopping() {
         queue.serve_timeout(&mut switch, Duration::from_millis(100));
+        if hup.swap(false, Ordering::Relaxed) {
+            reload_on_sighup(&mut switch);
+        }
     }
     eprintln!("vswitch: stopping");
     handle.shutdown();

@@ -138,6 +138,14 @@ pub enum ErrorKind {
         /// The segment type.
         segment: &'static str,
     },
+    /// A `[switch]` key whose new value only a restart applies (a reload refuses it).
+    #[error("changed from {running} to {new}, which takes a restart of vswitch (a reload cannot change [switch])")]
+    NeedsRestart {
+        /// The value the switch runs with.
+        running: String,
+        /// The value in the file.
+        new: String,
+    },
     /// Two vxlan networks with one VNI.
     #[error("VNI {vni} is already used by network {other:?} (line {other_line})")]
     DuplicateVni {

@@ -35,6 +35,20 @@ pub(super) fn entry_context(section: &str, index: usize, name: Option<&str>) -> 
     }
 }
 
+/// 1-based line of `key` in the top-level table `section` of `text` (`[switch]`
+/// `workers`), or of the section's header when the key is absent; `None` when the text
+/// has neither or does not parse.
+pub(super) fn key_line(text: &str, section: &str, key: &str) -> Option<u32> {
+    let doc = DeTable::parse(text).ok()?;
+    let (sk, sv) = doc.get_ref().iter().find(|(k, _)| k.get_ref() == section)?;
+    let span = sv
+        .get_ref()
+        .as_table()
+        .and_then(|t| t.iter().find(|(k, _)| k.get_ref() == key))
+        .map_or_else(|| sk.span(), |(k, _)| k.span());
+    Some(line_of(text, span.start))
+}
+
 /// One step of a key path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Step {

@@ -143,3 +143,163 @@ impl StaticKey {
         })
     }
 }
+
+/// What changes from `old` to `new`, in words: networks and ports added, removed or
+/// changed (by name), and whether the static entries, ARP entries, underlay or physnets
+/// differ; `no change` when nothing does.
+pub fn summary(old: &Config, new: &Config) -> String {
+    let net_key = |c: &Config, n: &crate::config::Network| {
+        let vteps: Vec<Option<IpAddr>> = n.remote_vteps.iter().map(|&v| c.vtep(v)).collect();
+        (
+            n.segment.as_str(),
+            segment_id(n.segment),
+            n.local_vlan,
+            vteps,
+        )
+    };
+    let port_key = |c: &Config, p: &crate::config::Port| {
+        let name = |i: NetIdx| c.network(i).map(|n| n.name.clone());
+        let nets: Vec<(Option<u16>, Option<String>)> = match &p.mode {
+            crate::config::PortMode::Access { network } => vec![(None, name(*network))],
+            crate::config::PortMode::Trunk { vlans, native } => vlans
+                .iter()
+                .map(|&(v, n)| (Some(v.get()), name(n)))
+                .chain(native.map(|n| (None, name(n))))
+                .collect(),
+        };
+        (p.ifname.clone(), nets)
+    };
+    let mut parts = Vec::new();
+    let mut list = |what: &str, names: Vec<&str>| {
+        if !names.is_empty() {
+            parts.push(format!("{what} {}", names.join(", ")));
+        }
+    };
+    let old_nets: Vec<&str> = old.networks.iter().map(|n| n.name.as_str()).collect();
+    let new_nets: Vec<&str> = new.networks.iter().map(|n| n.name.as_str()).collect();
+    list(
+        "networks added:",
+        not_in(new_nets, |n| old.network_by_name(n).is_some()),
+    );
+    list(
+        "networks removed:",
+        not_in(old_nets, |n| new.network_by_name(n).is_some()),
+    );
+    list(
+        "networks changed:",
+        new.networks
+            .iter()
+            .filter(|n| {
+                old.network_by_name(&n.name)
+                    .and_then(|i| old.network(i))
+                    .is_some_and(|o| net_key(old, o) != net_key(new, n))
+            })
+            .map(|n| n.name.as_str())
+            .collect(),
+    );
+    let old_ports: Vec<&str> = old.ports.iter().map(|p| p.name.as_str()).collect();
+    let new_ports: Vec<&str> = new.ports.iter().map(|p| p.name.as_str()).collect();
+    list(
+        "ports added:",
+        not_in(new_ports, |p| old.port_by_name(p).is_some()),
+    );
+    list(
+        "ports removed:",
+        not_in(old_ports, |p| new.port_by_name(p).is_some()),
+    );
+    list(
+        "ports changed:",
+        new.ports
+            .iter()
+            .filter(|p| {
+                old.port_by_name(&p.name)
+                    .and_then(|i| old.port(i))
+                    .is_some_and(|o| port_key(old, o) != port_key(new, p))
+            })
+            .map(|p| p.name.as_str())
+            .collect(),
+    );
+    // Static, ARP, underlay and physnet entries by name (indexes shift with the ports).
+    let net_name = |c: &Config, i: NetIdx| c.network(i).map(|n| n.name.clone());
+    let port_name = |c: &Config, i: crate::config::PortIdx| c.port(i).map(|p| p.name.clone());
+    let statics = |c: &Config| {
+        let mut v: Vec<_> = c
+            .static_fdb
+            .iter()
+            .map(|s| {
+                let to = match s.target {
+                    crate::config::FdbTarget::Port(p) => port_name(c, p),
+                    crate::config::FdbTarget::Remote(v) => c.vtep(v).map(|ip| ip.to_string()),
+                };
+                (net_name(c, s.network), s.mac.to_u64(), to)
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    if statics(old) != statics(new) {
+        parts.push(format!(
+            "static entries changed ({} now)",
+            new.static_fdb.len()
+        ));
+    }
+    let arps = |c: &Config| {
+        let mut v: Vec<_> = c
+            .arp
+            .iter()
+            .map(|a| (net_name(c, a.network), a.ip, a.mac.to_u64()))
+            .collect();
+        v.sort();
+        v
+    };
+    if arps(old) != arps(new) {
+        parts.push(format!(
+            "ARP responder entries changed ({} now)",
+            new.arp.len()
+        ));
+    }
+    let underlay = |c: &Config| {
+        c.underlay.as_ref().map(|u| {
+            let mut u = u.clone();
+            let port = port_name(c, u.port);
+            u.port = crate::config::PortIdx(0);
+            (u, port)
+        })
+    };
+    if underlay(old) != underlay(new) {
+        parts.push("[underlay] changed".into());
+    }
+    let physnets = |c: &Config| {
+        let mut v: Vec<_> = c
+            .physnets
+            .iter()
+            .map(|p| (p.name.clone(), p.mtu, port_name(c, p.port)))
+            .collect();
+        v.sort();
+        v
+    };
+    if physnets(old) != physnets(new) {
+        parts.push("physnets changed".into());
+    }
+    if parts.is_empty() {
+        "no change".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// The names `other` does not have.
+fn not_in<'a>(names: Vec<&'a str>, other: impl Fn(&str) -> bool) -> Vec<&'a str> {
+    names.into_iter().filter(|n| !other(n)).collect()
+}
+
+/// A segment's VID, VNI or key.
+fn segment_id(s: crate::config::Segment) -> Option<u32> {
+    use crate::config::Segment;
+    match s {
+        Segment::Local | Segment::Flat { .. } => None,
+        Segment::Vlan { vid, .. } => Some(u32::from(vid.get())),
+        Segment::Vxlan { vni } => Some(vni.get()),
+        Segment::Gre { key } => Some(key.get()),
+    }
+}

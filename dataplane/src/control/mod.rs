@@ -173,6 +173,13 @@ pub trait ControlTarget {
     /// The underlay neighbour cache (one worker's).
     fn neighbors(&self) -> Vec<NeighborEntry>;
 
+    /// Completes a configuration read again from the file for a reload with what the
+    /// switch took from elsewhere at start (its command line, its netdevs), as it did
+    /// then, so that a reload changes only what the file changed. Default: nothing.
+    fn complete_config(&self, _new: &mut Config) -> Result<(), ControlError> {
+        Ok(())
+    }
+
     /// Replaces the configuration with `new`, already validated. The learned
     /// entries [`ConfigDiff::carry`] keeps must survive; a change to static entries
     /// only ([`ConfigDiff::statics_only`]) should go through the FDB's control lanes.
@@ -276,7 +283,30 @@ fn dispatch(t: &mut dyn ControlTarget, req: Request) -> Result<Reply, ControlErr
             t.apply_config(new)?;
             done(format!("removed network {name}"))
         }
+        Request::Reload {} => reload(t),
     }
+}
+
+/// Reads the switch's file again: validated as at start ([`Config::from_file`]),
+/// completed by the switch, refused if it changes a `[switch]` key
+/// ([`Config::check_reload`]), then applied as one change. On any error nothing changed.
+fn reload(t: &mut dyn ControlTarget) -> Result<Reply, ControlError> {
+    let Some(path) = t.config().source.clone() else {
+        return Err(ControlError::BadRequest(
+            "reload: this switch was not started from a configuration file".into(),
+        ));
+    };
+    let (mut new, text) = Config::from_file_text(&path).map_err(ControlError::Invalid)?;
+    new.keep_local_vlans(t.config());
+    t.complete_config(&mut new)?;
+    t.config()
+        .check_reload(&new, &text)
+        .map_err(ControlError::Invalid)?;
+    let what = diff::summary(t.config(), &new);
+    if new != *t.config() {
+        t.apply_config(new)?;
+    }
+    done(format!("reloaded {}: {what}", path.display()))
 }
 
 fn network_vlan(cfg: &Config, name: &str) -> Result<encap::VlanId, ControlError> {

@@ -86,6 +86,10 @@ pub enum Request {
         /// Its name.
         name: String,
     },
+    /// Reads the configuration file the switch was started with again, validates it
+    /// and applies it as one change (what `SIGHUP` does); a file the validator refuses,
+    /// or that changes a `[switch]` key, changes nothing.
+    Reload {},
 }
 
 /// A `[[port]]` entry, with the file's keys.
@@ -542,6 +546,10 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&Request::Show {}).unwrap(),
             r#"{"cmd":"show"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Request::Reload {}).unwrap(),
+            r#"{"cmd":"reload"}"#
         );
     }
 

@@ -105,6 +105,13 @@ impl ControlTarget for Switch {
             .unwrap_or_default()
     }
 
+    fn complete_config(&self, new: &mut Config) -> Result<(), ControlError> {
+        match &self.completion {
+            Some(f) => f(new).map_err(ControlError::Failed),
+            None => Ok(()),
+        }
+    }
+
     /// Every change applies at once, ports added and removed included (their netdevs
     /// opened and closed while the workers run); learned entries of untouched networks
     /// and ports stay.

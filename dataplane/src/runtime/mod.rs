@@ -350,6 +350,11 @@ impl<B: Backend> WorkerSet for Workers<B> {
     }
 }
 
+/// What the daemon adds to a configuration read from the file, at start and at each
+/// reload (its command line's overrides, values read from its netdevs): see
+/// [`Switch::set_completion`]. The error is a message for the operator.
+pub type Completion = Box<dyn Fn(&mut Config) -> Result<(), String> + Send>;
+
 /// Options of [`Switch::start`].
 #[derive(Debug, Clone, Default)]
 pub struct StartOptions {
@@ -370,6 +375,8 @@ pub struct Switch {
     slots: Slots,
     /// The configuration's ports and VTEPs by number.
     layout: PortLayout,
+    /// Applied to a configuration read again for a reload.
+    completion: Option<Completion>,
 }
 
 impl std::fmt::Debug for Switch {
@@ -459,7 +466,15 @@ impl Switch {
             generation,
             slots,
             layout,
+            completion: None,
         })
+    }
+
+    /// Sets what a reload ([`crate::control::proto::Request::Reload`]) does to the
+    /// configuration it reads before comparing it with the running one: the same as the
+    /// daemon did to the file's configuration before [`Switch::start`].
+    pub fn set_completion(&mut self, f: Completion) {
+        self.completion = Some(f);
     }
 
     /// Nanoseconds since the switch started: the workers' clock.

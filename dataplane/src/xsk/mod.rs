@@ -2,7 +2,9 @@
 //!
 //! Why this shape: a worker's frames live in one UMEM ([`UmemArea`], cut into chunks by
 //! the worker's [`Pool`]), and every socket of the worker (one per netdev queue) is
-//! created on that UMEM ([`Umem`]). A frame received on one port and sent on another
+//! created on its own registration of that memory ([`Umem`]: no socket depends on
+//! another staying bound, so any port's netdev can go and come back). A frame received
+//! on one port and sent on another
 //! therefore moves as a descriptor (the UMEM address goes from one socket's RX ring to
 //! another's TX ring) and is copied only when the pipeline floods it.
 //!

@@ -379,7 +379,10 @@ impl XskPort {
             // work item, shortly after the process is gone: give it a moment.
             let mut tries = 0;
             let s = loop {
-                match Socket::new(ifname, q, umem) {
+                let reg = umem
+                    .registration()
+                    .map_err(|e| super::error::umem_error(e, umem.len()))?;
+                match Socket::new(ifname, q, reg) {
                     Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < BUSY_RETRIES => {
                         tries += 1;
                         std::thread::sleep(std::time::Duration::from_millis(50));

@@ -1,4 +1,4 @@
-//! AF_XDP sockets on a shared UMEM, and the XDP program that steers a netdev's queues
+//! AF_XDP sockets, each on its own registration of the worker's UMEM, and the XDP program that steers a netdev's queues
 //! to them (libxdp's default XSKMAP redirect program, loaded from the copy embedded in
 //! libxdp and attached by us, so that the mode and the lifetime are ours to choose).
 
@@ -10,21 +10,24 @@ use std::ptr::{self, NonNull};
 use libxdp_sys::{xdp_multiprog, xdp_program, xsk_socket, xsk_socket_config};
 
 use super::ring::Rings;
-use super::umem::Umem;
+use super::umem::Registration;
 
 /// `XDP_USE_NEED_WAKEUP` bind flag.
 const XDP_USE_NEED_WAKEUP: u16 = 1 << 3;
 /// libxdp's name for its default AF_XDP program.
 pub(super) const XSK_PROG_NAME: &str = "xsk_def_prog";
 
-/// One AF_XDP socket bound to a netdev queue, on a shared UMEM.
+/// One AF_XDP socket bound to a netdev queue, on its own registration of the worker's
+/// UMEM (whose descriptor is the socket's: see `umem`).
 #[derive(Debug)]
 pub(super) struct Socket {
+    // Field order is drop order: the rings, then the registration (closing the
+    // descriptor), after `Drop` has deleted the socket.
     ptr: NonNull<xsk_socket>,
     fd: RawFd,
     queue: u32,
     rings: Rings,
-    umem: Umem,
+    _reg: Registration,
 }
 
 // SAFETY: the socket and its rings are used by one thread at a time (`&mut self`); the
@@ -32,19 +35,16 @@ pub(super) struct Socket {
 unsafe impl Send for Socket {}
 
 impl Socket {
-    /// Creates a socket on `ifname` queue `queue` with `umem`, without loading any XDP
-    /// program. Errors are the raw OS error (EBUSY: the queue is bound by another socket).
-    pub(super) fn new(ifname: &str, queue: u32, umem: &Umem) -> io::Result<Self> {
+    /// Creates a socket on `ifname` queue `queue` on `reg`, a registration no socket has
+    /// used, without loading any XDP program. Errors are the raw OS error (EBUSY: the
+    /// queue is bound by another socket); the registration is deleted with the socket.
+    pub(super) fn new(ifname: &str, queue: u32, reg: Registration) -> io::Result<Self> {
         let name =
             CString::new(ifname).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let inner = umem
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut rings = Rings::unset();
         let cfg = xsk_socket_config {
-            rx_size: inner.sizes.rx,
-            tx_size: inner.sizes.tx,
+            rx_size: reg.sizes.rx,
+            tx_size: reg.sizes.tx,
             __bindgen_anon_1: libxdp_sys::xsk_socket_config__bindgen_ty_1 {
                 libxdp_flags: libxdp_sys::XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
             },
@@ -52,16 +52,17 @@ impl Socket {
             bind_flags: XDP_USE_NEED_WAKEUP,
         };
         let mut xsk: *mut xsk_socket = ptr::null_mut();
-        // SAFETY: the UMEM pointer is live (we hold a handle and its lock, which also
-        // serialises libxdp's unlocked per-UMEM bookkeeping); the ring structs are boxed
-        // and move into the returned socket, which deletes the socket before dropping
+        // SAFETY: the registration is live and used by this socket alone (so libxdp's
+        // unlocked per-UMEM bookkeeping is not shared: it makes the registration's
+        // descriptor the socket's, binding it as the UMEM's owner); it and the boxed ring
+        // structs move into the returned socket, which deletes the socket before dropping
         // them; `name` and `cfg` outlive the call.
         let rc = unsafe {
             libxdp_sys::xsk_socket__create_shared(
                 &mut xsk,
                 name.as_ptr(),
                 queue,
-                inner.as_ptr(),
+                reg.as_ptr(),
                 &mut *rings.rx,
                 &mut *rings.tx,
                 &mut *rings.fill,
@@ -76,13 +77,12 @@ impl Socket {
             .ok_or_else(|| io::Error::other("xsk_socket__create returned null"))?;
         // SAFETY: `ptr` is the socket just created.
         let fd = unsafe { libxdp_sys::xsk_socket__fd(ptr.as_ptr()) };
-        drop(inner);
         Ok(Socket {
             ptr,
             fd,
             queue,
             rings,
-            umem: umem.clone(),
+            _reg: reg,
         })
     }
 
@@ -116,13 +116,9 @@ impl Socket {
 
 impl Drop for Socket {
     fn drop(&mut self) {
-        let _guard = self
-            .umem
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // SAFETY: the socket is live and deleted once; its rings and UMEM are fields,
-        // dropped after this, so everything libxdp dereferences is still alive.
+        // SAFETY: the socket is live and deleted once; its rings and registration are
+        // fields, dropped after this, so everything libxdp dereferences is still alive.
+        // The registration keeps the descriptor open until it drops.
         unsafe { libxdp_sys::xsk_socket__delete(self.ptr.as_ptr()) };
     }
 }

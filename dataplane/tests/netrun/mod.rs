@@ -164,6 +164,25 @@ impl Vswitch {
         }
     }
 
+    /// Sends `signal` (`HUP`, `KILL`...) to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("already stopped").id();
+        let st = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success(), "{}: kill -{signal} {pid} failed", self.name);
+    }
+
+    /// SIGKILL (a crash: nothing cleaned up), and waits for the process to be gone.
+    /// Returns its log.
+    pub fn kill(mut self) -> String {
+        let mut child = self.child.take().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        self.log()
+    }
+
     /// SIGTERM, then checks a clean exit within 10 s.
     pub fn stop(mut self) {
         let mut child = self.child.take().unwrap();
