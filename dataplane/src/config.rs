@@ -735,8 +735,8 @@ impl Config {
             context: Some("[switch]".into()),
             key: Some(key.into()),
             kind: ErrorKind::NeedsRestart {
-                running,
-                new: value,
+                running: running.into(),
+                new: value.into(),
             },
         })
     }

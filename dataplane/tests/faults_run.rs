@@ -313,6 +313,7 @@ fn reload_while_forwarding() {
         assert!(sent >= 20, "only {sent} pings sent");
         assert_eq!(ok, sent, "pings lost on n during reloads\n{}", s.log());
     });
+    eprintln!("{}", s.log());
     std::fs::write(&file, &v1).unwrap();
     s.stop();
     for p in ["p1", "p2", "p3", "p4"] {

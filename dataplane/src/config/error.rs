@@ -142,9 +142,9 @@ pub enum ErrorKind {
     #[error("changed from {running} to {new}, which takes a restart of vswitch (a reload cannot change [switch])")]
     NeedsRestart {
         /// The value the switch runs with.
-        running: String,
+        running: Box<str>,
         /// The value in the file.
-        new: String,
+        new: Box<str>,
     },
     /// Two vxlan networks with one VNI.
     #[error("VNI {vni} is already used by network {other:?} (line {other_line})")]

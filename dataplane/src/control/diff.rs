@@ -289,7 +289,7 @@ pub fn summary(old: &Config, new: &Config) -> String {
 }
 
 /// The names `other` does not have.
-fn not_in<'a>(names: Vec<&'a str>, other: impl Fn(&str) -> bool) -> Vec<&'a str> {
+fn not_in(names: Vec<&str>, other: impl Fn(&str) -> bool) -> Vec<&str> {
     names.into_iter().filter(|n| !other(n)).collect()
 }
 
