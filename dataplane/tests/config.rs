@@ -2523,3 +2523,65 @@ fn rejects_more_vteps_than_port_ids_left() {
     let c = Config::from_str(&s, "t.toml").unwrap();
     assert_eq!(c.ports.len() + c.vteps.len(), MAX_PORTS);
 }
+
+/// A reload keeps each network's allocated local VLAN (by name) unless an explicit
+/// `local_vlan` of the new file takes it; new networks get the lowest free ones.
+#[test]
+fn reload_keeps_allocated_local_vlans() {
+    let net = |name: &str, vlan: Option<u16>| {
+        let v = vlan.map_or_else(String::new, |v| format!("local_vlan = {v}\n"));
+        format!("[[network]]\nname = \"{name}\"\nsegment = \"local\"\n{v}\n")
+    };
+    let vlans = |c: &Config| -> Vec<(String, u16)> {
+        c.networks
+            .iter()
+            .map(|n| (n.name.clone(), n.local_vlan.get()))
+            .collect()
+    };
+    let old = Config::from_str(&format!("{}{}", net("a", None), net("b", None)), "old").unwrap();
+    assert_eq!(vlans(&old), [("a".into(), 1), ("b".into(), 2)]);
+    // x before a and b: allocation in file order would move both.
+    let text = format!("{}{}{}", net("x", None), net("a", None), net("b", None));
+    let mut new = Config::from_str(&text, "new").unwrap();
+    new.keep_local_vlans(&old);
+    assert_eq!(
+        vlans(&new),
+        [("x".into(), 3), ("a".into(), 1), ("b".into(), 2)]
+    );
+    // An explicit VLAN wins: y takes 2, so b moves to the lowest free one.
+    let text = format!("{}{}{}", net("y", Some(2)), net("a", None), net("b", None));
+    let mut new = Config::from_str(&text, "new").unwrap();
+    new.keep_local_vlans(&old);
+    assert_eq!(
+        vlans(&new),
+        [("y".into(), 2), ("a".into(), 1), ("b".into(), 3)]
+    );
+    // The running configuration itself: nothing moves.
+    let mut same = old.clone();
+    same.keep_local_vlans(&old);
+    assert_eq!(same, old);
+}
+
+/// A reload may not change `[switch]`: the error names the file, the key's line and key.
+#[test]
+fn reload_refuses_switch_changes() {
+    let old = Config::from_str("[switch]\nworkers = 1\n", "sw.toml").unwrap();
+    let text = "\n[switch]\nworkers = 1\nnapi_busy_poll_usecs = 50\n";
+    let mut new = Config::from_str(text, "sw.toml").unwrap();
+    new.source = Some(PathBuf::from("sw.toml"));
+    let e = old.check_reload(&new, text).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "sw.toml:4: [switch]: key \"napi_busy_poll_usecs\": changed from 100 to 50, which takes a \
+         restart of vswitch (a reload cannot change [switch])"
+    );
+    // A key the new file leaves out, back to its default: the header's line.
+    let text = "\n\n[switch]\n";
+    let mut new = Config::from_str(text, "sw.toml").unwrap();
+    new.source = Some(PathBuf::from("sw.toml"));
+    let old = Config::from_str("[switch]\nmac_aging_secs = 60\n", "sw.toml").unwrap();
+    let e = old.check_reload(&new, text).unwrap_err();
+    assert_eq!(e.line, Some(3));
+    assert_eq!(e.key.as_deref(), Some("mac_aging_secs"));
+    assert!(old.check_reload(&old.clone(), "").is_ok());
+}
