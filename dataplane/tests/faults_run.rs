@@ -557,6 +557,9 @@ remote = "{VTEP_DEAD}"
     netrun::warm_up(&p1, ip(2));
     netrun::warm_up(&pv, T_A);
     netrun::warm_up(&pv, T_B);
+    // The underlay's MAC comes from ul0 (not in the file): a reload reads it again.
+    let out = s.ctl_text(&["reload"]);
+    assert!(out.contains(": no change"), "{out}");
 
     // DEAD never answers ARP: frames toward it wait, then are dropped and counted.
     let before = drops(&s, "neighbor_unresolved");

@@ -2,8 +2,9 @@
 //! control socket as the switch, but bursts move between port pairs (p1 <-> p2) with no
 //! switching, and the odd port out (p3) drops what it receives, counted as `no_peer`.
 //! `ctl show` reports the mode, `ctl stats` the per-port and per-worker counters,
-//! nothing is learned, switching changes are refused, and SIGTERM leaves no XDP
-//! program behind.
+//! nothing is learned, switching changes are refused (a reload too; the unchanged file
+//! reloads as no change, `--forward-only` kept), and SIGTERM leaves no XDP program
+//! behind.
 //!
 //! Needs root; otherwise it prints `SKIPPED: needs root (network namespaces)` and passes.
 //!
@@ -183,6 +184,33 @@ fn forward_only_moves_frames_between_veth_pairs() {
         "{}",
         String::from_utf8_lossy(&flush.stderr)
     );
+
+    // A reload keeps `--forward-only` (given on the command line, not in the file): the
+    // same file is no change, by `ctl reload` and by SIGHUP; a changed one is refused.
+    let out = s.ctl_text(&["reload"]);
+    assert!(out.contains(": no change"), "{out}");
+    s.signal("HUP");
+    let logged = wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        s.log().contains("SIGHUP: reloaded")
+    });
+    assert!(logged, "{}", s.log());
+    let more = format!(
+        "{}\n[[network]]\nname = \"m\"\nsegment = \"local\"\n",
+        config(&socket)
+    );
+    std::fs::write(dir.0.join("sw.toml"), more).unwrap();
+    let out = s.ctl(&["reload"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("forward-only"),
+        "{err}"
+    );
+    let Reply::Show(after) = s.ctl_json(&["show"]) else {
+        panic!("show: not a show reply")
+    };
+    assert_eq!(after, show, "a reload changed the forward-only switch");
+    let ok = pings(&p1, H2, 5);
+    assert!(ok >= 4, "h1 → h2 after the reloads: {ok}/5\n{}", s.log());
 
     s.stop();
     for p in ["p1", "p2", "p3"] {
