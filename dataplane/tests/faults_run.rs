@@ -122,7 +122,7 @@ fn access(port: &str, net: &str) -> String {
     format!("\n[[port]]\nname = \"{port}\"\nifname = \"{port}\"\nmode = \"access\"\nnetwork = \"{net}\"\n")
 }
 
-/// Pings `to` from `from` every 50 ms (1 s timeout each) until `stop`; counts sent and
+/// Pings `to` from `from` every 50 ms (2 s timeout each) until `stop`; counts sent and
 /// answered.
 fn ping_loop(from: &NetNs, to: Ipv4Addr, ident: u16, stop: &AtomicBool, sent: &AtomicU32) -> u32 {
     let p = Pinger::open(from, ident).unwrap();
@@ -131,7 +131,7 @@ fn ping_loop(from: &NetNs, to: Ipv4Addr, ident: u16, stop: &AtomicBool, sent: &A
     while !stop.load(Ordering::Relaxed) {
         seq = seq.wrapping_add(1);
         sent.fetch_add(1, Ordering::Relaxed);
-        if p.ping(to, seq, 56, Duration::from_secs(1))
+        if p.ping(to, seq, 56, Duration::from_secs(2))
             .unwrap()
             .is_some()
         {
@@ -611,7 +611,11 @@ remote = "{VTEP_DEAD}"
     );
 
     // B's underlay link goes away after traffic flowed.
-    assert_eq!(neigh_state(&s, VTEP_B).as_deref(), Some("reachable"));
+    let st = neigh_state(&s, VTEP_B);
+    assert!(
+        matches!(st.as_deref(), Some("reachable" | "stale")),
+        "B: {st:?}"
+    );
     fab.ip(&["link", "del", "b0"]).unwrap();
     let before = drops(&s, "neighbor_unresolved");
     // Traffic toward B keeps coming; its entry goes stale (30 s), is probed and fails,

@@ -1,12 +1,12 @@
-//! AF_XDP ports: sockets on a UMEM shared by all the ports of a worker.
+//! AF_XDP ports: sockets on a UMEM (memory) shared by all the ports of a worker.
 //!
 //! Why this shape: a worker's frames live in one UMEM ([`UmemArea`], cut into chunks by
 //! the worker's [`Pool`]), and every socket of the worker (one per netdev queue) is
 //! created on its own registration of that memory ([`Umem`]: no socket depends on
 //! another staying bound, so any port's netdev can go and come back). A frame received
-//! on one port and sent on another
-//! therefore moves as a descriptor (the UMEM address goes from one socket's RX ring to
-//! another's TX ring) and is copied only when the pipeline floods it.
+//! on one port and sent on another therefore moves as a descriptor (the UMEM address
+//! goes from one socket's RX ring to another's TX ring) and is copied only when the
+//! pipeline floods it.
 //!
 //! How: [`XskPort::open`] checks privileges, mounts bpffs if needed, takes a
 //! per-interface lock, detects and replaces a program left behind by a crashed run,
