@@ -688,37 +688,46 @@ impl Config {
     }
 
     /// Refuses `new`, read from `text`, as a reload of a switch running `self` when it
-    /// changes a `[switch]` key: those (workers, table sizes, aging, the control socket,
-    /// forward-only mode, NAPI busy polling) are applied only when the switch starts.
-    /// The error names the file, the key's line (the `[switch]` header's when the new
-    /// file leaves the key out) and the key.
+    /// changes a `[switch]` key applied only when the switch starts: workers, table
+    /// size, per-port limit, aging, the control socket, forward-only mode, NAPI busy
+    /// polling. (`mac_learn_rate_per_port` and `storm_control_pps` are compiled into the
+    /// tables and change with a reload.) The error names the file, the key's line (the
+    /// `[switch]` header's when the new file leaves the key out) and the key.
     pub fn check_reload(&self, new: &Config, text: &str) -> Result<(), ConfigError> {
-        let (a, b) = (&self.switch, &new.switch);
-        let changed: Option<(&str, String, String)> = if a.workers != b.workers {
-            Some(("workers", a.workers.to_string(), b.workers.to_string()))
-        } else if a.forward_only != b.forward_only {
-            let v = |f: bool| f.to_string();
-            Some(("forward_only", v(a.forward_only), v(b.forward_only)))
-        } else if a.mac_aging != b.mac_aging {
-            let v = |d: Duration| d.as_secs().to_string();
-            Some(("mac_aging_secs", v(a.mac_aging), v(b.mac_aging)))
-        } else if a.mac_table_size != b.mac_table_size {
-            let v = |n: usize| n.to_string();
-            Some(("mac_table_size", v(a.mac_table_size), v(b.mac_table_size)))
-        } else if a.mac_limit_per_port != b.mac_limit_per_port {
-            let v = |n: usize| n.to_string();
-            let (x, y) = (v(a.mac_limit_per_port), v(b.mac_limit_per_port));
+        // No `..`: a new `[switch]` key must be sorted into one kind or the other here.
+        let SwitchParams {
+            workers,
+            mac_aging,
+            mac_table_size,
+            mac_limit_per_port,
+            control_socket,
+            forward_only,
+            napi_busy_poll,
+            napi_busy_poll_usecs,
+            mac_learn_rate_per_port: _,
+            storm_control_pps: _,
+        } = &self.switch;
+        let b = &new.switch;
+        let s = |v: &dyn std::fmt::Display| v.to_string();
+        let changed: Option<(&str, String, String)> = if *workers != b.workers {
+            Some(("workers", s(workers), s(&b.workers)))
+        } else if *forward_only != b.forward_only {
+            Some(("forward_only", s(forward_only), s(&b.forward_only)))
+        } else if *mac_aging != b.mac_aging {
+            let (x, y) = (mac_aging.as_secs(), b.mac_aging.as_secs());
+            Some(("mac_aging_secs", s(&x), s(&y)))
+        } else if *mac_table_size != b.mac_table_size {
+            Some(("mac_table_size", s(mac_table_size), s(&b.mac_table_size)))
+        } else if *mac_limit_per_port != b.mac_limit_per_port {
+            let (x, y) = (s(mac_limit_per_port), s(&b.mac_limit_per_port));
             Some(("mac_limit_per_port", x, y))
-        } else if a.control_socket != b.control_socket {
+        } else if *control_socket != b.control_socket {
             let v = |p: &Path| format!("{:?}", p.display().to_string());
-            let (x, y) = (v(&a.control_socket), v(&b.control_socket));
-            Some(("control_socket", x, y))
-        } else if a.napi_busy_poll != b.napi_busy_poll {
-            let v = |f: bool| f.to_string();
-            Some(("napi_busy_poll", v(a.napi_busy_poll), v(b.napi_busy_poll)))
-        } else if a.napi_busy_poll_usecs != b.napi_busy_poll_usecs {
-            let v = |n: u32| n.to_string();
-            let (x, y) = (v(a.napi_busy_poll_usecs), v(b.napi_busy_poll_usecs));
+            Some(("control_socket", v(control_socket), v(&b.control_socket)))
+        } else if *napi_busy_poll != b.napi_busy_poll {
+            Some(("napi_busy_poll", s(napi_busy_poll), s(&b.napi_busy_poll)))
+        } else if *napi_busy_poll_usecs != b.napi_busy_poll_usecs {
+            let (x, y) = (s(napi_busy_poll_usecs), s(&b.napi_busy_poll_usecs));
             Some(("napi_busy_poll_usecs", x, y))
         } else {
             None

@@ -2573,7 +2573,7 @@ fn reload_refuses_switch_changes() {
     assert_eq!(
         e.to_string(),
         "sw.toml:4: [switch]: key \"napi_busy_poll_usecs\": changed from 100 to 50, which takes a \
-         restart of vswitch (a reload cannot change [switch])"
+         restart of vswitch (read at start only)"
     );
     // A key the new file leaves out, back to its default: the header's line.
     let text = "\n\n[switch]\n";

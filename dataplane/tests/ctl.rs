@@ -823,4 +823,10 @@ fn reload() {
         );
         assert_eq!(h.fdb(), before);
     }
+    // The [switch] keys compiled into the tables do change.
+    let v3 = v2.replace("[switch]\n", "[switch]\nstorm_control_pps = 1000\n");
+    std::fs::write(&file, &v3).unwrap();
+    let out = h.ok(&["reload"]);
+    assert_eq!(out, format!("reloaded {fname}: [switch] changed\n"));
+    assert_eq!(h.fdb(), before);
 }

@@ -139,7 +139,9 @@ pub enum ErrorKind {
         segment: &'static str,
     },
     /// A `[switch]` key whose new value only a restart applies (a reload refuses it).
-    #[error("changed from {running} to {new}, which takes a restart of vswitch (a reload cannot change [switch])")]
+    #[error(
+        "changed from {running} to {new}, which takes a restart of vswitch (read at start only)"
+    )]
     NeedsRestart {
         /// The value the switch runs with.
         running: Box<str>,

@@ -145,8 +145,8 @@ impl StaticKey {
 }
 
 /// What changes from `old` to `new`, in words: networks and ports added, removed or
-/// changed (by name), and whether the static entries, ARP entries, underlay or physnets
-/// differ; `no change` when nothing does.
+/// changed (by name), and whether the static entries, ARP entries, underlay, physnets or
+/// `[switch]` (its keys a reload may change) differ; `no change` when nothing does.
 pub fn summary(old: &Config, new: &Config) -> String {
     let net_key = |c: &Config, n: &crate::config::Network| {
         let vteps: Vec<Option<IpAddr>> = n.remote_vteps.iter().map(|&v| c.vtep(v)).collect();
@@ -155,6 +155,7 @@ pub fn summary(old: &Config, new: &Config) -> String {
             segment_id(n.segment),
             n.local_vlan,
             vteps,
+            n.mac_limit,
         )
     };
     let port_key = |c: &Config, p: &crate::config::Port| {
@@ -167,7 +168,7 @@ pub fn summary(old: &Config, new: &Config) -> String {
                 .chain(native.map(|n| (None, name(n))))
                 .collect(),
         };
-        (p.ifname.clone(), nets)
+        (p.ifname.clone(), nets, p.policy.clone())
     };
     let mut parts = Vec::new();
     let mut list = |what: &str, names: Vec<&str>| {
@@ -280,6 +281,9 @@ pub fn summary(old: &Config, new: &Config) -> String {
     };
     if physnets(old) != physnets(new) {
         parts.push("physnets changed".into());
+    }
+    if old.switch != new.switch {
+        parts.push("[switch] changed".into());
     }
     if parts.is_empty() {
         "no change".into()
