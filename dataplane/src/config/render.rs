@@ -101,6 +101,10 @@ impl fmt::Display for Rendered<'_> {
         writeln!(f, "forward_only = {}", s.forward_only)?;
         writeln!(f, "napi_busy_poll = {}", s.napi_busy_poll)?;
         writeln!(f, "napi_busy_poll_usecs = {}", s.napi_busy_poll_usecs)?;
+        if let Some(listen) = c.metrics.listen {
+            writeln!(f, "\n[metrics]")?;
+            writeln!(f, "listen = \"{listen}\"")?;
+        }
         if let Some(u) = &c.underlay {
             writeln!(f, "\n[underlay]")?;
             self.port_keys(f, u.port)?;

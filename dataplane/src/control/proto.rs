@@ -357,6 +357,9 @@ pub struct StatsReply {
     pub totals: Totals,
     /// MAC table occupancy (one replica's view).
     pub fdb: FdbOccupancy,
+    /// The same per network, every network in configuration order.
+    #[serde(default)]
+    pub fdb_networks: Vec<NetworkFdb>,
 }
 
 /// One port's counters.
@@ -389,6 +392,12 @@ pub struct WorkerStats {
     pub packets: u64,
     /// Non-empty receive batches.
     pub batches: u64,
+    /// Poll loop iterations (0 where not counted).
+    #[serde(default)]
+    pub polls: u64,
+    /// Poll loop iterations that received at least one frame.
+    #[serde(default)]
+    pub busy_polls: u64,
     /// Frames per batch.
     pub avg_batch: Option<f64>,
     /// TSC cycles spent on polls that received frames.
@@ -457,6 +466,21 @@ pub struct FdbOccupancy {
     pub learned_entries: usize,
     /// `mac_table_size`.
     pub capacity: usize,
+}
+
+/// MAC table occupancy of one network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkFdb {
+    /// Network name.
+    pub network: String,
+    /// Its local VLAN.
+    pub vlan: u16,
+    /// Entries.
+    pub entries: usize,
+    /// Static entries.
+    pub static_entries: usize,
+    /// Learned entries.
+    pub learned_entries: usize,
 }
 
 /// `neigh show`.
