@@ -2491,3 +2491,51 @@ fn rejects_more_vteps_than_port_ids_left() {
     let c = Config::from_str(&s, "t.toml").unwrap();
     assert_eq!(c.ports.len() + c.vteps.len(), MAX_PORTS);
 }
+
+// ---------------------------------------------------------------- [metrics]
+
+#[test]
+fn metrics_listen_is_off_by_default_and_parsed() {
+    assert_eq!(Config::default().metrics.listen, None);
+    assert_eq!(parse(&["[metrics]"]).metrics.listen, None);
+    let c = parse(&["[metrics]", "listen = \"127.0.0.1:9417\""]);
+    assert_eq!(c.metrics.listen, Some("127.0.0.1:9417".parse().unwrap()));
+    let c = parse(&["[metrics]", "listen = \"[::1]:9417\""]);
+    assert_eq!(c.metrics.listen, Some("[::1]:9417".parse().unwrap()));
+    // check-config shows it, and it parses back.
+    let out = c.render();
+    assert!(
+        out.contains("\n[metrics]\nlisten = \"[::1]:9417\"\n"),
+        "{out}"
+    );
+    assert_eq!(Config::from_str(&out, "r").unwrap(), c.pinned());
+    assert!(!Config::default().render().contains("[metrics]"));
+}
+
+#[test]
+fn rejects_bad_metrics_values() {
+    for bad in [
+        "localhost:9417",
+        "127.0.0.1",
+        "127.0.0.1:0",
+        "127.0.0.1:65536",
+        "::1:9417",
+        "",
+    ] {
+        let e = err(&["[switch]", "[metrics]", &format!("listen = {bad:?}")]);
+        check(&e, 3, Some("[metrics]"), Some("listen"));
+        assert!(
+            e.to_string()
+                .contains(&format!("invalid listen address {bad:?}: expected IP:PORT")),
+            "{e}"
+        );
+    }
+    let e = err(&["[metrics]", "listen = 9417"]);
+    check(&e, 2, Some("[metrics]"), Some("listen"));
+    let e = err(&["[metrics]", "listen = \"127.0.0.1:9417\"", "lisen = 1"]);
+    check(&e, 3, Some("[metrics]"), Some("lisen"));
+    assert!(e.to_string().contains("unknown key"), "{e}");
+    let e = err(&["[[metrics]]", "listen = \"127.0.0.1:9417\""]);
+    check(&e, 1, None, Some("metrics"));
+    assert!(e.to_string().contains("a table: write [metrics]"), "{e}");
+}

@@ -502,8 +502,14 @@ fn run_switch(config: PathBuf, cores: Vec<usize>, forward_only: bool) -> Result<
     XskBackend::check(&cfg)?;
     // Fail before opening anything if another vswitch answers on the socket.
     let server = dataplane::control::ControlServer::bind(&cfg.switch.control_socket)?;
-    // The same for the metrics port.
-    let metrics = cfg.metrics.listen.map(MetricsServer::bind).transpose()?;
+    // The same for the metrics port (leaving no socket file behind).
+    let metrics = match cfg.metrics.listen.map(MetricsServer::bind).transpose() {
+        Ok(m) => m,
+        Err(e) => {
+            server.close();
+            return Err(e.into());
+        }
+    };
     let backend = Arc::new(XskBackend::default());
     let mut switch = Switch::start(
         cfg,

@@ -122,6 +122,18 @@ impl ControlServer {
         &self.path
     }
 
+    /// Closes the socket without serving, and removes its file if it is still ours
+    /// (start-up failed after the bind).
+    pub fn close(self) {
+        let ControlServer { listener, path, id } = self;
+        drop(listener);
+        if let Ok(m) = fs::symlink_metadata(&path) {
+            if (m.dev(), m.ino()) == id {
+                let _ = fs::remove_file(&path);
+            }
+        }
+    }
+
     /// Starts the accept thread. Requests arrive on the returned queue; the socket
     /// is closed and removed when the handle is shut down or dropped.
     pub fn start(self) -> Result<(ServerHandle, RequestQueue), ServerError> {
