@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use dataplane::config::{
-    ArpEntry, Config, FdbTarget, NetIdx, Network, Physnet, PhysnetIdx, Port, PortIdx, PortMode,
-    PortRole, Segment, StaticFdb, SwitchParams, Underlay, VtepIdx,
+    ArpEntry, Config, FdbTarget, MetricsParams, NetIdx, Network, Physnet, PhysnetIdx, Port,
+    PortIdx, PortMode, PortRole, Segment, StaticFdb, SwitchParams, Underlay, VtepIdx,
 };
 use encap::{GreKey, MacAddr, VlanId, Vni};
 use proptest::collection::{btree_map, btree_set, vec};
@@ -265,11 +265,36 @@ fn config() -> impl Strategy<Value = Config> {
                 0..6,
             );
             let arp = vec((any::<usize>(), any::<u32>(), any::<[u8; 6]>()), 0..4);
-            (Just(switch), nets, ports, physnets, underlay, (fdb, arp)).prop_map(
-                |(switch, (nets, vlans), ports, physnets, underlay, (fdb, arp))| {
-                    build_config(switch, nets, vlans, ports, physnets, underlay, fdb, arp)
-                },
+            // `[metrics] listen`: any address of either family, any port but 0.
+            let metrics =
+                option::of((any::<bool>(), any::<u128>(), 1u16..=65535)).prop_map(|listen| {
+                    MetricsParams {
+                        listen: listen.map(|(v6, bits, port)| {
+                            let ip = if v6 {
+                                IpAddr::from(bits.to_be_bytes())
+                            } else {
+                                IpAddr::from((bits as u32).to_be_bytes())
+                            };
+                            std::net::SocketAddr::new(ip, port)
+                        }),
+                    }
+                });
+            (
+                Just(switch),
+                nets,
+                ports,
+                physnets,
+                underlay,
+                (fdb, arp, metrics),
             )
+                .prop_map(
+                    |(switch, (nets, vlans), ports, physnets, underlay, (fdb, arp, metrics))| {
+                        let mut c =
+                            build_config(switch, nets, vlans, ports, physnets, underlay, fdb, arp);
+                        c.metrics = metrics;
+                        c
+                    },
+                )
         },
     )
 }
@@ -535,6 +560,7 @@ fn build_config(
         physnets: out_physnets,
         vteps,
         arp: arp_entries,
+        metrics: MetricsParams::default(),
         source: None,
     }
 }

@@ -15,7 +15,7 @@
 
 use std::fmt::Write as _;
 
-use crate::control::proto::StatsReply;
+use crate::control::proto::{PortStats, StatsReply, WorkerStats};
 
 /// The `Content-Type` of the format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -206,11 +206,8 @@ pub fn render(s: &StatsReply) -> String {
     );
 
     // Ports (configuration ports, then tunnel ports named vtep:ADDRESS).
-    let ports: [(
-        &'static str,
-        &str,
-        fn(&crate::control::proto::PortStats) -> u64,
-    ); 5] = [
+    type PortGet = fn(&PortStats) -> u64;
+    let ports: [(&'static str, &str, PortGet); 5] = [
         (
             "vswitch_port_rx_frames_total",
             "Frames received on the port, all workers.",
@@ -271,7 +268,7 @@ pub fn render(s: &StatsReply) -> String {
             }
         },
     );
-    type WorkerGet = fn(&crate::control::proto::WorkerStats) -> Value;
+    type WorkerGet = fn(&WorkerStats) -> Value;
     let workers: [(&'static str, Kind, &str, WorkerGet); 11] = [
         (
             "vswitch_worker_frames_total",
