@@ -15,6 +15,11 @@
 #                    Note cargo-fuzz 0.13 already builds optimised WITH debug
 #                    assertions + overflow checks unless -O is given.
 #   FUZZ_ARGS        extra libFuzzer flags appended after ours.
+#   FUZZ_RUNS        run this many executions per target instead of FUZZ_SECONDS
+#                    (the campaign: scripts/fuzz-campaign.sh).
+#   FUZZ_KEEP        1 = merge what each run found (inputs that add coverage) into
+#                    the kept corpus, corpus-campaign/<target> (committed; read as
+#                    extra seeds by every run).
 #   FUZZ_TOOLCHAIN   unset (default): use the active toolchain (stable) with
 #                    RUSTC_BOOTSTRAP=1. Set to e.g. "nightly" to run
 #                    `cargo +nightly fuzz` instead.
@@ -69,7 +74,10 @@ fuzz build "${build_args[@]}" </dev/null
 work="$(mktemp -d "${TMPDIR:-/tmp}/fuzz-smoke.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
-if ((seconds > 0)); then
+if [[ -n "${FUZZ_RUNS:-}" ]]; then
+    [[ "$FUZZ_RUNS" =~ ^[1-9][0-9]*$ ]] || die "FUZZ_RUNS must be a positive integer, got '$FUZZ_RUNS'"
+    mode_args=("-runs=$FUZZ_RUNS")
+elif ((seconds > 0)); then
     mode_args=("-max_total_time=$seconds")
 else
     mode_args=("-runs=0") # just execute the seed corpus
@@ -83,8 +91,11 @@ for t in "${targets[@]}"; do
     mkdir -p "$out"
     dirs=("$out")
     [[ -d "corpus/$t" ]] && dirs+=("corpus/$t")
+    [[ -d "corpus-campaign/$t" ]] && dirs+=("corpus-campaign/$t")
     nseeds=0
-    [[ -d "corpus/$t" ]] && nseeds=$(find "corpus/$t" -type f | wc -l)
+    for d in "corpus/$t" "corpus-campaign/$t"; do
+        [[ -d "$d" ]] && nseeds=$((nseeds + $(find "$d" -type f | wc -l)))
+    done
 
     echo "fuzz-smoke: running $t (${mode_args[*]}, seeds: $nseeds)"
     rc=0
@@ -95,6 +106,13 @@ for t in "${targets[@]}"; do
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
     [[ -n "$execs" ]] || execs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$log" | tail -n1)
     cov=$(grep -Eo '^#[0-9]+[[:space:]]+(DONE|INITED).*' "$log" | tail -n1 | grep -Eo 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' || true)
+    if ((rc == 0)) && [[ "${FUZZ_KEEP:-0}" == 1 ]]; then
+        mkdir -p "corpus-campaign/$t"
+        fuzz run "${build_args[@]}" "$t" "corpus-campaign/$t" "$out" -- -merge=1 \
+            >"$log.merge" 2>&1 </dev/null || die "merging the corpus of $t failed: $(tail -n3 "$log.merge")"
+        kept=$(find "corpus-campaign/$t" -type f | wc -l)
+        echo "fuzz-smoke: $t: kept corpus now $kept input(s) in corpus-campaign/$t"
+    fi
     if ((rc == 0)); then
         summary+=("$(printf 'PASS  %-32s execs=%-10s %s' "$t" "${execs:-?}" "$cov")")
     else

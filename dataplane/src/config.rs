@@ -312,6 +312,13 @@ pub struct SwitchParams {
     pub napi_busy_poll: bool,
     /// How long one busy poll runs, µs, 0..=[`MAX_NAPI_BUSY_POLL_USECS`].
     pub napi_busy_poll_usecs: u32,
+    /// New MACs each port may teach the switch per second; 0 = no cap. Past it a new
+    /// source is forwarded but not learned (counted), so a port that sprays random
+    /// source MACs cannot churn the table.
+    pub mac_learn_rate_per_port: u32,
+    /// Storm control default of every port: flooded frames (broadcast, multicast,
+    /// unknown unicast) a port may send into the switch per second; 0 = no limit.
+    pub storm_control_pps: u32,
 }
 
 impl Default for SwitchParams {
@@ -325,6 +332,8 @@ impl Default for SwitchParams {
             forward_only: false,
             napi_busy_poll: true,
             napi_busy_poll_usecs: DEFAULT_NAPI_BUSY_POLL_USECS,
+            mac_learn_rate_per_port: 0,
+            storm_control_pps: 0,
         }
     }
 }
@@ -391,6 +400,8 @@ pub struct Network {
     /// vxlan/gre: the flood list (head-end replication), in file order, each once;
     /// empty for other segments.
     pub remote_vteps: Vec<VtepIdx>,
+    /// Learned entries in this network; 0 = no limit (`mac_limit`).
+    pub mac_limit: u32,
 }
 
 /// How a network crosses hosts.
@@ -499,6 +510,38 @@ pub struct Port {
     pub mode: PortMode,
     /// Where it came from in the file.
     pub role: PortRole,
+    /// Port security and storm control.
+    pub policy: PortPolicy,
+}
+
+/// What a port may send into the switch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortPolicy {
+    /// Neutron port security (`mac`, `ips`, `allowed_pairs`): access ports only.
+    pub security: Option<PortSecurity>,
+    /// Storm control: flooded frames per second from this port; `None` = the
+    /// `[switch]` default, `Some(0)` = no limit.
+    pub storm_control_pps: Option<u32>,
+}
+
+/// Neutron's port security of a VM port (`port_security_enabled`, its fixed IPs and
+/// `allowed_address_pairs`): the source MACs and addresses the port may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSecurity {
+    /// The port's MAC (`mac`).
+    pub mac: MacAddr,
+    /// Allowed (source MAC, source prefix) pairs: `mac` with each of `ips` (host
+    /// prefixes), then `allowed_pairs`, each once.
+    pub allowed: Vec<AllowedPair>,
+}
+
+/// One allowed (MAC, IP prefix) pair of a secured port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AllowedPair {
+    /// The source MAC.
+    pub mac: MacAddr,
+    /// Source addresses allowed with it.
+    pub ip: ipnet::IpNet,
 }
 
 /// What a port is for.

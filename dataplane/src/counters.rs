@@ -62,11 +62,24 @@ pub enum DropReason {
     /// Forward-only mode: received on the last of an odd number of ports, which has no
     /// peer to send to.
     NoPeer,
+    /// Port security: a source MAC the port does not own.
+    SpoofedMac,
+    /// Port security: ARP whose sender (MAC, IP) the port does not own.
+    SpoofedArp,
+    /// Port security: IPv4/IPv6 from a source address the port does not own.
+    SpoofedIp,
+    /// Port security: a neighbour advertisement for an address the port does not own,
+    /// a router advertisement or a redirect.
+    SpoofedNd,
+    /// Port security: a DHCP or DHCPv6 server reply from a VM port.
+    SpoofedDhcp,
+    /// Storm control: the port's flooding rate limit was reached.
+    StormControl,
 }
 
 impl DropReason {
     /// Every reason, in order.
-    pub const ALL: [DropReason; 26] = [
+    pub const ALL: [DropReason; 32] = [
         DropReason::Malformed,
         DropReason::ReservedVid,
         DropReason::TaggedOnAccess,
@@ -93,6 +106,12 @@ impl DropReason {
         DropReason::NeighborUnresolved,
         DropReason::PortDown,
         DropReason::NoPeer,
+        DropReason::SpoofedMac,
+        DropReason::SpoofedArp,
+        DropReason::SpoofedIp,
+        DropReason::SpoofedNd,
+        DropReason::SpoofedDhcp,
+        DropReason::StormControl,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -126,6 +145,12 @@ impl DropReason {
             DropReason::NeighborUnresolved => "neighbor_unresolved",
             DropReason::PortDown => "port_down",
             DropReason::NoPeer => "no_peer",
+            DropReason::SpoofedMac => "spoofed_mac",
+            DropReason::SpoofedArp => "spoofed_arp",
+            DropReason::SpoofedIp => "spoofed_ip",
+            DropReason::SpoofedNd => "spoofed_nd",
+            DropReason::SpoofedDhcp => "spoofed_dhcp",
+            DropReason::StormControl => "storm_control",
         }
     }
 }
@@ -168,6 +193,10 @@ pub struct Counters {
     pub learn_table_full: u64,
     /// Learning refused: per-port limit.
     pub learn_port_limit: u64,
+    /// Learning refused: the network's limit.
+    pub learn_network_limit: u64,
+    /// Learning refused: the port's learning rate cap.
+    pub learn_rate_limited: u64,
     /// Flow-cache hits.
     pub cache_hits: u64,
     /// Flow-cache misses (stale entries included).
@@ -226,6 +255,8 @@ impl Counters {
         self.moves += other.moves;
         self.learn_table_full += other.learn_table_full;
         self.learn_port_limit += other.learn_port_limit;
+        self.learn_network_limit += other.learn_network_limit;
+        self.learn_rate_limited += other.learn_rate_limited;
         self.cache_hits += other.cache_hits;
         self.cache_misses += other.cache_misses;
         self.arp_replies += other.arp_replies;

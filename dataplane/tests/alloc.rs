@@ -162,6 +162,7 @@ fn config(nets: u16, modes: Vec<PortMode>) -> Config {
                 local_vlan: vid(n + 1),
                 local_vlan_allocated: false,
                 remote_vteps: Vec::new(),
+                mac_limit: 0,
             })
             .collect(),
         ports: modes
@@ -172,6 +173,7 @@ fn config(nets: u16, modes: Vec<PortMode>) -> Config {
                 ifname: None,
                 mode,
                 role: PortRole::Local,
+                policy: Default::default(),
             })
             .collect(),
         ..Config::default()

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use dataplane::config::{
-    ArpEntry, Config, ConfigError, EgressTag, ErrorKind, FdbTarget, NetIdx, Network, Physnet,
-    PhysnetIdx, Port, PortIdx, PortMode, PortRole, Segment, StaticFdb, SwitchParams, Underlay,
-    VtepIdx, MAX_NETWORKS, MAX_PORTS,
+    AllowedPair, ArpEntry, Config, ConfigError, EgressTag, ErrorKind, FdbTarget, NetIdx, Network,
+    Physnet, PhysnetIdx, Port, PortIdx, PortMode, PortPolicy, PortRole, PortSecurity, Segment,
+    StaticFdb, SwitchParams, Underlay, VtepIdx, MAX_NETWORKS, MAX_PORTS,
 };
 use encap::{GreKey, MacAddr, VlanId, Vni};
 
@@ -95,6 +95,8 @@ fn example_file_parses_to_expected_values() {
             forward_only: false,
             napi_busy_poll: true,
             napi_busy_poll_usecs: 100,
+            mac_learn_rate_per_port: 0,
+            storm_control_pps: 0,
         }
     );
     let net = |name: &str, segment, v: u16, vteps: &[u16]| Network {
@@ -103,6 +105,7 @@ fn example_file_parses_to_expected_values() {
         local_vlan: vid(v),
         local_vlan_allocated: !matches!(v, 1 | 3),
         remote_vteps: vteps.iter().map(|&i| VtepIdx(i)).collect(),
+        mac_limit: if name == "net-b" { 1000 } else { 0 },
     };
     let physnet = PhysnetIdx(0);
     assert_eq!(
@@ -145,6 +148,7 @@ fn example_file_parses_to_expected_values() {
         ifname: ifname.map(Into::into),
         mode: PortMode::Access { network: NetIdx(n) },
         role: PortRole::Local,
+        policy: Default::default(),
     };
     assert_eq!(
         c.ports,
@@ -164,8 +168,29 @@ fn example_file_parses_to_expected_values() {
                     native: Some(NetIdx(3)),
                 },
                 role: PortRole::Local,
+                policy: Default::default(),
             },
-            access("vm4", Some("tap-vm4"), 4),
+            Port {
+                policy: PortPolicy {
+                    security: Some(PortSecurity {
+                        mac: mac("fa:16:3e:00:00:04"),
+                        allowed: [
+                            ("fa:16:3e:00:00:04", "10.0.0.5/32"),
+                            ("fa:16:3e:00:00:04", "2001:db8::5/128"),
+                            ("fa:16:3e:00:00:04", "10.0.0.100/32"),
+                            ("fa:16:3e:00:00:99", "10.0.9.0/24"),
+                        ]
+                        .iter()
+                        .map(|(m, ip)| AllowedPair {
+                            mac: mac(m),
+                            ip: ip.parse().unwrap(),
+                        })
+                        .collect(),
+                    }),
+                    storm_control_pps: Some(1000),
+                },
+                ..access("vm4", Some("tap-vm4"), 4)
+            },
             Port {
                 name: "phys1".into(),
                 ifname: Some("eth3".into()),
@@ -174,6 +199,7 @@ fn example_file_parses_to_expected_values() {
                     native: Some(NetIdx(7)),
                 },
                 role: PortRole::Physnet(physnet),
+                policy: Default::default(),
             },
             Port {
                 name: "uplink".into(),
@@ -183,6 +209,7 @@ fn example_file_parses_to_expected_values() {
                     native: None,
                 },
                 role: PortRole::Underlay,
+                policy: Default::default(),
             },
         ]
     );
@@ -1367,6 +1394,7 @@ fn issue4_config_resolves_field_by_field() {
         local_vlan: vid(v),
         local_vlan_allocated: allocated,
         remote_vteps: vteps.iter().map(|&i| VtepIdx(i)).collect(),
+        mac_limit: 0,
     };
     let p1 = PhysnetIdx(0);
     let p2 = PhysnetIdx(1);
@@ -1434,6 +1462,7 @@ fn issue4_config_resolves_field_by_field() {
                 ifname: Some("tap-vm1".into()),
                 mode: PortMode::Access { network: NetIdx(1) },
                 role: PortRole::Local,
+                policy: Default::default(),
             },
             Port {
                 name: "phys1".into(),
@@ -1443,6 +1472,7 @@ fn issue4_config_resolves_field_by_field() {
                     native: Some(NetIdx(4)),
                 },
                 role: PortRole::Physnet(p1),
+                policy: Default::default(),
             },
             Port {
                 name: "phys2".into(),
@@ -1452,6 +1482,7 @@ fn issue4_config_resolves_field_by_field() {
                     native: None,
                 },
                 role: PortRole::Physnet(p2),
+                policy: Default::default(),
             },
             Port {
                 name: "uplink".into(),
@@ -1461,6 +1492,7 @@ fn issue4_config_resolves_field_by_field() {
                     native: None,
                 },
                 role: PortRole::Underlay,
+                policy: Default::default(),
             },
         ]
     );

@@ -44,6 +44,8 @@ fn switch() -> impl Strategy<Value = SwitchParams> {
                 forward_only,
                 napi_busy_poll: napi,
                 napi_busy_poll_usecs: usecs,
+                mac_learn_rate_per_port: 0,
+                storm_control_pps: 0,
             },
         )
 }
@@ -391,6 +393,7 @@ fn build_config(
             local_vlan: vid(v),
             local_vlan_allocated: allocated,
             remote_vteps: Vec::new(),
+            mac_limit: 0,
         });
     }
 
@@ -414,6 +417,7 @@ fn build_config(
             ifname: ifnames.next().unwrap(),
             mode,
             role: PortRole::Local,
+            policy: Default::default(),
         });
     }
     let mut out_physnets = Vec::new();
@@ -444,6 +448,7 @@ fn build_config(
             ifname: ifnames.next().unwrap(),
             mode: PortMode::Trunk { vlans, native },
             role: PortRole::Physnet(pidx),
+            policy: Default::default(),
         });
     }
     let underlay = underlay.map(|mut u| {
@@ -456,6 +461,7 @@ fn build_config(
                 native: None,
             },
             role: PortRole::Underlay,
+            policy: Default::default(),
         });
         u
     });

@@ -196,6 +196,16 @@ fn check_against(m: &HashMap<(String, String), f64>, st: &StatsReply, text: &str
         "reason=port_limit",
         t.learn_port_limit,
     );
+    eq(
+        "vswitch_mac_learn_refused_total",
+        "reason=network_limit",
+        t.learn_network_limit,
+    );
+    eq(
+        "vswitch_mac_learn_refused_total",
+        "reason=rate_limited",
+        t.learn_rate_limited,
+    );
     eq("vswitch_arp_replies_total", "", t.arp_replies);
     eq(
         "vswitch_checksums_completed_total",

@@ -249,6 +249,11 @@ impl WorkerFdb {
         &self.fdb
     }
 
+    /// [`Fdb::set_vlan_limits`] on this replica (each learner enforces them).
+    pub fn set_vlan_limits(&mut self, limits: impl IntoIterator<Item = (VlanId, u32)>) {
+        self.fdb.set_vlan_limits(limits);
+    }
+
     /// Replication counters.
     #[inline]
     pub fn stats(&self) -> &ReplicaStats {

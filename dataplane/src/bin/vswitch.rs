@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 use dataplane::config::{Config, DEFAULT_CONTROL_SOCKET};
-use dataplane::control::proto::{NetworkSpec, PortSpec, Request, Response};
+use dataplane::control::proto::{NetworkSpec, PairSpec, PortSpec, Request, Response};
 use dataplane::offline::OfflineSwitch;
 use dataplane::replay::{self, Input};
 
@@ -253,6 +253,18 @@ enum PortCmd {
         /// Trunk: the network of untagged frames.
         #[arg(long)]
         native: Option<String>,
+        /// Port security: the VM's MAC (only it, and the allowed pairs, may send).
+        #[arg(long)]
+        mac: Option<String>,
+        /// Port security: an address of the VM (repeatable; with --mac).
+        #[arg(long = "ip")]
+        ips: Vec<String>,
+        /// Port security: an allowed address pair, IP[/LEN][,MAC] (repeatable; with --mac).
+        #[arg(long = "allowed-pair")]
+        allowed_pairs: Vec<String>,
+        /// Storm control: flooded frames per second from this port (0 = no limit).
+        #[arg(long)]
+        storm_control_pps: Option<u32>,
     },
     /// Remove a port (and the static entries on it).
     Del {
@@ -282,6 +294,9 @@ enum NetworkCmd {
         /// A remote VTEP of the flood list (repeatable; vxlan, gre).
         #[arg(long = "remote-vtep")]
         remote_vteps: Vec<String>,
+        /// Learned entries in the network (0 = no limit).
+        #[arg(long)]
+        mac_limit: Option<u32>,
     },
     /// Remove a network (refused while a port carries it).
     Del {
@@ -321,6 +336,10 @@ fn ctl_request(cmd: CtlCmd) -> Result<Request> {
                 network,
                 vlans,
                 native,
+                mac,
+                ips,
+                allowed_pairs,
+                storm_control_pps,
             } => {
                 let trunk = !vlans.is_empty() || native.is_some();
                 let mode = mode.unwrap_or_else(|| if trunk { "trunk" } else { "access" }.into());
@@ -336,6 +355,21 @@ fn ctl_request(cmd: CtlCmd) -> Result<Request> {
                     }
                     Some(map)
                 };
+                let allowed_pairs = (!allowed_pairs.is_empty()).then(|| {
+                    allowed_pairs
+                        .iter()
+                        .map(|p| match p.split_once(',') {
+                            Some((ip, mac)) => PairSpec {
+                                mac: Some(mac.trim().to_owned()),
+                                ip: ip.trim().to_owned(),
+                            },
+                            None => PairSpec {
+                                mac: None,
+                                ip: p.trim().to_owned(),
+                            },
+                        })
+                        .collect()
+                });
                 Request::PortAdd(PortSpec {
                     name,
                     ifname,
@@ -343,6 +377,10 @@ fn ctl_request(cmd: CtlCmd) -> Result<Request> {
                     network,
                     vlans,
                     native,
+                    mac,
+                    ips: (!ips.is_empty()).then_some(ips),
+                    allowed_pairs,
+                    storm_control_pps,
                 })
             }
             PortCmd::Del { name } => Request::PortDel { name },
@@ -355,6 +393,7 @@ fn ctl_request(cmd: CtlCmd) -> Result<Request> {
                 physnet,
                 local_vlan,
                 remote_vteps,
+                mac_limit,
             } => Request::NetworkAdd(NetworkSpec {
                 name,
                 segment,
@@ -362,6 +401,7 @@ fn ctl_request(cmd: CtlCmd) -> Result<Request> {
                 id,
                 physnet,
                 remote_vteps: (!remote_vteps.is_empty()).then_some(remote_vteps),
+                mac_limit,
             }),
             NetworkCmd::Del { name } => Request::NetworkDel { name },
         },

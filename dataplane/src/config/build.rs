@@ -20,11 +20,11 @@ use super::raw::{
     RawArp, RawConfig, RawFdb, RawMetrics, RawNetwork, RawPhysnet, RawPort, RawSwitch, RawUnderlay,
 };
 use super::{
-    ArpEntry, Config, FdbTarget, MetricsParams, NetIdx, Network, Physnet, PhysnetIdx, Port,
-    PortIdx, PortMode, PortRole, Segment, StaticFdb, SwitchParams, Underlay, VtepIdx, DEFAULT_MTU,
-    DEFAULT_VXLAN_PORT, MAX_MAC_AGING_SECS, MAX_MAC_TABLE_SIZE, MAX_NAPI_BUSY_POLL_USECS,
-    MAX_NETWORKS, MAX_PORTS, MAX_UNDERLAY_MTU, MAX_WORKERS, MIN_MAC_AGING_SECS, MIN_PHYSNET_MTU,
-    MIN_UNDERLAY_MTU_V4, MIN_UNDERLAY_MTU_V6,
+    AllowedPair, ArpEntry, Config, FdbTarget, MetricsParams, NetIdx, Network, Physnet, PhysnetIdx,
+    Port, PortIdx, PortMode, PortPolicy, PortRole, PortSecurity, Segment, StaticFdb, SwitchParams,
+    Underlay, VtepIdx, DEFAULT_MTU, DEFAULT_VXLAN_PORT, MAX_MAC_AGING_SECS, MAX_MAC_TABLE_SIZE,
+    MAX_NAPI_BUSY_POLL_USECS, MAX_NETWORKS, MAX_PORTS, MAX_UNDERLAY_MTU, MAX_WORKERS,
+    MIN_MAC_AGING_SECS, MIN_PHYSNET_MTU, MIN_UNDERLAY_MTU_V4, MIN_UNDERLAY_MTU_V6,
 };
 
 /// Parses and validates `text`, naming it `file` in errors.
@@ -166,6 +166,9 @@ impl Cx<'_> {
     }
 }
 
+/// Largest rate (per second) of the rate limits: storm control, learning.
+const MAX_RATE: u32 = 100_000_000;
+
 /// Checks an integer is in `min..=max` (every range of the schema is within `u32`).
 fn int_in(
     cx: &Cx<'_>,
@@ -272,6 +275,18 @@ fn switch_params(
     if let Some(v) = &raw.napi_busy_poll_usecs {
         let range = (0, MAX_NAPI_BUSY_POLL_USECS, "");
         p.napi_busy_poll_usecs = int_in(cx, v, range, CX, "napi_busy_poll_usecs")?;
+    }
+    if let Some(v) = &raw.mac_learn_rate_per_port {
+        let range = (0, MAX_RATE, " (new MACs per second per port; 0 = no cap)");
+        p.mac_learn_rate_per_port = int_in(cx, v, range, CX, "mac_learn_rate_per_port")?;
+    }
+    if let Some(v) = &raw.storm_control_pps {
+        let range = (
+            0,
+            MAX_RATE,
+            " (flooded frames per second per port; 0 = no limit)",
+        );
+        p.storm_control_pps = int_in(cx, v, range, CX, "storm_control_pps")?;
     }
     Ok(p)
 }
@@ -395,7 +410,7 @@ fn networks<'a>(
     let mut provider_vids: Taken<'a, (PhysnetIdx, u16)> = HashMap::new();
     let mut flats: Taken<'a, PhysnetIdx> = HashMap::new();
     let mut explicit: Vec<Option<VlanId>> = Vec::with_capacity(raw.len());
-    let mut out_partial: Vec<(String, Segment, Vec<VtepIdx>)> = Vec::with_capacity(raw.len());
+    let mut out_partial: Vec<(String, Segment, Vec<VtepIdx>, u32)> = Vec::with_capacity(raw.len());
     for (i, rn) in raw.iter().enumerate() {
         let n = rn.get_ref();
         let name = n.name.get_ref().as_str();
@@ -597,20 +612,28 @@ fn networks<'a>(
             }
             (None, _) => {}
         }
+        let mac_limit = match &n.mac_limit {
+            Some(v) => {
+                let range = (0, limit(MAX_MAC_TABLE_SIZE), " (0 = no limit)");
+                int_in(cx, v, range, &context, "mac_limit")?
+            }
+            None => 0,
+        };
         explicit.push(vlan);
-        out_partial.push((name.to_owned(), seg, remote_vteps));
+        out_partial.push((name.to_owned(), seg, remote_vteps, mac_limit));
     }
     let vlans = allocate_local_vlans(&explicit);
     let networks = out_partial
         .into_iter()
         .zip(explicit.iter().zip(vlans))
         .map(
-            |((name, segment, remote_vteps), (explicit, local_vlan))| Network {
+            |((name, segment, remote_vteps, mac_limit), (explicit, local_vlan))| Network {
                 name,
                 segment,
                 local_vlan,
                 local_vlan_allocated: explicit.is_none(),
                 remote_vteps,
+                mac_limit,
             },
         )
         .collect();
@@ -752,6 +775,7 @@ impl<'a> Ports<'a> {
             ifname: ifname.map(|s| s.get_ref().clone()),
             mode,
             role,
+            policy: PortPolicy::default(),
         });
         Ok(idx)
     }
@@ -830,14 +854,96 @@ fn ports<'a>(
         ports.owners.push(context.clone());
         ports.claim_ifname(cx, p.ifname.as_ref(), idx, &context)?;
         let mode = port_mode(cx, rp, nets, &context)?;
+        let policy = port_policy(cx, p, &mode, &context)?;
         ports.list.push(Port {
             name: name.to_owned(),
             ifname: p.ifname.as_ref().map(|s| s.get_ref().clone()),
             mode,
             role: PortRole::Local,
+            policy,
         });
     }
     Ok(ports)
+}
+
+/// Port security (`mac`, `ips`, `allowed_pairs`: access ports) and storm control.
+fn port_policy(
+    cx: &Cx<'_>,
+    p: &RawPort,
+    mode: &PortMode,
+    context: &str,
+) -> Result<PortPolicy, ConfigError> {
+    let storm_control_pps = match &p.storm_control_pps {
+        Some(v) => {
+            let range = (0, MAX_RATE, " (flooded frames per second; 0 = no limit)");
+            Some(int_in(cx, v, range, context, "storm_control_pps")?)
+        }
+        None => None,
+    };
+    let Some(mac) = &p.mac else {
+        for (key, span) in [
+            ("ips", p.ips.as_ref().map(Spanned::span)),
+            ("allowed_pairs", p.allowed_pairs.as_ref().map(Spanned::span)),
+        ] {
+            if let Some(span) = span {
+                return Err(cx.err(span, context, Some(key), ErrorKind::NeedsPortMac));
+            }
+        }
+        return Ok(PortPolicy {
+            security: None,
+            storm_control_pps,
+        });
+    };
+    if matches!(mode, PortMode::Trunk { .. }) {
+        let kind = ErrorKind::NotAllowedForMode {
+            mode: "a trunk",
+            hint: ": port security (mac, ips, allowed_pairs) is for access (VM) ports",
+        };
+        return Err(cx.err(mac.span(), context, Some("mac"), kind));
+    }
+    let mac = unicast_mac(cx, mac, context, "mac")?;
+    let mut allowed: Vec<AllowedPair> = Vec::new();
+    let mut push = |pair: AllowedPair| {
+        if !allowed.contains(&pair) {
+            allowed.push(pair);
+        }
+    };
+    for (j, v) in p.ips.iter().flat_map(|l| l.get_ref().iter()).enumerate() {
+        let key = format!("ips.{j}");
+        let ip = parse_ip(cx, v, context, &key)?;
+        if !is_host_ip(ip) {
+            return Err(cx.err(v.span(), context, Some(&key), ErrorKind::NotUnicastIp(ip)));
+        }
+        push(AllowedPair {
+            mac,
+            ip: ipnet::IpNet::from(ip),
+        });
+    }
+    let pairs = p.allowed_pairs.iter().flat_map(|l| l.get_ref().iter());
+    for (j, rp) in pairs.enumerate() {
+        let pair = rp.get_ref();
+        let pair_mac = match &pair.mac {
+            Some(m) => unicast_mac(cx, m, context, &format!("allowed_pairs.{j}.mac"))?,
+            None => mac,
+        };
+        let key = format!("allowed_pairs.{j}.ip");
+        let text = pair.ip.get_ref();
+        let ip = text
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| text.parse::<IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| {
+                let kind = ErrorKind::InvalidPrefix(text.clone());
+                cx.err(pair.ip.span(), context, Some(&key), kind)
+            })?;
+        push(AllowedPair {
+            mac: pair_mac,
+            ip: ip.trunc(),
+        });
+    }
+    Ok(PortPolicy {
+        security: Some(PortSecurity { mac, allowed }),
+        storm_control_pps,
+    })
 }
 
 fn port_mode(

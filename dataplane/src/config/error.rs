@@ -312,6 +312,12 @@ pub enum ErrorKind {
         /// Where it is first listed.
         first_line: u32,
     },
+    /// Text that is not an address or a prefix (`10.0.0.5`, `10.0.0.0/24`, `fd00::/64`).
+    #[error("invalid IP address or prefix {0:?}: expected an address or address/prefix length")]
+    InvalidPrefix(String),
+    /// Port security keys (`ips`, `allowed_pairs`) without the port's `mac`.
+    #[error("needs the port's mac (port security is on when a port has one)")]
+    NeedsPortMac,
     /// Text that is not a MAC address.
     #[error("invalid MAC address {0:?}: expected six hex pairs like fa:16:3e:00:00:01")]
     InvalidMac(String),

@@ -54,6 +54,8 @@ pub(super) struct RawSwitch {
     pub forward_only: Option<Spanned<bool>>,
     pub napi_busy_poll: Option<Spanned<bool>>,
     pub napi_busy_poll_usecs: Option<Spanned<i64>>,
+    pub mac_learn_rate_per_port: Option<Spanned<i64>>,
+    pub storm_control_pps: Option<Spanned<i64>>,
 }
 
 /// `[underlay]`: the local VTEP. Addresses are strings, parsed by validation.
@@ -100,6 +102,7 @@ pub(super) struct RawNetwork {
     pub id: Option<Spanned<i64>>,
     pub physnet: Option<Spanned<String>>,
     pub remote_vteps: Option<Spanned<Vec<Spanned<String>>>>,
+    pub mac_limit: Option<Spanned<i64>>,
 }
 
 /// `vlans = { 10 = "net-a" }`: TOML keys are strings, parsed as VIDs by validation.
@@ -115,6 +118,19 @@ pub(super) struct RawPort {
     pub network: Option<Spanned<String>>,
     pub vlans: Option<Spanned<RawVlans>>,
     pub native: Option<Spanned<String>>,
+    pub mac: Option<Spanned<String>>,
+    pub ips: Option<Spanned<Vec<Spanned<String>>>>,
+    pub allowed_pairs: Option<Spanned<Vec<Spanned<RawPair>>>>,
+    pub storm_control_pps: Option<Spanned<i64>>,
+}
+
+/// One of `[[port]] allowed_pairs`: `{ mac = "...", ip = "10.0.0.0/24" }` (`mac`
+/// defaults to the port's).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawPair {
+    pub mac: Option<Spanned<String>>,
+    pub ip: Spanned<String>,
 }
 
 /// `[[fdb]]`: a static MAC entry on a local `port` or a `remote` VTEP (exactly one,

@@ -101,6 +101,8 @@ impl fmt::Display for Rendered<'_> {
         writeln!(f, "forward_only = {}", s.forward_only)?;
         writeln!(f, "napi_busy_poll = {}", s.napi_busy_poll)?;
         writeln!(f, "napi_busy_poll_usecs = {}", s.napi_busy_poll_usecs)?;
+        writeln!(f, "mac_learn_rate_per_port = {}", s.mac_learn_rate_per_port)?;
+        writeln!(f, "storm_control_pps = {}", s.storm_control_pps)?;
         if let Some(listen) = c.metrics.listen {
             writeln!(f, "\n[metrics]")?;
             writeln!(f, "listen = \"{listen}\"")?;
@@ -155,6 +157,9 @@ impl fmt::Display for Rendered<'_> {
                 ""
             };
             writeln!(f, "local_vlan = {}{note}", n.local_vlan)?;
+            if n.mac_limit != 0 {
+                writeln!(f, "mac_limit = {}", n.mac_limit)?;
+            }
             if n.segment.is_tunnel() {
                 f.write_str("remote_vteps = [")?;
                 for (j, v) in n.remote_vteps.iter().enumerate() {
@@ -195,6 +200,20 @@ impl fmt::Display for Rendered<'_> {
                         writeln!(f, "native = {}", self.net(*n))?;
                     }
                 }
+            }
+            if let Some(pps) = p.policy.storm_control_pps {
+                writeln!(f, "storm_control_pps = {pps}")?;
+            }
+            if let Some(sec) = &p.policy.security {
+                // `ips` resolved into pairs with the port's MAC.
+                writeln!(f, "mac = \"{}\"", sec.mac)?;
+                f.write_str("allowed_pairs = [")?;
+                for (i, a) in sec.allowed.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { "," };
+                    write!(f, "{sep}\n  {{ mac = \"{}\", ip = \"{}\" }}", a.mac, a.ip)?;
+                }
+                let end = if sec.allowed.is_empty() { "" } else { ",\n" };
+                writeln!(f, "{end}]")?;
             }
         }
         for e in &c.static_fdb {

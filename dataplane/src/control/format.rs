@@ -293,8 +293,13 @@ fn stats(s: &StatsReply) -> String {
     );
     let _ = writeln!(
         o,
-        "learning refused: table full {}, port limit {}; ARP replies {}, underlay ARP/ND {}",
-        x.learn_table_full, x.learn_port_limit, x.arp_replies, x.underlay_control
+        "learning refused: table full {}, port limit {}, network limit {}, rate cap {}; ARP replies {}, underlay ARP/ND {}",
+        x.learn_table_full,
+        x.learn_port_limit,
+        x.learn_network_limit,
+        x.learn_rate_limited,
+        x.arp_replies,
+        x.underlay_control
     );
     let _ = writeln!(o, "checksums completed {}", x.checksums_completed);
     let _ = writeln!(

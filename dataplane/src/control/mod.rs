@@ -597,6 +597,8 @@ fn stats(t: &dyn ControlTarget) -> StatsReply {
             moves: sum.moves,
             learn_table_full: sum.learn_table_full,
             learn_port_limit: sum.learn_port_limit,
+            learn_network_limit: sum.learn_network_limit,
+            learn_rate_limited: sum.learn_rate_limited,
             arp_replies: sum.arp_replies,
             underlay_control: sum.underlay_control,
             checksums_completed: sum.checksums_completed,

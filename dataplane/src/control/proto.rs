@@ -108,6 +108,29 @@ pub struct PortSpec {
     /// `native` (trunk).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub native: Option<String>,
+    /// `mac`: port security on, with this MAC (access).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// `ips`: the port's addresses (with `mac`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ips: Option<Vec<String>>,
+    /// `allowed_pairs` (with `mac`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_pairs: Option<Vec<PairSpec>>,
+    /// `storm_control_pps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm_control_pps: Option<u32>,
+}
+
+/// One of a port's `allowed_pairs`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairSpec {
+    /// `mac` (default: the port's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// `ip`: an address or a prefix.
+    pub ip: String,
 }
 
 /// A `[[network]]` entry, with the file's keys.
@@ -130,9 +153,15 @@ pub struct NetworkSpec {
     /// `remote_vteps` (vxlan, gre).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_vteps: Option<Vec<String>>,
+    /// `mac_limit`: learned entries in the network (0 = no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_limit: Option<u32>,
 }
 
 /// One response.
+// One is built per control request, never on the packet path: the size of the
+// `stats` reply does not matter there, and boxing it would change every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum Response {
@@ -442,6 +471,12 @@ pub struct Totals {
     pub learn_table_full: u64,
     /// Learning refused: per-port limit.
     pub learn_port_limit: u64,
+    /// Learning refused: the network's limit.
+    #[serde(default)]
+    pub learn_network_limit: u64,
+    /// Learning refused: a port's learning rate cap.
+    #[serde(default)]
+    pub learn_rate_limited: u64,
     /// ARP requests answered by the ARP responder.
     pub arp_replies: u64,
     /// ARP/ND frames for the local VTEP handled.

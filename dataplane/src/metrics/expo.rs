@@ -386,10 +386,12 @@ pub fn render(s: &StatsReply) -> String {
     e.family(
         "vswitch_mac_learn_refused_total",
         Counter,
-        "Learning refused, by reason.",
+        "Learning refused, by reason (table full, port or network limit, rate cap).",
         |f| {
             f.sample(&[("reason", "table_full")], t.learn_table_full);
             f.sample(&[("reason", "port_limit")], t.learn_port_limit);
+            f.sample(&[("reason", "network_limit")], t.learn_network_limit);
+            f.sample(&[("reason", "rate_limited")], t.learn_rate_limited);
         },
     );
     e.single(
@@ -554,6 +556,8 @@ mod tests {
                 moves: 14,
                 learn_table_full: 15,
                 learn_port_limit: 16,
+                learn_network_limit: 20,
+                learn_rate_limited: 21,
                 arp_replies: 17,
                 underlay_control: 18,
                 checksums_completed: 19,
@@ -640,6 +644,13 @@ mod tests {
                 "vswitch_mac_learn_refused_total{reason=\"port_limit\"}"
             ),
             "16"
+        );
+        assert_eq!(
+            value(
+                &text,
+                "vswitch_mac_learn_refused_total{reason=\"rate_limited\"}"
+            ),
+            "21"
         );
     }
 

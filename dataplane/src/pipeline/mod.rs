@@ -16,8 +16,11 @@
 //! Learning precedes forwarding, so a frame's own source is known when the batch's later
 //! frames look it up. No stage allocates, locks or makes a syscall.
 
+mod security;
 mod tables;
 mod tunnel;
+
+pub use security::{link_local, Security};
 
 pub use tables::{
     ip_bits, Egress, Ingress, NetEntry, Overlay, PortEntry, PortLayout, PortOwner, Tables,
@@ -95,6 +98,64 @@ impl Default for Meta {
     }
 }
 
+/// A token bucket of one port on one worker: storm control, learning rate.
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket {
+    tokens: u64,
+    /// Time up to which tokens were credited (ns).
+    credited: u64,
+}
+
+impl Bucket {
+    /// Takes one token at `rate` per second (bursts up to a tenth of a second's worth,
+    /// at least one); false when none is left.
+    #[inline]
+    fn take(&mut self, rate: u32, now: u64) -> bool {
+        self.refill(rate, now);
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
+
+    /// Whether a token is left, without taking it.
+    #[inline]
+    fn has(&mut self, rate: u32, now: u64) -> bool {
+        self.refill(rate, now);
+        self.tokens > 0
+    }
+
+    #[inline]
+    fn refill(&mut self, rate: u32, now: u64) {
+        let rate = u64::from(rate.max(1));
+        let cap = (rate / 10).max(1);
+        let elapsed = now.saturating_sub(self.credited);
+        // u128: elapsed × rate overflows u64 after ~3 minutes at 100 Mpps.
+        let add = (u128::from(elapsed) * u128::from(rate) / 1_000_000_000) as u64;
+        if add == 0 {
+            return;
+        }
+        if self.tokens + add >= cap {
+            self.tokens = cap;
+            self.credited = now;
+        } else {
+            self.tokens += add;
+            // Credit only the time those tokens took, so that no fraction is lost.
+            self.credited += add * 1_000_000_000 / rate;
+        }
+    }
+}
+
+/// Rate-limit state of one port on one worker.
+#[derive(Debug, Clone, Copy, Default)]
+struct PortBuckets {
+    /// Storm control: flooded frames.
+    storm: Bucket,
+    /// New MACs learned.
+    learn: Bucket,
+}
+
 /// Frames staged for one egress port during a batch.
 #[derive(Debug)]
 struct TxQueue {
@@ -123,6 +184,8 @@ pub struct Pipeline {
     now: u64,
     /// When the VTEPs' next hops were last checked against the neighbour cache.
     neigh_checked: u64,
+    /// Per port number: storm control and learning-rate buckets.
+    buckets: Vec<PortBuckets>,
 }
 
 impl Pipeline {
@@ -147,8 +210,10 @@ impl Pipeline {
             ip_id: 0,
             now: 0,
             neigh_checked: 0,
+            buckets: vec![PortBuckets::default(); n],
         };
         p.rebuild_vteps();
+        p.set_vlan_limits();
         p
     }
 
@@ -206,7 +271,15 @@ impl Pipeline {
             descs: [Desc::EMPTY; BURST],
             len: 0,
         });
+        self.buckets.resize(n, PortBuckets::default());
         self.rebuild_vteps();
+        self.set_vlan_limits();
+    }
+
+    /// The networks' learning limits, into the FDB replica.
+    fn set_vlan_limits(&mut self) {
+        let limits = self.tables.nets.iter().map(|n| (n.local_vlan, n.mac_limit));
+        self.fdb.set_vlan_limits(limits);
     }
 
     /// Receives one burst from every port and switches it: the worker's poll.
@@ -294,6 +367,7 @@ impl Pipeline {
             return;
         }
         let prefetch = self.fdb.fdb().warm_pays();
+        let security = self.tables.ports[in_port.index()].security.as_deref();
         for (m, &d) in self.meta.iter_mut().zip(descs.iter()) {
             *m = Meta {
                 in_port,
@@ -335,6 +409,13 @@ impl Pipeline {
                 m.drop = Some(DropReason::ReservedMulticast);
                 continue;
             }
+            if let Some(sec) = security {
+                let l3 = pool.data(d).get(l2.l3_offset..).unwrap_or(&[]);
+                if let Err(r) = sec.check(l2.src, l2.ethertype, l3) {
+                    m.drop = Some(r);
+                    continue;
+                }
+            }
             match ingress.classify(m.tag.and_then(|t| t.vid)) {
                 Ok(net) => {
                     m.net = net;
@@ -370,13 +451,46 @@ impl Pipeline {
                 continue;
             }
             let vlan = self.tables.nets[usize::from(m.net)].local_vlan;
-            match self.fdb.learn(vlan, m.src, m.in_port, now) {
-                Learn::New => self.counters.learned += 1,
-                Learn::Moved { .. } => self.counters.moves += 1,
-                Learn::StaticMismatch => m.drop = Some(DropReason::StaticMove),
-                Learn::TableFull => self.counters.learn_table_full += 1,
-                Learn::PortLimit => self.counters.learn_port_limit += 1,
-                _ => {}
+            let port = m.in_port.index();
+            let rate = self.tables.ports.get(port).map_or(0, |p| p.learn_rate);
+            if rate != 0
+                && !self.buckets[port].learn.has(rate, now)
+                && self.fdb.fdb().lookup(vlan, m.src, now) != Some(m.in_port)
+            {
+                // Over the learning rate cap: a known source still refreshes, a new
+                // one (or a move) is forwarded but not learned.
+                self.counters.learn_rate_limited += 1;
+                continue;
+            }
+            let learned = match self.fdb.learn(vlan, m.src, m.in_port, now) {
+                Learn::New => {
+                    self.counters.learned += 1;
+                    true
+                }
+                Learn::Moved { .. } => {
+                    self.counters.moves += 1;
+                    true
+                }
+                Learn::StaticMismatch => {
+                    m.drop = Some(DropReason::StaticMove);
+                    false
+                }
+                Learn::TableFull => {
+                    self.counters.learn_table_full += 1;
+                    false
+                }
+                Learn::PortLimit => {
+                    self.counters.learn_port_limit += 1;
+                    false
+                }
+                Learn::VlanLimit => {
+                    self.counters.learn_network_limit += 1;
+                    false
+                }
+                _ => false,
+            };
+            if learned && rate != 0 {
+                self.buckets[port].learn.take(rate, now);
             }
         }
     }
@@ -481,6 +595,10 @@ impl Pipeline {
                     self.counters.unicast += 1;
                     self.emit(p, m.net, m.tag, d, pool)
                 }
+                (None, Action::Flood) if !self.storm_allows(m.in_port) => {
+                    pool.free(d);
+                    Err(DropReason::StormControl)
+                }
                 (None, Action::Flood) => {
                     self.counters.flooded += 1;
                     self.flood(
@@ -499,6 +617,16 @@ impl Pipeline {
                     self.meta[i].egress_drop = Some(r);
                 }
             }
+        }
+    }
+
+    /// Storm control: whether `port` may flood one more frame now.
+    #[inline]
+    fn storm_allows(&mut self, port: PortId) -> bool {
+        let i = port.index();
+        match self.tables.ports.get(i).map_or(0, |p| p.storm_pps) {
+            0 => true,
+            rate => self.buckets[i].storm.take(rate, self.now),
         }
     }
 

@@ -20,6 +20,7 @@ use encap::{GreKey, MacAddr, VlanId, Vni};
 use flowtable::PortId;
 use hashbrown::HashMap;
 
+use super::security::Security;
 use crate::config::{Config, EgressTag, FdbTarget, NetIdx, PortMode, PortRole, Segment};
 
 /// Sentinel for "no network" in the VID map.
@@ -66,6 +67,14 @@ pub struct PortEntry {
     egress: Box<[Option<EgressTag>]>,
     /// The remote VTEP whose tunnel port this number is.
     tunnel: Option<u16>,
+    /// Port security, if on.
+    pub security: Option<Box<Security>>,
+    /// Storm control: flooded frames per second from this port that this worker
+    /// takes (the port's limit split over the workers' queues); 0 = no limit.
+    pub storm_pps: u32,
+    /// New MACs per second this worker learns from this port (the cap split over the
+    /// workers); 0 = no cap.
+    pub learn_rate: u32,
 }
 
 impl PortEntry {
@@ -75,6 +84,9 @@ impl PortEntry {
             ingress: Ingress::Absent,
             egress: Box::new([]),
             tunnel: None,
+            security: None,
+            storm_pps: 0,
+            learn_rate: 0,
         }
     }
 }
@@ -167,6 +179,8 @@ pub struct NetEntry {
     pub members: Box<[PortId]>,
     /// The overlay segment of a vxlan/gre network.
     pub overlay: Option<Overlay>,
+    /// Learned entries allowed in it (`mac_limit`); 0 = no limit.
+    pub mac_limit: u32,
 }
 
 /// One remote VTEP (tunnel port).
@@ -293,8 +307,10 @@ impl Tables {
                     Segment::Gre { key } => Some(Overlay::Gre(key)),
                     _ => None,
                 },
+                mac_limit: net.mac_limit,
             })
             .collect();
+        let workers = cfg.switch.workers;
         let entries = cfg.ports.iter().map(|p| {
             let ingress = match (&p.mode, p.role) {
                 (_, PortRole::Underlay) => Ingress::Underlay,
@@ -313,10 +329,30 @@ impl Tables {
             let egress = (0..cfg.networks.len())
                 .map(|n| p.mode.egress(NetIdx(n as u16)))
                 .collect();
+            // A port's rate limits are split over the workers (each owns one of its
+            // queues), rounded up so that a limit is never 0 (= none) by the split.
+            let per_worker = |rate: u32| match rate {
+                0 => 0,
+                r => r.div_ceil(u32::try_from(workers).unwrap_or(1).max(1)),
+            };
             PortEntry {
                 ingress,
                 egress,
                 tunnel: None,
+                security: p
+                    .policy
+                    .security
+                    .as_ref()
+                    .map(|s| Box::new(Security::new(s))),
+                storm_pps: per_worker(
+                    p.policy
+                        .storm_control_pps
+                        .unwrap_or(cfg.switch.storm_control_pps),
+                ),
+                learn_rate: match p.role {
+                    PortRole::Underlay => 0,
+                    _ => per_worker(cfg.switch.mac_learn_rate_per_port),
+                },
             }
         });
         let mut ports = vec![PortEntry::absent(); layout.slots()];

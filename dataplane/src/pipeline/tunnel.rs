@@ -552,6 +552,7 @@ mod tests {
                 local_vlan: VlanId::try_new(1).unwrap(),
                 local_vlan_allocated: false,
                 remote_vteps: vec![VtepIdx(0)],
+                mac_limit: 0,
             }],
             ports: vec![
                 Port {
@@ -559,6 +560,7 @@ mod tests {
                     ifname: None,
                     mode: PortMode::Access { network: NetIdx(0) },
                     role: PortRole::Local,
+                    policy: Default::default(),
                 },
                 Port {
                     name: "uplink".into(),
@@ -568,6 +570,7 @@ mod tests {
                         native: None,
                     },
                     role: PortRole::Underlay,
+                    policy: Default::default(),
                 },
             ],
             underlay: Some(Underlay {
@@ -800,6 +803,7 @@ mod tests {
                 ifname: None,
                 mode: PortMode::Access { network: NetIdx(0) },
                 role: PortRole::Local,
+                policy: Default::default(),
             },
         );
         cfg.underlay.as_mut().unwrap().port = PortIdx(2);

@@ -317,6 +317,7 @@ pub fn extend_config(
             ifname: None,
             mode: PortMode::Trunk { vlans, native },
             role: PortRole::Physnet(PhysnetIdx(ph as u16)),
+            policy: Default::default(),
         });
     }
     let Some(u) = underlay else {
@@ -386,6 +387,7 @@ pub fn extend_config(
             native: None,
         },
         role: PortRole::Underlay,
+        policy: Default::default(),
     });
     cfg.underlay = Some(Underlay {
         port,
@@ -426,6 +428,7 @@ pub fn build_config(
             local_vlan: vid(v),
             local_vlan_allocated: false,
             remote_vteps: Vec::new(),
+            mac_limit: 0,
         })
         .collect();
     let ports: Vec<Port> = modes
@@ -436,6 +439,7 @@ pub fn build_config(
             ifname: None,
             mode,
             role: PortRole::Local,
+            policy: Default::default(),
         })
         .collect();
     let mut static_fdb: Vec<StaticFdb> = Vec::new();

@@ -70,6 +70,8 @@ pub(super) struct Lru {
     hist: Vec<u32>,
     max_count: u32,
     busiest_hint: usize,
+    /// Learned entries per VLAN (the key's top 16 bits), for per-network limits.
+    vlans: Box<[u32]>,
 }
 
 impl Lru {
@@ -105,6 +107,7 @@ impl Lru {
             hist,
             max_count: 0,
             busiest_hint: 0,
+            vlans: vec![0; 1 << 12].into_boxed_slice(),
         }
     }
 
@@ -134,6 +137,16 @@ impl Lru {
     #[inline]
     pub(super) fn count(&self, port: PortId) -> u32 {
         self.ports[port.index()].count
+    }
+
+    /// Learned entries in `vlan`.
+    #[inline]
+    pub(super) fn vlan_count(&self, vlan: u16) -> u32 {
+        self.vlans.get(usize::from(vlan)).copied().unwrap_or(0)
+    }
+
+    fn vlan_slot(&mut self, key: u64) -> Option<&mut u32> {
+        self.vlans.get_mut((key >> 48) as usize)
     }
 
     /// The oldest learned entry of the whole table.
@@ -172,6 +185,9 @@ impl Lru {
         self.push_back(Chain::Global, slot);
         self.push_back(Chain::Port(port.index()), slot);
         self.inc(port.index());
+        if let Some(c) = self.vlan_slot(key) {
+            *c += 1;
+        }
         self.used += 1;
         Some(slot)
     }
@@ -181,6 +197,10 @@ impl Lru {
         self.unlink(Chain::Global, slot);
         self.unlink(Chain::Port(port.index()), slot);
         self.dec(port.index());
+        let key = self.nodes[slot as usize].key;
+        if let Some(c) = self.vlan_slot(key) {
+            *c = c.saturating_sub(1);
+        }
         self.nodes[slot as usize].global.next = self.free;
         self.free = slot;
         self.used -= 1;

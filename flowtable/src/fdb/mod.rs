@@ -174,6 +174,9 @@ pub enum Learn {
     TableFull,
     /// The port is at its per-port limit: nothing learned (forward the frame normally).
     PortLimit,
+    /// The VLAN (network) is at its limit ([`Fdb::set_vlan_limits`]): nothing learned
+    /// (forward the frame normally).
+    VlanLimit,
     /// Replication queues are full: nothing learned anywhere, so replicas stay
     /// identical; the next frame from this source tries again (see [`crate::replica`]).
     Deferred,
@@ -305,6 +308,8 @@ pub struct FdbStats {
     pub not_learnable: u64,
     /// New MACs refused by the per-port limit.
     pub port_limit: u64,
+    /// New MACs refused by a VLAN's limit.
+    pub vlan_limit: u64,
     /// New MACs refused because the table has no room.
     pub table_full: u64,
     /// Learning deferred because a replication queue was full (`learn_backpressure`).
@@ -469,6 +474,8 @@ pub struct Fdb {
     stats: FdbStats,
     /// [`refresh_shift`] of the aging time.
     refresh_shift: u32,
+    /// Learned entries allowed per VLAN; 0 = no limit.
+    vlan_limits: Box<[u32]>,
 }
 
 impl Fdb {
@@ -485,6 +492,7 @@ impl Fdb {
             marks: Watermarks::new(cfg.max_ports),
             stats: FdbStats::default(),
             refresh_shift: refresh_shift(cfg.aging_ns),
+            vlan_limits: vec![0; 1 << 12].into_boxed_slice(),
         })
     }
 
@@ -492,6 +500,24 @@ impl Fdb {
     #[inline]
     pub fn config(&self) -> &FdbConfig {
         &self.cfg
+    }
+
+    /// Sets the per-VLAN learning limits (a network's `mac_limit`): `limits` gives
+    /// (VLAN, limit) pairs, every other VLAN has none. A VLAN at its limit learns no new
+    /// MAC ([`Learn::VlanLimit`]) until entries age out or are flushed; moves within it
+    /// are not refused. Entries already over a lowered limit stay until they age.
+    pub fn set_vlan_limits(&mut self, limits: impl IntoIterator<Item = (VlanId, u32)>) {
+        self.vlan_limits.fill(0);
+        for (vlan, limit) in limits {
+            if let Some(l) = self.vlan_limits.get_mut(usize::from(vlan.get())) {
+                *l = limit;
+            }
+        }
+    }
+
+    /// Learned entries stored in `vlan` (expired ones not yet swept included).
+    pub fn vlan_count(&self, vlan: VlanId) -> u32 {
+        self.lru.vlan_count(vlan.get())
     }
 
     /// Entries stored, learned and static, including expired ones not yet swept.
@@ -781,6 +807,16 @@ impl Fdb {
         if !self.port_has_room(port, now) {
             self.stats.port_limit += 1;
             return Learn::PortLimit;
+        }
+        let vlan = key.vlan();
+        let vlan_limit = self
+            .vlan_limits
+            .get(usize::from(vlan))
+            .copied()
+            .unwrap_or(0);
+        if vlan_limit != 0 && self.lru.vlan_count(vlan) >= vlan_limit {
+            self.stats.vlan_limit += 1;
+            return Learn::VlanLimit;
         }
         let Some(seq) = src.reserve() else {
             self.stats.learn_backpressure += 1;

@@ -438,3 +438,39 @@ fn churn_never_allocates_and_keeps_invariants() {
     );
     f.check_invariants();
 }
+
+#[test]
+fn vlan_limit_refuses_new_macs_of_that_vlan_only() {
+    let mut t = fdb(100, 0);
+    t.set_vlan_limits([(vlan(10), 3)]);
+    let p = PortId(1);
+    for i in 0..3 {
+        assert_eq!(t.learn(vlan(10), mac(i), p, SEC), Learn::New);
+    }
+    assert_eq!(t.learn(vlan(10), mac(3), p, SEC), Learn::VlanLimit);
+    assert_eq!(t.stats().vlan_limit, 1);
+    // Known MACs still refresh and move; other VLANs are not limited.
+    assert_eq!(t.learn(vlan(10), mac(0), p, 2 * SEC), Learn::Refreshed);
+    assert!(matches!(
+        t.learn(vlan(10), mac(1), PortId(2), 2 * SEC),
+        Learn::Moved { .. }
+    ));
+    for i in 0..10 {
+        assert_eq!(t.learn(vlan(20), mac(i), p, SEC), Learn::New);
+    }
+    assert_eq!(t.vlan_count(vlan(10)), 3);
+    assert_eq!(t.vlan_count(vlan(20)), 10);
+    // A flush frees room; aged entries swept free it too.
+    t.flush(FlushFilter::Vlan(vlan(10)));
+    assert_eq!(t.vlan_count(vlan(10)), 0);
+    assert_eq!(t.learn(vlan(10), mac(3), p, 3 * SEC), Learn::New);
+    t.age(3 * SEC + AGING, usize::MAX);
+    assert_eq!(t.vlan_count(vlan(10)), 0);
+    assert_eq!(t.vlan_count(vlan(20)), 0);
+    // Limits are replaced as a whole.
+    t.set_vlan_limits([]);
+    for i in 0..5 {
+        assert_eq!(t.learn(vlan(10), mac(i), p, 20 * SEC), Learn::New);
+    }
+    t.check_invariants();
+}
