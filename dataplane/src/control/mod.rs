@@ -143,7 +143,7 @@ pub struct SwitchSample {
     pub fdb_entries: usize,
     /// Static entries among them.
     pub fdb_static: usize,
-    /// The same per local VLAN that has entries (one replica's view), by VLAN.
+    /// The same per local VLAN that has entries (one replica's view), sorted by VLAN.
     pub fdb_vlans: Vec<VlanOccupancy>,
 }
 
@@ -575,7 +575,12 @@ fn stats(t: &dyn ControlTarget) -> StatsReply {
         .networks
         .iter()
         .map(|n| {
-            let o = sample.fdb_vlans.iter().find(|o| o.vlan == n.local_vlan);
+            // `fdb_vlans` is sorted by VLAN.
+            let v = &sample.fdb_vlans;
+            let o = v
+                .binary_search_by_key(&n.local_vlan, |o| o.vlan)
+                .ok()
+                .and_then(|i| v.get(i));
             let (entries, static_entries) = o.map_or((0, 0), |o| (o.entries, o.static_entries));
             NetworkFdb {
                 network: n.name.clone(),

@@ -685,7 +685,8 @@ mod tests {
         use crate::control::proto::{Reply, Request, Response};
         use crate::offline::OfflineSwitch;
         let cfg = crate::config::Config::from_str(
-            "[[network]]\nname = \"n\"\nsegment = \"local\"\n\
+            "[[network]]\nname = \"m\"\nsegment = \"local\"\n\
+             [[network]]\nname = \"n\"\nsegment = \"local\"\n\
              [[port]]\nname = \"a\"\nmode = \"access\"\nnetwork = \"n\"\n\
              [[port]]\nname = \"b\"\nmode = \"access\"\nnetwork = \"n\"\n",
             "t.toml",
@@ -726,6 +727,14 @@ mod tests {
                 "vswitch_fdb_network_entries{network=\"n\",kind=\"learned\"}"
             ),
             "2"
+        );
+        // A network without entries is there, with zeros.
+        assert_eq!(
+            value(
+                &text,
+                "vswitch_fdb_network_entries{network=\"m\",kind=\"learned\"}"
+            ),
+            "0"
         );
         assert_eq!(value(&text, "vswitch_flooded_frames_total "), "1");
         assert_eq!(value(&text, "vswitch_unicast_frames_total "), "2");
