@@ -20,6 +20,9 @@
 #       - g++                 C++ compiler for libfuzzer-sys (cargo fuzz)
 #       - iproute2, ethtool   network-namespace tests
 #       - iputils-ping        ping in scripts/demo-netns.sh (the demo on netdevs)
+#       - python3-prometheus-client
+#                             the official Prometheus text parser, which the
+#                             metrics tests run over what `GET /metrics` serves
 #     libpcap-dev is NOT needed with `use_cc_build`.
 #   * rustfmt and clippy rustup components.
 #   * cargo-fuzz (`cargo install cargo-fuzz --locked`; set CARGO_FUZZ_VERSION
@@ -41,6 +44,7 @@ APT_PACKAGES=(
     iproute2
     ethtool
     iputils-ping  # `ping` in scripts/demo-netns.sh
+    python3-prometheus-client  # strict parse of the metrics exposition (dataplane/tests/metrics_run.rs)
     tshark  # Wireshark CLI for tests/tests/wireshark.rs; noninteractive debconf keeps dumpcap non-setuid
 )
 

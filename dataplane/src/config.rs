@@ -86,6 +86,9 @@
 //! network = "net-b"
 //! ip = "10.1.0.2"
 //! mac = "fa:16:3e:00:00:02"
+//!
+//! [metrics]                   # optional: absent = no metrics listener
+//! listen = "127.0.0.1:9417"   # Prometheus text on GET /metrics
 //! ```
 //!
 //! # Rules and choices
@@ -158,7 +161,11 @@
 //! - Usable MTU ([`Config::network_mtu`], printed by `check-config`): Neutron's
 //!   formula, underlay MTU − 50 (vxlan over IPv4) / − 70 (over IPv6), − 42 / − 62
 //!   (gre with key); flat and vlan: the physnet's MTU; local: no limit.
-//! - `[switch]` and `[underlay]` are tables and `[[network]]`, `[[port]]`,
+//! - `[metrics]`: `listen` is `IPv4:PORT` or `[IPv6]:PORT` (no host names: nothing
+//!   is resolved), port 1..=65535. Without `listen` (or without `[metrics]`) there
+//!   is no listener. Any address is accepted; the README says to keep it on
+//!   loopback or a management network (the endpoint has no authentication).
+//! - `[switch]`, `[underlay]` and `[metrics]` are tables and `[[network]]`, `[[port]]`,
 //!   `[[fdb]]`, `[[physnet]]`, `[[arp]]` are arrays of tables (writing `[[switch]]`
 //!   or `[network]` is an error that says so); all are optional. An empty file is
 //!   a valid switch with no networks and no ports.
@@ -182,7 +189,7 @@ mod render;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use encap::{GreKey, MacAddr, VlanId, Vni};
 
@@ -269,8 +276,17 @@ pub struct Config {
     pub vteps: Vec<IpAddr>,
     /// `[[arp]]`: l2population ARP responder entries, in file order.
     pub arp: Vec<ArpEntry>,
+    /// `[metrics]`: the Prometheus listener.
+    pub metrics: MetricsParams,
     /// The file it was read from, if it was read by [`Config::from_file`].
     pub source: Option<PathBuf>,
+}
+
+/// `[metrics]`: where `vswitch run` serves Prometheus metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetricsParams {
+    /// The listener's address; `None` (the default): no listener.
+    pub listen: Option<SocketAddr>,
 }
 
 /// Switch-wide parameters (`[switch]`).
@@ -690,9 +706,10 @@ impl Config {
     /// Refuses `new`, read from `text`, as a reload of a switch running `self` when it
     /// changes a `[switch]` key applied only when the switch starts: workers, table
     /// size, per-port limit, aging, the control socket, forward-only mode, NAPI busy
-    /// polling. (`mac_learn_rate_per_port` and `storm_control_pps` are compiled into the
-    /// tables and change with a reload.) The error names the file, the key's line (the
-    /// `[switch]` header's when the new file leaves the key out) and the key.
+    /// polling; or `[metrics] listen`. (`mac_learn_rate_per_port` and `storm_control_pps`
+    /// are compiled into the tables and change with a reload.) The error names the file,
+    /// the key's line (the section header's when the new file leaves the key out) and
+    /// the key.
     pub fn check_reload(&self, new: &Config, text: &str) -> Result<(), ConfigError> {
         // No `..`: a new `[switch]` key must be sorted into one kind or the other here.
         let SwitchParams {
@@ -732,7 +749,13 @@ impl Config {
         } else {
             None
         };
-        let Some((key, running, value)) = changed else {
+        let MetricsParams { listen } = &self.metrics;
+        let changed = changed.map(|(k, x, y)| ("switch", k, x, y)).or_else(|| {
+            let v = |a: &Option<SocketAddr>| a.map_or_else(|| "none".into(), |a| a.to_string());
+            (*listen != new.metrics.listen)
+                .then(|| ("metrics", "listen", v(listen), v(&new.metrics.listen)))
+        });
+        let Some((section, key, running, value)) = changed else {
             return Ok(());
         };
         Err(ConfigError {
@@ -740,8 +763,8 @@ impl Config {
                 .source
                 .as_ref()
                 .map_or_else(String::new, |p| p.display().to_string()),
-            line: locate::key_line(text, "switch", key),
-            context: Some("[switch]".into()),
+            line: locate::key_line(text, section, key),
+            context: Some(format!("[{section}]")),
             key: Some(key.into()),
             kind: ErrorKind::NeedsRestart {
                 running: running.into(),

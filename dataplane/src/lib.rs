@@ -10,6 +10,7 @@
 //! - [`offline`]: the whole switch over in-memory ports, driven frame by frame.
 //! - [`replay`], [`trace`]: `vswitch replay` and `vswitch trace`.
 //! - [`control`]: the control socket and what `vswitch ctl` asks of a switch.
+//! - [`metrics`]: Prometheus metrics of a running switch, from the `ctl stats` answer.
 //! - [`underlay`]: the neighbour cache and ARP/ND handling of the tunnel underlay.
 //! - [`xsk`]: AF_XDP ports on a UMEM shared by a worker's sockets.
 
@@ -18,6 +19,7 @@ pub mod control;
 pub mod counters;
 pub mod demo;
 pub mod forward;
+pub mod metrics;
 pub mod offline;
 pub mod pipeline;
 pub mod pool;

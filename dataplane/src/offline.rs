@@ -330,12 +330,15 @@ impl ControlTarget for OfflineSwitch {
     /// reported as unknown). A batch is one injected frame.
     fn stats(&self) -> SwitchSample {
         let fdb = self.pipeline.fdb().fdb();
+        let rows: Vec<FdbEntry> = fdb.iter(self.now).collect();
         SwitchSample {
             workers: vec![WorkerSample {
                 id: 0,
                 core: None,
                 counters: self.counters(),
                 batches: self.batches,
+                polls: self.batches,
+                busy_polls: self.batches,
                 busy_cycles: 0,
                 idle_cycles: 0,
                 busy_ns: 0,
@@ -344,6 +347,7 @@ impl ControlTarget for OfflineSwitch {
             }],
             fdb_entries: fdb.len(),
             fdb_static: fdb.static_len(),
+            fdb_vlans: crate::control::VlanOccupancy::count(&rows),
         }
     }
 

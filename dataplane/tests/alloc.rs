@@ -534,3 +534,83 @@ fn no_allocation_forward_only() {
         c.ports[2].rx_frames
     );
 }
+
+/// The hardening stages on the hot path: secured ports (port security checks every
+/// frame's MAC and IPv4 source), storm control dropping most of a broadcast storm, and
+/// a learning-rate cap refusing a spray of new source MACs: no heap operation.
+#[test]
+fn no_allocation_with_port_security_storm_control_and_learning_cap() {
+    use dataplane::config::{AllowedPair, PortPolicy, PortSecurity};
+    let udp = |dst: MacAddr, src: MacAddr, sip: [u8; 4]| {
+        let mut out = Vec::new();
+        etherparse::PacketBuilder::ethernet2(src.octets(), dst.octets())
+            .ipv4(sip, [198, 18, 40, 250], 64)
+            .udp(1, 2)
+            .write(&mut out, &[0x5a; 18])
+            .unwrap();
+        out
+    };
+    let mut cfg = config(1, vec![access(0), access(0), access(0)]);
+    cfg.switch.storm_control_pps = 1000;
+    cfg.switch.mac_learn_rate_per_port = 100;
+    for side in 0..2u8 {
+        let mac = host(side, 0);
+        cfg.ports[usize::from(side)].policy = PortPolicy {
+            security: Some(PortSecurity {
+                mac,
+                allowed: vec![AllowedPair {
+                    mac,
+                    ip: IpAddr::V4(Ipv4Addr::new(198, 18, 40, side)).into(),
+                }],
+            }),
+            storm_control_pps: None,
+        };
+    }
+    let mut sw = Switch::new(&cfg);
+    let unicast: Vec<(usize, Vec<Vec<u8>>)> = (0..2u8)
+        .map(|side| {
+            let f = udp(host(1 - side, 0), host(side, 0), [198, 18, 40, side]);
+            (usize::from(side), vec![f; BURST])
+        })
+        .collect();
+    // Port 2 (unsecured): broadcasts from ever new source MACs.
+    let mut n = 0u32;
+    let storm: Vec<(usize, Vec<Vec<u8>>)> = (0..64)
+        .map(|_| {
+            let frames = (0..BURST)
+                .map(|_| {
+                    n += 1;
+                    let b = n.to_be_bytes();
+                    let src = MacAddr::new([0x02, 0x66, b[0], b[1], b[2], b[3]]);
+                    udp(MacAddr::new([0xff; 6]), src, [198, 18, 40, 9])
+                })
+                .collect();
+            (2, frames)
+        })
+        .collect();
+    sw.run(&unicast, 4);
+    sw.run(&storm, 1);
+    let before = sw.pipeline.counters().clone();
+    let rounds = FRAMES / (BURST * 2);
+    let (allocs, frees, ()) = counted(|| {
+        sw.run(&unicast, rounds);
+        sw.run(&storm, 4);
+    });
+    assert_eq!(
+        (allocs, frees),
+        (0, 0),
+        "heap operations on the hardened path"
+    );
+    let c = sw.pipeline.counters();
+    assert!(c.unicast - before.unicast >= (rounds * BURST * 2) as u64);
+    assert!(
+        c.dropped(dataplane::counters::DropReason::StormControl)
+            > before.dropped(dataplane::counters::DropReason::StormControl)
+    );
+    assert!(c.learn_rate_limited > before.learn_rate_limited);
+    assert_eq!(
+        c.dropped(dataplane::counters::DropReason::SpoofedIp)
+            + c.dropped(dataplane::counters::DropReason::SpoofedMac),
+        0
+    );
+}

@@ -2584,4 +2584,64 @@ fn reload_refuses_switch_changes() {
     assert_eq!(e.line, Some(3));
     assert_eq!(e.key.as_deref(), Some("mac_aging_secs"));
     assert!(old.check_reload(&old.clone(), "").is_ok());
+    // `[metrics] listen` too; the learning cap and storm control do reload.
+    let text = "[switch]\nmac_learn_rate_per_port = 10\nstorm_control_pps = 5\n\n[metrics]\nlisten = \"127.0.0.1:9417\"\n";
+    let mut new = Config::from_str(text, "sw.toml").unwrap();
+    new.source = Some(PathBuf::from("sw.toml"));
+    let e = Config::default().check_reload(&new, text).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "sw.toml:6: [metrics]: key \"listen\": changed from none to 127.0.0.1:9417, which takes \
+         a restart of vswitch (read at start only)"
+    );
+    new.metrics = Config::default().metrics;
+    assert!(Config::default().check_reload(&new, text).is_ok());
+}
+
+// ---------------------------------------------------------------- [metrics]
+
+#[test]
+fn metrics_listen_is_off_by_default_and_parsed() {
+    assert_eq!(Config::default().metrics.listen, None);
+    assert_eq!(parse(&["[metrics]"]).metrics.listen, None);
+    let c = parse(&["[metrics]", "listen = \"127.0.0.1:9417\""]);
+    assert_eq!(c.metrics.listen, Some("127.0.0.1:9417".parse().unwrap()));
+    let c = parse(&["[metrics]", "listen = \"[::1]:9417\""]);
+    assert_eq!(c.metrics.listen, Some("[::1]:9417".parse().unwrap()));
+    // check-config shows it, and it parses back.
+    let out = c.render();
+    assert!(
+        out.contains("\n[metrics]\nlisten = \"[::1]:9417\"\n"),
+        "{out}"
+    );
+    assert_eq!(Config::from_str(&out, "r").unwrap(), c.pinned());
+    assert!(!Config::default().render().contains("[metrics]"));
+}
+
+#[test]
+fn rejects_bad_metrics_values() {
+    for bad in [
+        "localhost:9417",
+        "127.0.0.1",
+        "127.0.0.1:0",
+        "127.0.0.1:65536",
+        "::1:9417",
+        "",
+    ] {
+        let e = err(&["[switch]", "[metrics]", &format!("listen = {bad:?}")]);
+        check(&e, 3, Some("[metrics]"), Some("listen"));
+        assert!(
+            e.to_string()
+                .contains(&format!("invalid listen address {bad:?}: expected IP:PORT")),
+            "{e}"
+        );
+    }
+    let e = err(&["[metrics]", "listen = 9417"]);
+    check(&e, 2, Some("[metrics]"), Some("listen"));
+    let e = err(&["[metrics]", "listen = \"127.0.0.1:9417\"", "lisen = 1"]);
+    check(&e, 3, Some("[metrics]"), Some("lisen"));
+    assert!(e.to_string().contains("unknown key"), "{e}");
+    let e = err(&["[[metrics]]", "listen = \"127.0.0.1:9417\""]);
+    check(&e, 1, None, Some("metrics"));
+    assert!(e.to_string().contains("a table: write [metrics]"), "{e}");
 }

@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use dataplane::config::{
-    ArpEntry, Config, FdbTarget, NetIdx, Network, Physnet, PhysnetIdx, Port, PortIdx, PortMode,
-    PortRole, Segment, StaticFdb, SwitchParams, Underlay, VtepIdx,
+    AllowedPair, ArpEntry, Config, FdbTarget, MetricsParams, NetIdx, Network, Physnet, PhysnetIdx,
+    Port, PortIdx, PortMode, PortPolicy, PortRole, PortSecurity, Segment, StaticFdb, SwitchParams,
+    Underlay, VtepIdx,
 };
 use encap::{GreKey, MacAddr, VlanId, Vni};
 use proptest::collection::{btree_map, btree_set, vec};
@@ -267,11 +268,36 @@ fn config() -> impl Strategy<Value = Config> {
                 0..6,
             );
             let arp = vec((any::<usize>(), any::<u32>(), any::<[u8; 6]>()), 0..4);
-            (Just(switch), nets, ports, physnets, underlay, (fdb, arp)).prop_map(
-                |(switch, (nets, vlans), ports, physnets, underlay, (fdb, arp))| {
-                    build_config(switch, nets, vlans, ports, physnets, underlay, fdb, arp)
-                },
+            // `[metrics] listen`: any address of either family, any port but 0.
+            let metrics =
+                option::of((any::<bool>(), any::<u128>(), 1u16..=65535)).prop_map(|listen| {
+                    MetricsParams {
+                        listen: listen.map(|(v6, bits, port)| {
+                            let ip = if v6 {
+                                IpAddr::from(bits.to_be_bytes())
+                            } else {
+                                IpAddr::from((bits as u32).to_be_bytes())
+                            };
+                            std::net::SocketAddr::new(ip, port)
+                        }),
+                    }
+                });
+            (
+                Just(switch),
+                nets,
+                ports,
+                physnets,
+                underlay,
+                (fdb, arp, metrics),
             )
+                .prop_map(
+                    |(switch, (nets, vlans), ports, physnets, underlay, (fdb, arp, metrics))| {
+                        let mut c =
+                            build_config(switch, nets, vlans, ports, physnets, underlay, fdb, arp);
+                        c.metrics = metrics;
+                        c
+                    },
+                )
         },
     )
 }
@@ -368,7 +394,8 @@ fn build_config(
             local_vlan: vid(v),
             local_vlan_allocated: allocated,
             remote_vteps: Vec::new(),
-            mac_limit: 0,
+            // Derived from the rest (not drawn), so every case covers some.
+            mac_limit: u32::from(v % 3) * 100,
         });
     }
 
@@ -386,13 +413,35 @@ fn build_config(
     let mut names = uniquify(names).into_iter();
     let mut ifnames = uniquify_ifnames(ifnames).into_iter();
     let mut all_ports: Vec<Port> = Vec::new();
-    for (_, _, mode) in ports {
+    for (i, (_, _, mode)) in ports.into_iter().enumerate() {
+        // Port security on every other access port, storm control on every third
+        // port: derived from the index, so every case covers both.
+        let n = u8::try_from(i % 250).unwrap();
+        let security = (matches!(mode, PortMode::Access { .. }) && i % 2 == 0).then(|| {
+            let mac = MacAddr::new([0xfa, 0x16, 0x3e, 0, 0, n]);
+            PortSecurity {
+                mac,
+                allowed: vec![
+                    AllowedPair {
+                        mac,
+                        ip: "198.18.7.1/32".parse::<ipnet::IpNet>().unwrap(),
+                    },
+                    AllowedPair {
+                        mac: MacAddr::new([0xfa, 0x16, 0x3e, 0, 1, n]),
+                        ip: format!("2001:db8:{n:x}::/64").parse().unwrap(),
+                    },
+                ],
+            }
+        });
         all_ports.push(Port {
             name: names.next().unwrap(),
             ifname: ifnames.next().unwrap(),
             mode,
             role: PortRole::Local,
-            policy: Default::default(),
+            policy: PortPolicy {
+                security,
+                storm_control_pps: (i % 3 == 0).then_some(u32::from(n) * 10),
+            },
         });
     }
     let mut out_physnets = Vec::new();
@@ -541,6 +590,7 @@ fn build_config(
         physnets: out_physnets,
         vteps,
         arp: arp_entries,
+        metrics: MetricsParams::default(),
         source: None,
     }
 }

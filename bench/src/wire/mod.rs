@@ -27,6 +27,7 @@
 //!   turned into cycles at the nominal clock, for every switch;
 //! - latency: generator timestamp → sink, sampled in the sink, in an HDR histogram.
 
+pub mod churn;
 pub mod plot;
 pub mod profile;
 pub mod report;
@@ -117,6 +118,13 @@ pub struct Args {
     /// the switches carry without loss.
     #[arg(long)]
     pub check: bool,
+    /// The soak: while every vswitch trial runs, change its configuration through the
+    /// control socket every 100 ms (a network added and removed, static entries added
+    /// and removed in the profile's networks), and sample its resident memory. With
+    /// `--search` and `--check`, the hold trial (at `--latency-at` of the zero-loss
+    /// rate) must lose no frame and grow vswitch's RSS by at most 1 MiB.
+    #[arg(long)]
+    pub churn: bool,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -182,6 +190,12 @@ pub struct Sample {
     /// Latency CDF points (ns, fraction) for plots.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub latency_cdf: Vec<(u64, f64)>,
+    /// vswitch's resident memory at the start and the end of the trial, KiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss_kib: Option<[u64; 2]>,
+    /// Configuration changes applied during the trial (`--churn`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_changes: Option<u64>,
 }
 
 impl Sample {
@@ -271,6 +285,7 @@ pub fn main(args: Args) -> Result<()> {
         vswitch,
         tmp: tmp.clone(),
         vswitch_extra: args.vswitch_opts.clone(),
+        churn: args.churn,
     };
     let result = run(&args, &sut_opts, &stop);
     let _ = std::fs::remove_dir_all(&tmp);
@@ -737,6 +752,17 @@ fn trial(
     let _ = sink.drain_latency(&mut hist);
     hist.reset();
     let (s0, c0) = snapshot(rig, sink, sw)?;
+    let pid = sw.and_then(Running::pid);
+    let rss0 = pid.map(churn::rss_kib).transpose()?;
+    let churning = match sw {
+        Some(r) if r.churn => {
+            let socket = r
+                .socket()
+                .context("--churn: vswitch has no control socket")?;
+            Some(churn::Churn::start(socket.to_owned())?)
+        }
+        _ => None,
+    };
     let t0 = rig::cpu_busy_ticks(rig.switch_core)?;
     let g = Generator::start(gen.clone())?;
     // Drain the latency samples as the trial runs (the sink's ring holds a few seconds'
@@ -752,6 +778,7 @@ fn trial(
         std::thread::sleep((end - Instant::now().min(end)).min(Duration::from_millis(100)));
     }
     let rep = g.stop()?;
+    let config_changes = churning.map(churn::Churn::stop).transpose()?;
     run?;
     if !rep.dispatcher_pinned {
         eprintln!(
@@ -763,6 +790,7 @@ fn trial(
     std::thread::sleep(Duration::from_millis(100));
     let t1 = rig::cpu_busy_ticks(rig.switch_core)?;
     let (s1, c1) = snapshot(rig, sink, sw)?;
+    let rss1 = pid.map(churn::rss_kib).transpose()?;
     sink.drain_latency(&mut hist)?;
     let forwarded = s1.test_frames.saturating_sub(s0.test_frames);
     let mhz = rig.cpu_mhz;
@@ -839,5 +867,7 @@ fn trial(
         core_cycles_per_packet: if sw.is_some() { per(core_cycles) } else { None },
         latency_ns,
         latency_cdf,
+        rss_kib: rss0.zip(rss1).map(|(a, b)| [a, b]),
+        config_changes,
     })
 }

@@ -218,6 +218,30 @@ pub fn print_table(report: &RunReport, switches: &[Kind]) {
         }
         println!("{line}");
     }
+    for o in &report.outcomes {
+        let m = &o.main;
+        if let Some(changes) = m.config_changes {
+            let rss = m
+                .rss_kib
+                .map_or_else(|| "-".to_owned(), |[a, b]| format!("{a} → {b} KiB"));
+            println!(
+                "soak {} {} {} round {}: {} trial {:.0} s at {:.3} Mpps{}: generated {}, forwarded {}, lost {}; {changes} configuration changes; vswitch RSS {rss}",
+                m.profile,
+                m.size,
+                m.flows,
+                m.rep + 1,
+                m.kind,
+                m.seconds,
+                m.offered_mpps(),
+                o.zero_loss_pps
+                    .map(|z| format!(" ({:.0} % of zero-loss {:.3})", m.offered as f64 / m.seconds / z * 100.0, z / 1e6))
+                    .unwrap_or_default(),
+                m.offered,
+                m.forwarded,
+                m.offered.saturating_sub(m.forwarded),
+            );
+        }
+    }
     println!(
         "\nmedian of the rounds, ± half the min-max range; ratio to the first switch of each case; \
          cycles at the nominal {:.0} MHz; Gbit/s on the wire (frame + FCS + preamble + gap)",
@@ -295,6 +319,22 @@ pub fn check(report: &RunReport) -> Result<()> {
                 "{who}: generated {} != forwarded {} + refused {refused}",
                 s.offered, s.forwarded
             ));
+        }
+        // The soak: the hold trial under configuration churn loses nothing and does
+        // not grow the switch.
+        if let (Some(changes), "hold") = (s.config_changes, s.kind.as_str()) {
+            if s.offered != s.forwarded {
+                bad.push(format!(
+                    "{who}: soak lost {} of {} frames under {changes} configuration changes",
+                    s.offered.saturating_sub(s.forwarded),
+                    s.offered
+                ));
+            }
+            if let Some([a, b]) = s.rss_kib {
+                if b > a + 1024 {
+                    bad.push(format!("{who}: vswitch's RSS grew from {a} to {b} KiB"));
+                }
+            }
         }
         if s.reordered != 0 {
             bad.push(format!("{who}: {} frames reordered", s.reordered));

@@ -109,6 +109,8 @@ pub struct Running {
     tmp: PathBuf,
     /// Where its log is.
     pub log: PathBuf,
+    /// Change its configuration while trials run (vswitch only).
+    pub churn: bool,
 }
 
 /// Options of the switches under test.
@@ -120,6 +122,8 @@ pub struct SutOptions {
     pub tmp: PathBuf,
     /// Extra `[switch]` keys for vswitch's configuration (e.g. `napi_busy_poll = false`).
     pub vswitch_extra: Vec<String>,
+    /// vswitch: change its configuration while trials run (`--churn`).
+    pub churn: bool,
 }
 
 impl Running {
@@ -137,6 +141,7 @@ impl Running {
             ovs_dir: None,
             ovs_neigh: None,
             sw_ns: rig.sw.name().to_owned(),
+            churn: opts.churn && kind == Kind::Vswitch,
             tmp: tmp.clone(),
             log,
         };
@@ -500,6 +505,18 @@ impl Running {
                 reasons: Default::default(),
             },
         }))
+    }
+
+    /// vswitch's (or the null switch's) process id.
+    pub fn pid(&self) -> Option<u32> {
+        matches!(self.kind, Kind::Vswitch | Kind::Null)
+            .then(|| self.child.as_ref().map(Child::id))
+            .flatten()
+    }
+
+    /// vswitch's control socket.
+    pub fn socket(&self) -> Option<&Path> {
+        self.socket.as_deref()
     }
 
     /// vswitch's `ctl stats`.

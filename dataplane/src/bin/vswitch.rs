@@ -1,10 +1,19 @@
 //! `vswitch`: the virtual switch's command line.
+//!
+//! Logs are `tracing` events on stderr, filtered by `--log-level`, else `VSWITCH_LOG`,
+//! else `RUST_LOG` (both take `tracing-subscriber` filter directives such as
+//! `info,dataplane::xsk=debug`), else `info`. What a command prints for its user
+//! (`ctl` replies, `trace`, `check-config`, `demo`, the `replay` summary) is output,
+//! not logs, and is printed as before.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing::{error, info, warn};
+use tracing_subscriber::EnvFilter;
 
 use dataplane::config::{Config, DEFAULT_CONTROL_SOCKET};
 use dataplane::control::proto::{NetworkSpec, PairSpec, PortSpec, Request, Response};
@@ -19,8 +28,65 @@ use encap::MacAddr;
     about = "Userspace virtual switch for Neutron br-int/br-tun"
 )]
 struct Cli {
+    /// Log level (default: VSWITCH_LOG or RUST_LOG filter directives, else info).
+    #[arg(long, global = true, value_enum)]
+    log_level: Option<LogLevel>,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// `--log-level`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogLevel {
+    Off,
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    const fn directive(self) -> &'static str {
+        match self {
+            LogLevel::Off => "off",
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+/// Environment variables read for log filter directives, in order.
+const LOG_ENV: [&str; 2] = ["VSWITCH_LOG", "RUST_LOG"];
+
+/// Installs the stderr log subscriber: `--log-level`, else the first of [`LOG_ENV`]
+/// that is set and not empty, else `info`. Colours only on a terminal (a log file or
+/// the journal gets plain text).
+fn init_logs(level: Option<LogLevel>) -> Result<()> {
+    let (directives, from) = match level {
+        Some(l) => (l.directive().to_owned(), "--log-level"),
+        None => LOG_ENV
+            .iter()
+            .find_map(|&v| {
+                std::env::var(v)
+                    .ok()
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| (s, v))
+            })
+            .unwrap_or_else(|| ("info".to_owned(), "the default")),
+    };
+    let filter = EnvFilter::builder().parse(&directives).with_context(|| {
+        format!("{from}: {directives:?} is not a log filter (e.g. info, or info,dataplane=debug)")
+    })?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -439,10 +505,15 @@ fn keep_off_worker_cores(workers: &[usize]) {
         }
     }
     match sched_setaffinity(Pid::from_raw(0), &set) {
-        Ok(()) => eprintln!(
-            "vswitch: control and housekeeping on cores {others:?}, workers on {workers:?}"
+        Ok(()) => info!(
+            control_cores = ?others,
+            worker_cores = ?workers,
+            "control and housekeeping on cores {others:?}, workers on {workers:?}"
         ),
-        Err(e) => eprintln!("vswitch: could not keep housekeeping off the workers' cores: {e}"),
+        Err(e) => warn!(
+            error = %e,
+            "could not keep housekeeping off the workers' cores: {e}"
+        ),
     }
 }
 
@@ -469,12 +540,13 @@ fn complete(cfg: &mut Config, forward_only: bool) -> Result<Option<(MacAddr, Str
 /// Reloads the configuration after a SIGHUP, as `ctl reload` does, and logs the outcome.
 fn reload_on_sighup(switch: &mut dataplane::runtime::Switch) {
     match dataplane::control::handle(switch, Request::Reload {}) {
-        Response::Ok { reply } => eprintln!(
-            "vswitch: SIGHUP: {}",
-            dataplane::control::format::reply(&reply).trim_end()
-        ),
-        Response::Error { error } => eprintln!(
-            "vswitch: SIGHUP: reload refused, nothing changed: {} ({})",
+        Response::Ok { reply } => {
+            let what = dataplane::control::format::reply(&reply);
+            info!("SIGHUP: {}", what.trim_end());
+        }
+        Response::Error { error } => warn!(
+            kind = error.kind.as_str(),
+            "SIGHUP: reload refused, nothing changed: {} ({})",
             error.message,
             error.kind.as_str()
         ),
@@ -485,6 +557,7 @@ fn reload_on_sighup(switch: &mut dataplane::runtime::Switch) {
 /// this thread until SIGINT/SIGTERM (reloading the file on SIGHUP), then stops
 /// everything (programs detached, socket removed).
 fn run_switch(config: PathBuf, cores: Vec<usize>, forward_only: bool) -> Result<()> {
+    use dataplane::metrics::{scrape_control, MetricsServer};
     use dataplane::runtime::{StartOptions, Switch};
     use dataplane::xsk::XskBackend;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -500,11 +573,19 @@ fn run_switch(config: PathBuf, cores: Vec<usize>, forward_only: bool) -> Result<
     let cores = worker_cores(cfg.switch.workers, cores)?;
     keep_off_worker_cores(&cores);
     if let Some((mac, ifname)) = complete(&mut cfg, forward_only)? {
-        eprintln!("vswitch: underlay local_mac {mac} (from {ifname})");
+        info!(%mac, %ifname, "underlay local_mac {mac} (from {ifname})");
     }
     XskBackend::check(&cfg)?;
     // Fail before opening anything if another vswitch answers on the socket.
     let server = dataplane::control::ControlServer::bind(&cfg.switch.control_socket)?;
+    // The same for the metrics port (leaving no socket file behind).
+    let metrics = match cfg.metrics.listen.map(MetricsServer::bind).transpose() {
+        Ok(m) => m,
+        Err(e) => {
+            server.close();
+            return Err(e.into());
+        }
+    };
     let backend = Arc::new(XskBackend::default());
     let mut switch = Switch::start(
         cfg,
@@ -514,8 +595,11 @@ fn run_switch(config: PathBuf, cores: Vec<usize>, forward_only: bool) -> Result<
         },
     )?;
     for p in backend.opened() {
-        eprintln!(
-            "vswitch: port {} on {}: AF_XDP, XDP {} mode{}",
+        info!(
+            port = %p.name,
+            ifname = %p.ifname,
+            xdp_mode = %p.mode,
+            "port {} on {}: AF_XDP, XDP {} mode{}",
             p.name,
             p.ifname,
             p.mode,
@@ -537,6 +621,18 @@ fn run_switch(config: PathBuf, cores: Vec<usize>, forward_only: bool) -> Result<
             .with_context(|| format!("registering signal {sig}"))?;
     }
     let (mut handle, queue) = server.start()?;
+    let mut metrics = match metrics {
+        Some(m) => {
+            let m = m.start(scrape_control(handle.local_client()))?;
+            info!(
+                listen = %m.local_addr(),
+                "metrics on http://{}/metrics",
+                m.local_addr()
+            );
+            Some(m)
+        }
+        None => None,
+    };
     if switch.forward_only() {
         let names: Vec<&str> = switch
             .config()
@@ -552,13 +648,13 @@ fn run_switch(config: PathBuf, cores: Vec<usize>, forward_only: bool) -> Result<
                 _ => String::new(),
             })
             .collect();
-        eprintln!(
-            "vswitch: forward-only mode, no switching: {}",
-            pairs.join(", ")
-        );
+        info!("forward-only mode, no switching: {}", pairs.join(", "));
     }
-    eprintln!(
-        "vswitch: running, {} worker(s) on cores {cores:?}, control socket {}",
+    info!(
+        workers = cores.len(),
+        cores = ?cores,
+        control_socket = %handle.path().display(),
+        "running, {} worker(s) on cores {cores:?}, control socket {}",
         cores.len(),
         handle.path().display()
     );
@@ -568,11 +664,14 @@ fn run_switch(config: PathBuf, cores: Vec<usize>, forward_only: bool) -> Result<
             reload_on_sighup(&mut switch);
         }
     }
-    eprintln!("vswitch: stopping");
+    info!("stopping");
+    if let Some(m) = metrics.as_mut() {
+        m.shutdown();
+    }
     handle.shutdown();
     switch.shutdown();
     drop(backend);
-    eprintln!("vswitch: stopped (XDP programs detached, control socket removed)");
+    info!("stopped (XDP programs detached, control socket removed)");
     Ok(())
 }
 
@@ -647,13 +746,23 @@ fn run(cli: Cli) -> Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.cmd, Cmd::Run { .. }) {
+    let daemon = matches!(cli.cmd, Cmd::Run { .. });
+    if daemon {
         // Before any thread exists: libxdp reads it when it loads a program, and its
         // multi-program dispatcher does not load on the kernels we run on.
         std::env::set_var("LIBXDP_SKIP_DISPATCHER", "1");
     }
+    if let Err(e) = init_logs(cli.log_level) {
+        eprintln!("vswitch: {e:#}");
+        return ExitCode::FAILURE;
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The daemon's end is a log event; another command's error is its output.
+        Err(e) if daemon => {
+            error!("{e:#}");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("vswitch: {e:#}");
             ExitCode::FAILURE

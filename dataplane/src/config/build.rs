@@ -4,7 +4,7 @@
 //! entries; within an entry, key by key), and the first failure is returned.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,12 +17,12 @@ use toml::Spanned;
 use super::error::{ConfigError, ErrorKind};
 use super::locate::{entry_context, line_of, toml_error};
 use super::raw::{
-    RawArp, RawConfig, RawFdb, RawNetwork, RawPhysnet, RawPort, RawSwitch, RawUnderlay,
+    RawArp, RawConfig, RawFdb, RawMetrics, RawNetwork, RawPhysnet, RawPort, RawSwitch, RawUnderlay,
 };
 use super::{
-    AllowedPair, ArpEntry, Config, FdbTarget, NetIdx, Network, Physnet, PhysnetIdx, Port, PortIdx,
-    PortMode, PortPolicy, PortRole, PortSecurity, Segment, StaticFdb, SwitchParams, Underlay,
-    VtepIdx, DEFAULT_MTU, DEFAULT_VXLAN_PORT, MAX_MAC_AGING_SECS, MAX_MAC_TABLE_SIZE,
+    AllowedPair, ArpEntry, Config, FdbTarget, MetricsParams, NetIdx, Network, Physnet, PhysnetIdx,
+    Port, PortIdx, PortMode, PortPolicy, PortRole, PortSecurity, Segment, StaticFdb, SwitchParams,
+    Underlay, VtepIdx, DEFAULT_MTU, DEFAULT_VXLAN_PORT, MAX_MAC_AGING_SECS, MAX_MAC_TABLE_SIZE,
     MAX_NAPI_BUSY_POLL_USECS, MAX_NETWORKS, MAX_PORTS, MAX_UNDERLAY_MTU, MAX_WORKERS,
     MIN_MAC_AGING_SECS, MIN_PHYSNET_MTU, MIN_UNDERLAY_MTU_V4, MIN_UNDERLAY_MTU_V6,
 };
@@ -71,6 +71,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         &cx,
     )?;
     let arp = arp(&raw.arp, &net_names, &cx)?;
+    let metrics = metrics_params(raw.metrics.as_ref(), &cx)?;
     Ok(Config {
         switch,
         networks,
@@ -80,6 +81,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         physnets,
         vteps: vteps.list,
         arp,
+        metrics,
         source: None,
     })
 }
@@ -98,6 +100,9 @@ fn check_shape(doc: &DeTable<'_>, cx: &Cx<'_>) -> Result<(), ConfigError> {
         match name {
             "switch" if !v.get_ref().is_table() => {
                 return Err(wrong(k.span(), "", "a table: write [switch]"));
+            }
+            "metrics" if !v.get_ref().is_table() => {
+                return Err(wrong(k.span(), "", "a table: write [metrics]"));
             }
             "underlay" if !v.get_ref().is_table() => {
                 return Err(wrong(
@@ -282,6 +287,27 @@ fn switch_params(
             " (flooded frames per second per port; 0 = no limit)",
         );
         p.storm_control_pps = int_in(cx, v, range, CX, "storm_control_pps")?;
+    }
+    Ok(p)
+}
+
+/// `[metrics]`: `listen` as a socket address. Literal addresses only: a host name
+/// would make the file's meaning depend on a resolver at start-up.
+fn metrics_params(
+    raw: Option<&Spanned<RawMetrics>>,
+    cx: &Cx<'_>,
+) -> Result<MetricsParams, ConfigError> {
+    const CX: &str = "[metrics]";
+    let mut p = MetricsParams::default();
+    let Some(v) = raw.and_then(|r| r.get_ref().listen.as_ref()) else {
+        return Ok(p);
+    };
+    match v.get_ref().parse::<SocketAddr>() {
+        Ok(a) if a.port() != 0 => p.listen = Some(a),
+        _ => {
+            let kind = ErrorKind::InvalidListen(v.get_ref().clone());
+            return Err(cx.err(v.span(), CX, Some("listen"), kind));
+        }
     }
     Ok(p)
 }

@@ -208,6 +208,9 @@ pub enum ErrorKind {
     /// Text that is not an IP address.
     #[error("invalid IP address {0:?}")]
     InvalidIp(String),
+    /// A listen address that is not `IP:PORT` with a non-zero port.
+    #[error("invalid listen address {0:?}: expected IP:PORT with a port in 1..=65535, e.g. \"127.0.0.1:9417\" or \"[::1]:9417\"")]
+    InvalidListen(String),
     /// `local_ip` that is neither `IP` nor `IP/len` with a valid length.
     #[error("invalid address {0:?}: expected IP or IP/prefix-length (at most 32 for IPv4, 128 for IPv6)")]
     InvalidLocalIp(String),

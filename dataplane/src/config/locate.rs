@@ -114,7 +114,7 @@ fn split_path(doc: &DeTable<'_>, path: &[Step]) -> (Option<String>, Option<Strin
         (!parts.is_empty()).then(|| parts.join("."))
     }
     match path {
-        [Step::Key(s), rest @ ..] if s == "switch" || s == "underlay" => {
+        [Step::Key(s), rest @ ..] if s == "switch" || s == "underlay" || s == "metrics" => {
             (Some(format!("[{s}]")), dotted(rest))
         }
         [Step::Key(s), Step::Index(i), rest @ ..] => {

@@ -31,6 +31,15 @@ pub(super) struct RawConfig {
     pub fdb: Vec<Spanned<RawFdb>>,
     #[serde(default)]
     pub arp: Vec<Spanned<RawArp>>,
+    #[serde(default)]
+    pub metrics: Option<Spanned<RawMetrics>>,
+}
+
+/// `[metrics]`: the Prometheus listener; absent = off.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawMetrics {
+    pub listen: Option<Spanned<String>>,
 }
 
 /// `[switch]`: every key optional.

@@ -103,6 +103,10 @@ impl fmt::Display for Rendered<'_> {
         writeln!(f, "napi_busy_poll_usecs = {}", s.napi_busy_poll_usecs)?;
         writeln!(f, "mac_learn_rate_per_port = {}", s.mac_learn_rate_per_port)?;
         writeln!(f, "storm_control_pps = {}", s.storm_control_pps)?;
+        if let Some(listen) = c.metrics.listen {
+            writeln!(f, "\n[metrics]")?;
+            writeln!(f, "listen = \"{listen}\"")?;
+        }
         if let Some(u) = &c.underlay {
             writeln!(f, "\n[underlay]")?;
             self.port_keys(f, u.port)?;

@@ -46,11 +46,12 @@ use crate::underlay::NeighborEntry;
 
 pub use diff::ConfigDiff;
 pub use proto::{ErrorKind, Reply, Request, Response};
-pub use server::{ControlServer, RequestQueue, ServerError, ServerHandle};
+pub use server::{ControlServer, LocalClient, RequestQueue, ServerError, ServerHandle};
 
 use proto::{
-    ratio, FdbOccupancy, FdbReply, FdbRow, LinkState, NeighReply, NeighRow, NetworkShow, PortShow,
-    PortStats, RemoteError, ShowReply, StatsReply, Totals, UnderlayShow, WorkerStats, XdpMode,
+    ratio, FdbOccupancy, FdbReply, FdbRow, LinkState, NeighReply, NeighRow, NetworkFdb,
+    NetworkShow, PortShow, PortStats, RemoteError, ShowReply, StatsReply, Totals, UnderlayShow,
+    WorkerStats, XdpMode,
 };
 
 /// One nanosecond-clock second.
@@ -116,6 +117,10 @@ pub struct WorkerSample {
     pub counters: Counters,
     /// Non-empty receive batches.
     pub batches: u64,
+    /// Poll loop iterations (0 where not counted).
+    pub polls: u64,
+    /// Poll loop iterations that received at least one frame.
+    pub busy_polls: u64,
     /// TSC cycles of polls that received frames (0 where not measured).
     pub busy_cycles: u64,
     /// TSC cycles of polls that received nothing (0 where not measured).
@@ -138,6 +143,36 @@ pub struct SwitchSample {
     pub fdb_entries: usize,
     /// Static entries among them.
     pub fdb_static: usize,
+    /// The same per local VLAN that has entries (one replica's view), sorted by VLAN.
+    pub fdb_vlans: Vec<VlanOccupancy>,
+}
+
+/// MAC table entries of one local VLAN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VlanOccupancy {
+    /// The local VLAN (one network's).
+    pub vlan: encap::VlanId,
+    /// Entries.
+    pub entries: usize,
+    /// Static entries among them.
+    pub static_entries: usize,
+}
+
+impl VlanOccupancy {
+    /// Counts `entries` per VLAN, sorted by VLAN.
+    pub fn count<'a>(entries: impl IntoIterator<Item = &'a FdbEntry>) -> Vec<VlanOccupancy> {
+        let mut by_vlan: BTreeMap<u16, VlanOccupancy> = BTreeMap::new();
+        for e in entries {
+            let o = by_vlan.entry(e.vlan.get()).or_insert(VlanOccupancy {
+                vlan: e.vlan,
+                entries: 0,
+                static_entries: 0,
+            });
+            o.entries += 1;
+            o.static_entries += usize::from(e.is_static);
+        }
+        by_vlan.into_values().collect()
+    }
 }
 
 /// What a switch gives the control plane. The daemon and
@@ -541,6 +576,8 @@ fn stats(t: &dyn ControlTarget) -> StatsReply {
                 core: w.core,
                 packets,
                 batches: w.batches,
+                polls: w.polls,
+                busy_polls: w.busy_polls,
                 avg_batch: ratio(packets, w.batches),
                 busy_cycles: w.busy_cycles,
                 idle_cycles: w.idle_cycles,
@@ -560,6 +597,27 @@ fn stats(t: &dyn ControlTarget) -> StatsReply {
                 cache_misses: c.cache_misses,
                 cache_hit_rate: ratio(c.cache_hits, c.cache_hits + c.cache_misses),
                 drops: c.total_drops(),
+            }
+        })
+        .collect();
+    // Every network, in configuration order, with 0 where it has no entry.
+    let fdb_networks = cfg
+        .networks
+        .iter()
+        .map(|n| {
+            // `fdb_vlans` is sorted by VLAN.
+            let v = &sample.fdb_vlans;
+            let o = v
+                .binary_search_by_key(&n.local_vlan, |o| o.vlan)
+                .ok()
+                .and_then(|i| v.get(i));
+            let (entries, static_entries) = o.map_or((0, 0), |o| (o.entries, o.static_entries));
+            NetworkFdb {
+                network: n.name.clone(),
+                vlan: n.local_vlan.get(),
+                entries,
+                static_entries,
+                learned_entries: entries.saturating_sub(static_entries),
             }
         })
         .collect();
@@ -588,6 +646,7 @@ fn stats(t: &dyn ControlTarget) -> StatsReply {
             learned_entries: sample.fdb_entries.saturating_sub(sample.fdb_static),
             capacity: cfg.switch.mac_table_size,
         },
+        fdb_networks,
     }
 }
 

@@ -163,6 +163,9 @@ pub struct NetworkSpec {
 }
 
 /// One response.
+// One is built per control request, never on the packet path: the size of the
+// `stats` reply does not matter there, and boxing it would change every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum Response {
@@ -387,6 +390,9 @@ pub struct StatsReply {
     pub totals: Totals,
     /// MAC table occupancy (one replica's view).
     pub fdb: FdbOccupancy,
+    /// The same per network, every network in configuration order.
+    #[serde(default)]
+    pub fdb_networks: Vec<NetworkFdb>,
 }
 
 /// One port's counters.
@@ -419,6 +425,12 @@ pub struct WorkerStats {
     pub packets: u64,
     /// Non-empty receive batches.
     pub batches: u64,
+    /// Poll loop iterations (0 where not counted).
+    #[serde(default)]
+    pub polls: u64,
+    /// Poll loop iterations that received at least one frame.
+    #[serde(default)]
+    pub busy_polls: u64,
     /// Frames per batch.
     pub avg_batch: Option<f64>,
     /// TSC cycles spent on polls that received frames.
@@ -493,6 +505,21 @@ pub struct FdbOccupancy {
     pub learned_entries: usize,
     /// `mac_table_size`.
     pub capacity: usize,
+}
+
+/// MAC table occupancy of one network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkFdb {
+    /// Network name.
+    pub network: String,
+    /// Its local VLAN.
+    pub vlan: u16,
+    /// Entries.
+    pub entries: usize,
+    /// Static entries.
+    pub static_entries: usize,
+    /// Learned entries.
+    pub learned_entries: usize,
 }
 
 /// `neigh show`.

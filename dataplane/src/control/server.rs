@@ -122,6 +122,18 @@ impl ControlServer {
         &self.path
     }
 
+    /// Closes the socket without serving, and removes its file if it is still ours
+    /// (start-up failed after the bind).
+    pub fn close(self) {
+        let ControlServer { listener, path, id } = self;
+        drop(listener);
+        if let Ok(m) = fs::symlink_metadata(&path) {
+            if (m.dev(), m.ino()) == id {
+                let _ = fs::remove_file(&path);
+            }
+        }
+    }
+
     /// Starts the accept thread. Requests arrive on the returned queue; the socket
     /// is closed and removed when the handle is shut down or dropped.
     pub fn start(self) -> Result<(ServerHandle, RequestQueue), ServerError> {
@@ -129,6 +141,7 @@ impl ControlServer {
         let stop = Arc::new(AtomicBool::new(false));
         let server_uid = nix::unistd::geteuid().as_raw();
         let ControlServer { listener, path, id } = self;
+        let local = tx.clone();
         let thread = {
             let stop = Arc::clone(&stop);
             std::thread::Builder::new()
@@ -142,6 +155,7 @@ impl ControlServer {
                 path,
                 id,
                 thread: Some(thread),
+                local,
             },
             RequestQueue { rx },
         ))
@@ -155,12 +169,22 @@ pub struct ServerHandle {
     path: PathBuf,
     id: (u64, u64),
     thread: Option<JoinHandle<()>>,
+    /// For [`LocalClient`]s: the same queue the socket's clients use.
+    local: Sender<Call>,
 }
 
 impl ServerHandle {
     /// The socket's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A client in this process (the metrics listener): its requests wait in the same
+    /// queue as the socket's, and are answered by the switch's owner the same way.
+    pub fn local_client(&self) -> LocalClient {
+        LocalClient {
+            tx: self.local.clone(),
+        }
     }
 
     /// Stops accepting, waits for the accept thread and removes the socket file (if
@@ -199,6 +223,21 @@ impl Call {
     /// Sends the answer (ignored if the client has gone).
     pub fn answer(self, response: Response) {
         let _ = self.reply.try_send(response);
+    }
+}
+
+/// Asks the switch from inside the process, as a socket client would, without the
+/// socket (see [`ServerHandle::local_client`]).
+#[derive(Debug, Clone)]
+pub struct LocalClient {
+    tx: Sender<Call>,
+}
+
+impl LocalClient {
+    /// Hands `request` to the switch and waits up to `timeout` for its answer; a full
+    /// queue or no answer in time is a `busy` error, a stopped switch a `failed` one.
+    pub fn call(&self, request: Request, timeout: Duration) -> Response {
+        ask(&self.tx, request, timeout)
     }
 }
 
@@ -353,7 +392,7 @@ fn serve_client(stream: &UnixStream, tx: &Sender<Call>) {
         }
         let response = match serde_json::from_str::<Request>(&line) {
             Err(e) => error(ErrorKind::BadRequest, format!("bad request: {e}")),
-            Ok(request) => ask(tx, request),
+            Ok(request) => ask(tx, request, REPLY_TIMEOUT),
         };
         if !write_response(stream, &response) {
             return;
@@ -361,8 +400,8 @@ fn serve_client(stream: &UnixStream, tx: &Sender<Call>) {
     }
 }
 
-/// Hands `request` to the switch and waits for its answer.
-fn ask(tx: &Sender<Call>, request: Request) -> Response {
+/// Hands `request` to the switch and waits up to `timeout` for its answer.
+fn ask(tx: &Sender<Call>, request: Request, timeout: Duration) -> Response {
     let (reply, answer) = channel::bounded(1);
     match tx.try_send(Call { request, reply }) {
         Ok(()) => {}
@@ -376,13 +415,13 @@ fn ask(tx: &Sender<Call>, request: Request) -> Response {
             return error(ErrorKind::Failed, "the switch is shutting down".into())
         }
     }
-    match answer.recv_timeout(REPLY_TIMEOUT) {
+    match answer.recv_timeout(timeout) {
         Ok(r) => r,
         Err(_) => error(
             ErrorKind::Busy,
             format!(
                 "busy: the switch did not answer within {} s",
-                REPLY_TIMEOUT.as_secs()
+                timeout.as_secs_f64()
             ),
         ),
     }

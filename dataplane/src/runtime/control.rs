@@ -16,7 +16,7 @@ use flowtable::{FdbEntry, FlushFilter};
 use super::{RuntimeError, Switch};
 use crate::config::{Config, PortIdx};
 use crate::control::proto::{LinkState, XdpMode};
-use crate::control::{ControlError, ControlTarget, SwitchSample, WorkerSample};
+use crate::control::{ControlError, ControlTarget, SwitchSample, VlanOccupancy, WorkerSample};
 use crate::pipeline::PortLayout;
 use crate::underlay::NeighborEntry;
 
@@ -74,10 +74,13 @@ impl ControlTarget for Switch {
 
     fn stats(&self) -> SwitchSample {
         let snaps = self.snapshots(SNAPSHOT_TIMEOUT);
-        let (fdb_entries, fdb_static) = snaps
+        let (fdb_entries, fdb_static, fdb_vlans) = snaps
             .iter()
             .find(|s| s.worker == 0)
-            .map(|s| (s.fdb.len(), s.fdb.iter().filter(|e| e.is_static).count()))
+            .map(|s| {
+                let statics = s.fdb.iter().filter(|e| e.is_static).count();
+                (s.fdb.len(), statics, VlanOccupancy::count(&s.fdb))
+            })
             .unwrap_or_default();
         SwitchSample {
             workers: snaps
@@ -87,6 +90,8 @@ impl ControlTarget for Switch {
                     core: s.core,
                     counters: s.counters,
                     batches: s.stats.batches,
+                    polls: s.stats.loops,
+                    busy_polls: s.stats.busy_loops,
                     busy_cycles: ns_to_cycles(s.stats.busy_ns),
                     idle_cycles: ns_to_cycles(s.stats.idle_ns),
                     busy_ns: s.stats.busy_ns,
@@ -96,6 +101,7 @@ impl ControlTarget for Switch {
                 .collect(),
             fdb_entries,
             fdb_static,
+            fdb_vlans,
         }
     }
 

@@ -83,8 +83,9 @@ fn napi_ring(w: usize, cfg: &Config) -> Option<Arc<NapiRing>> {
         Ok(r) => Some(Arc::new(r)),
         Err(e) => {
             if w == 0 {
-                eprintln!(
-                    "vswitch: NAPI busy polling off ([switch] napi_busy_poll = true): {e}; \
+                tracing::warn!(
+                    error = %e,
+                    "NAPI busy polling off ([switch] napi_busy_poll = true): {e}; \
                      the kernel's receive work for the ports runs in softirq context"
                 );
             }
@@ -131,17 +132,32 @@ fn start_busy_poll(
     queue: u32,
 ) {
     match port.busy_poll_on(ring) {
-        Ok(ids) if !ids.is_empty() => eprintln!(
-            "vswitch: worker {w}: port {name}: busy polling NAPI {ids:?} of {ifname} queue {queue} \
+        Ok(ids) if !ids.is_empty() => tracing::info!(
+            worker = w,
+            port = %name,
+            %ifname,
+            queue,
+            napi = ?ids,
+            "worker {w}: port {name}: busy polling NAPI {ids:?} of {ifname} queue {queue} \
              ({} µs per poll, prefer_busy_poll)",
             ring.busy_poll_usecs()
         ),
-        Ok(_) => eprintln!(
-            "vswitch: worker {w}: port {name}: {ifname} queue {queue} has no NAPI yet (a veth has \
+        Ok(_) => tracing::info!(
+            worker = w,
+            port = %name,
+            %ifname,
+            queue,
+            "worker {w}: port {name}: {ifname} queue {queue} has no NAPI yet (a veth has \
              one only while an XDP program is attached or GRO is on, and up); looking again every \
              second"
         ),
-        Err(e) => eprintln!("vswitch: worker {w}: port {name}: no NAPI busy polling: {e}"),
+        Err(e) => tracing::warn!(
+            worker = w,
+            port = %name,
+            %ifname,
+            error = %e,
+            "worker {w}: port {name}: no NAPI busy polling: {e}"
+        ),
     }
 }
 
@@ -404,8 +420,11 @@ impl Backend for XskBackend {
             }
             Self::check_port(p, cfg.switch.workers)?;
             let a = XskAttach::open(ifname, &xsk).map_err(|e| port_err(e.to_string()))?;
-            eprintln!(
-                "vswitch: port {} on {ifname}: AF_XDP, XDP {} mode (added while running){}",
+            tracing::info!(
+                port = %p.name,
+                %ifname,
+                xdp_mode = %a.mode(),
+                "port {} on {ifname}: AF_XDP, XDP {} mode (added while running){}",
                 p.name,
                 a.mode(),
                 if a.replaced_stale() {
@@ -457,7 +476,13 @@ impl Backend for XskBackend {
                 *l = None;
             }
             if let Some(o) = st.opened.get_mut(id.index()).and_then(Option::take) {
-                eprintln!("vswitch: port {} on {}: closed", o.name, o.ifname);
+                tracing::info!(
+                    port = %o.name,
+                    ifname = %o.ifname,
+                    "port {} on {}: closed",
+                    o.name,
+                    o.ifname
+                );
             }
         }
     }

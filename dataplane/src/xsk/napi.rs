@@ -320,8 +320,10 @@ impl NapiTuning {
             let old_gro = n.gro_flush_timeout.unwrap_or(0);
             t.nl.set_napi(n.id, cfg.defer_hard_irqs, cfg.gro_flush_timeout_ns)?;
             t.old.push((n.id, old_defer, old_gro));
-            eprintln!(
-                "vswitch: {ifname}: NAPI {}: napi_defer_hard_irqs {old_defer} -> {}, \
+            tracing::info!(
+                %ifname,
+                napi = n.id,
+                "{ifname}: NAPI {}: napi_defer_hard_irqs {old_defer} -> {}, \
                  gro_flush_timeout {old_gro} -> {} ns (restored on exit){}",
                 n.id,
                 cfg.defer_hard_irqs,

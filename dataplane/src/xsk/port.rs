@@ -180,7 +180,7 @@ impl XskAttach {
         let tuning = cfg.napi.and_then(|c| {
             NapiTuning::apply(ifname, ifindex, &c)
                 .inspect_err(|e| {
-                    eprintln!("vswitch: {ifname}: NAPI settings left alone: {e}");
+                    tracing::warn!(%ifname, error = %e, "{ifname}: NAPI settings left alone: {e}");
                 })
                 .ok()
                 .flatten()
@@ -536,7 +536,12 @@ impl XskPort {
                     f.link.downs.fetch_add(1, Ordering::Relaxed);
                 }
                 let state = if up { "up" } else { "down" };
-                eprintln!("vswitch: port on {}: link {state} ({why})", self.ifname);
+                tracing::info!(
+                    ifname = %self.ifname,
+                    link = state,
+                    "port on {}: link {state} ({why})",
+                    self.ifname
+                );
             }
         }
     }
@@ -650,8 +655,10 @@ impl XskPort {
                 f.failed = false;
                 self.follow = Some(f);
                 if report {
-                    eprintln!(
-                        "vswitch: port on {}: netdev back, re-attached ({mode} XDP)",
+                    tracing::info!(
+                        ifname = %self.ifname,
+                        xdp_mode = %mode,
+                        "port on {}: netdev back, re-attached ({mode} XDP)",
                         self.ifname
                     );
                 }
@@ -661,8 +668,10 @@ impl XskPort {
             }
             Err(e) => {
                 if report && !f.failed {
-                    eprintln!(
-                        "vswitch: port on {}: re-attaching failed (retrying every second): {e}",
+                    tracing::warn!(
+                        ifname = %self.ifname,
+                        error = %e,
+                        "port on {}: re-attaching failed (retrying every second): {e}",
                         self.ifname
                     );
                 }
@@ -679,17 +688,25 @@ impl XskPort {
             return;
         }
         match self.register_napis() {
-            Ok(()) if !self.napi_ids().is_empty() => eprintln!(
-                "vswitch: port on {} ({when}): busy polling NAPI {:?} in its worker",
+            Ok(()) if !self.napi_ids().is_empty() => tracing::info!(
+                ifname = %self.ifname,
+                napi = ?self.napi_ids(),
+                "port on {} ({when}): busy polling NAPI {:?} in its worker",
                 self.ifname,
                 self.napi_ids()
             ),
-            Ok(()) => eprintln!(
-                "vswitch: port on {} ({when}): no NAPI for its queues yet (a veth has one \
+            Ok(()) => tracing::info!(
+                ifname = %self.ifname,
+                "port on {} ({when}): no NAPI for its queues yet (a veth has one \
                  only while an XDP program is attached or GRO is on); looking again every second",
                 self.ifname
             ),
-            Err(e) => eprintln!("vswitch: port on {} ({when}): {e}", self.ifname),
+            Err(e) => tracing::warn!(
+                ifname = %self.ifname,
+                error = %e,
+                "port on {} ({when}): {e}",
+                self.ifname
+            ),
         }
     }
 
@@ -840,8 +857,10 @@ impl Port for XskPort {
                     // A netdev taken while down gets its NAPI when it comes up.
                     let _ = self.register_napis();
                     if !self.napi_ids().is_empty() {
-                        eprintln!(
-                            "vswitch: port on {}: busy polling NAPI {:?} in its worker",
+                        tracing::info!(
+                            ifname = %self.ifname,
+                            napi = ?self.napi_ids(),
+                            "port on {}: busy polling NAPI {:?} in its worker",
                             self.ifname,
                             self.napi_ids()
                         );
