@@ -546,9 +546,7 @@ fn reload_on_sighup(switch: &mut dataplane::runtime::Switch) {
         }
         Response::Error { error } => warn!(
             kind = error.kind.as_str(),
-            "SIGHUP: reload refused, nothing changed: {} ({})",
-            error.message,
-            error.kind.as_str()
+            "SIGHUP: reload refused, nothing changed: {}", error.message
         ),
     }
 }
