@@ -238,13 +238,8 @@ fn capture_over_channel_ports() {
     assert!(out.status.success(), "capture a1: {}", stderr(&out));
     let file = dir.join("a1.pcap");
     std::fs::write(&file, &out.stdout).unwrap();
-    let frames = read_pcap(&file);
-    assert_eq!(frames.len(), 2);
-    for (_, len, data) in &frames {
-        // Snaplen 20: 20 bytes kept of 60.
-        assert_eq!((*len, data.len()), (60, 20));
-        assert_eq!(&data[6..12], &H1);
-    }
+    // Snaplen 20: 20 bytes kept of 60 (pcap-file's reader refuses such records:
+    // tshark only).
     let rows = tshark_fields(&file, &["eth.src", "vlan.id", "frame.cap_len", "frame.len"]);
     assert_eq!(rows.len(), 2, "{rows:?}");
     for r in &rows {

@@ -477,9 +477,10 @@ fn capture(
         ..Default::default()
     };
     let mut w = PcapWriter::with_header(out.clone(), header).context("writing the pcap header")?;
-    if to_stdout {
-        out.clone().flush().context("writing to stdout")?;
-    }
+    // The header at once: a reader sees a valid (empty) capture from the start.
+    out.clone()
+        .flush()
+        .with_context(|| format!("writing {}", write.display()))?;
     eprint!(
         "vswitch: {}",
         dataplane::control::format::reply(&Reply::Capture(started.clone()))

@@ -194,6 +194,8 @@ pub(crate) enum Cmd<P> {
         port: PortId,
         /// The worker's end of the capture ring.
         tap: Box<Producer>,
+        /// Answered once the tap is set.
+        done: Sender<()>,
     },
 }
 
@@ -224,8 +226,9 @@ trait WorkerSet: Send {
     fn count(&self) -> usize;
     /// Asks worker `w` for a snapshot.
     fn snapshot(&self, w: usize) -> Option<Receiver<Snapshot>>;
-    /// Hands worker `w` a capture tap for port `port`; false if the worker is gone.
-    fn tap(&self, w: usize, port: PortId, tap: Box<Producer>) -> bool;
+    /// Hands worker `w` a capture tap for port `port`; the receiver hears when it is
+    /// set. `None` if the worker is gone.
+    fn tap(&self, w: usize, port: PortId, tap: Box<Producer>) -> Option<Receiver<()>>;
     /// Opens the `added` ports of `cfg` for every worker and holds them for
     /// [`WorkerSet::commit`]; on error nothing is held.
     fn prepare(&mut self, cfg: &Config, added: &[(PortIdx, PortId)]) -> Result<(), RuntimeError>;
@@ -270,10 +273,10 @@ impl<B: Backend> WorkerSet for Workers<B> {
             .map(|()| rx)
     }
 
-    fn tap(&self, w: usize, port: PortId, tap: Box<Producer>) -> bool {
-        self.handles
-            .get(w)
-            .is_some_and(|h| h.cmd.send(Cmd::Tap { port, tap }).is_ok())
+    fn tap(&self, w: usize, port: PortId, tap: Box<Producer>) -> Option<Receiver<()>> {
+        let (done, ack) = channel::bounded(1);
+        let h = self.handles.get(w)?;
+        h.cmd.send(Cmd::Tap { port, tap, done }).ok().map(|()| ack)
     }
 
     fn prepare(&mut self, cfg: &Config, added: &[(PortIdx, PortId)]) -> Result<(), RuntimeError> {
@@ -706,7 +709,7 @@ impl Switch {
     /// Starts capturing the frames of port `port` (see [`crate::capture`]): every
     /// worker gets a tap with its own ring, allocated here; the capture runs until the
     /// session is dropped, the port is removed or the switch stops. One capture per
-    /// port at a time.
+    /// port at a time. Returns once every worker has its tap (or after 2 s).
     pub fn start_capture(
         &mut self,
         port: PortIdx,
@@ -734,13 +737,19 @@ impl Switch {
             rings.push(consumer);
         }
         let (session, token) = CaptureSession::new(name, opts, rings, self.epoch);
+        let mut acks = Vec::with_capacity(n);
         for (w, tap) in taps.into_iter().enumerate() {
-            if !self.workers.tap(w, id, tap) {
-                return Err(RuntimeError::Worker {
-                    worker: w,
-                    message: "stopped".into(),
-                });
-            }
+            let ack = self.workers.tap(w, id, tap).ok_or(RuntimeError::Worker {
+                worker: w,
+                message: "stopped".into(),
+            })?;
+            acks.push(ack);
+        }
+        // Once every worker has its tap, the capture sees every frame from now on (a
+        // late worker sets it at its next poll).
+        let deadline = Instant::now() + APPLY_TIMEOUT;
+        for ack in acks {
+            let _ = ack.recv_timeout(deadline.saturating_duration_since(Instant::now()));
         }
         self.captures.push((id, token));
         Ok(session)

@@ -230,12 +230,13 @@ impl<P: Port, E: Engine> Worker<P, E> {
             Cmd::Apply(a) => self.apply(*a),
             // A port without a queue here (gone meanwhile) drops the tap: the capture
             // sees its ring let go.
-            Cmd::Tap { port, tap } => {
+            Cmd::Tap { port, tap, done } => {
                 if let Some(slot) = self.ports.get_mut(port.index()) {
                     if slot.port.is_some() {
                         slot.set_tap(tap);
                     }
                 }
+                let _ = done.send(());
             }
             Cmd::Snapshot(reply) => {
                 let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
