@@ -324,7 +324,7 @@ fn one_capture_per_port_and_stop() {
     first.stop();
     let mut frames = 0;
     let end = loop {
-        match first.next() {
+        match first.recv() {
             Ok(Some(CaptureItem::Frame(f))) => {
                 assert_eq!(&f.data[6..12], &H1);
                 frames += 1;
@@ -338,14 +338,14 @@ fn one_capture_per_port_and_stop() {
     assert_eq!(end.captured, frames);
     // Both directions: 40 in on a1 (a1 sends nothing), each frame once.
     assert_eq!(frames + end.capture_dropped, 40, "{end:?}");
-    assert!(matches!(first.next(), Err(ClientError::Closed(_))));
+    assert!(matches!(first.recv(), Err(ClientError::Closed(_))));
 
     // The port is free again.
     let (mut again, r) = CaptureStream::open(&sw.sock, &req("a1")).unwrap();
     assert!(matches!(r, Response::Ok { .. }), "{r:?}");
     sw.ends[0].rx.send(frame(99)).unwrap();
     let f = loop {
-        match again.next().unwrap() {
+        match again.recv().unwrap() {
             Some(CaptureItem::Frame(f)) => break f,
             Some(CaptureItem::End(e)) => panic!("ended: {e:?}"),
             None => assert!(start.elapsed() < DEADLINE, "no frame"),

@@ -496,7 +496,7 @@ fn capture(
         if give_up.is_some_and(|t| Instant::now() > t) {
             break None;
         }
-        match stream.next() {
+        match stream.recv() {
             Ok(Some(CaptureItem::Frame(f))) => {
                 if started.count.is_some_and(|c| written >= c) {
                     continue;

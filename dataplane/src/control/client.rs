@@ -115,7 +115,7 @@ pub fn call(path: &Path, request: &Request) -> Result<Response, ClientError> {
     }
 }
 
-/// How long [`CaptureStream::next`] waits for a record before it returns `None`, so
+/// How long [`CaptureStream::recv`] waits for a record before it returns `None`, so
 /// that the caller can look at its stop flag.
 pub const CAPTURE_WAIT: Duration = Duration::from_millis(200);
 
@@ -181,7 +181,7 @@ impl CaptureStream {
 
     /// The next record: `Ok(None)` when none came within [`CAPTURE_WAIT`]. After the
     /// end record the server closes; reading on is an error.
-    pub fn next(&mut self) -> Result<Option<CaptureItem>, ClientError> {
+    pub fn recv(&mut self) -> Result<Option<CaptureItem>, ClientError> {
         loop {
             match decode_capture_item(&self.buf[self.at..]) {
                 Ok(Some((item, used))) => {
