@@ -352,6 +352,21 @@ fn one_capture_per_port_and_stop() {
         }
     };
     assert_eq!(f.data, frame(99));
+
+    // A port removed while captured: its capture ends, saying so.
+    let (mut gone, r) = CaptureStream::open(&sw.sock, &req("a2")).unwrap();
+    assert!(matches!(r, Response::Ok { .. }), "{r:?}");
+    let r = dataplane::control::client::call(&sw.sock, &Request::PortDel { name: "a2".into() })
+        .unwrap();
+    assert!(matches!(r, Response::Ok { .. }), "{r:?}");
+    let end = loop {
+        match gone.recv().unwrap() {
+            Some(CaptureItem::End(e)) => break e,
+            Some(CaptureItem::Frame(_)) => {}
+            None => assert!(start.elapsed() < DEADLINE, "no end after the port went"),
+        }
+    };
+    assert_eq!(end.reason, CaptureEndReason::Closed);
 }
 
 // ---------------------------------------------------------------------------------
