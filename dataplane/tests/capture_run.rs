@@ -18,6 +18,9 @@
 //!   `in` (replies); it pings a ghost address with a static neighbour entry (unknown
 //!   unicast, flooded) while p3 is captured `out` to stdout (tagged VID 10); Ctrl-C stops
 //!   a capture without a count; pings keep being answered throughout.
+//! - Two workers on two-queue veths (root, two cores): 64 UDP flows reach both
+//!   workers' queues of p1, and the capture of p1 `in` holds every datagram (both
+//!   workers' rings drained and merged).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -621,5 +624,75 @@ fn capture_on_af_xdp_ports_while_forwarding() {
         "{ok}/5 pings answered after the captures\n{}",
         s.log()
     );
+    s.stop();
+}
+
+#[test]
+fn capture_with_two_workers() {
+    if !root_or_skip("capture_with_two_workers") {
+        return;
+    }
+    let cores = netrun::cores();
+    if cores.len() < 2 {
+        eprintln!("SKIPPED: capture_with_two_workers needs 2 cores");
+        return;
+    }
+    let sw = NetNs::new(PREFIX).unwrap();
+    let vm1 = NetNs::new(PREFIX).unwrap();
+    let vm2 = NetNs::new(PREFIX).unwrap();
+    for (vm, port, addr) in [(&vm1, "p1", VM1), (&vm2, "p2", VM2)] {
+        netrun::veth_queues(vm, "eth0", &sw, port, 2);
+        vm.sysctl("net.ipv6.conf.all.disable_ipv6", "1").unwrap();
+        vm.ip(&["addr", "add", &format!("{addr}/24"), "dev", "eth0"])
+            .unwrap();
+        vm.ethtool(&["-K", "eth0", "tx", "off"]).unwrap();
+    }
+    let dir = TempDir::new(sw.name());
+    let socket = Vswitch::socket_path(&dir.0, "sw");
+    let cfg = netns_config(&socket)
+        .replace("workers = 1", "workers = 2")
+        .replace(
+        "\n[[port]]\nname = \"p3\"\nifname = \"p3\"\nmode = \"trunk\"\nvlans = { 10 = \"a\" }\n",
+        "",
+    );
+    assert!(!cfg.contains("p3"), "{cfg}");
+    let s = Vswitch::start_on(&sw, &dir.0, "sw", &cfg, &cores[cores.len() - 2..]);
+    let p1 = Pinger::open(&vm1, 0x4702).unwrap();
+    netrun::warm_up(&p1, VM2);
+
+    let file = dir.0.join("p1.pcap");
+    let mut child = capture_cmd(&s, &["p1", "--filter", "in", "-w", file.to_str().unwrap()]);
+    let started = wait_until(DEADLINE, Duration::from_millis(50), || {
+        std::fs::metadata(&file).is_ok_and(|m| m.len() >= 24)
+    });
+    assert!(started, "the capture did not start");
+    netrun::every_queue_forwards(&s, (&vm2, VM2), (&vm1, VM1), 4747, "two workers capturing");
+    // Until the last datagrams are in the file (the client flushes when the stream
+    // pauses); the stop below would flush them anyway.
+    let udp = || {
+        tshark_fields(&file, &["udp.dstport", "data.data"])
+            .into_iter()
+            .filter(|r| r[0] == "4747")
+            .map(|r| r[1].clone())
+            .collect::<std::collections::BTreeSet<String>>()
+    };
+    wait_until(DEADLINE, Duration::from_millis(200), || udp().len() >= 64);
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let done = wait_until(DEADLINE, Duration::from_millis(50), || {
+        child.try_wait().unwrap().is_some()
+    });
+    if !done {
+        let _ = child.kill();
+        panic!("capture did not stop on SIGINT");
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "capture: {}", stderr(&out));
+    // Each datagram carries its number: all 64, whichever worker received it.
+    let payloads = udp();
+    let want: std::collections::BTreeSet<String> = (0..64u32).map(|i| format!("{i:08x}")).collect();
+    assert_eq!(payloads, want, "{}", stderr(&out));
     s.stop();
 }

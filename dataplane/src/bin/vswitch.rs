@@ -428,8 +428,9 @@ impl std::io::Write for SharedOut {
 const CAPTURE_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `vswitch ctl capture`: writes the frames the switch streams as a pcap file (or to
-/// stdout, flushed per frame), until the count, Ctrl-C (a second one quits at once),
-/// or the end of the port; then a summary on stderr.
+/// stdout, flushed per frame; a file is flushed whenever the stream pauses), until the
+/// count, Ctrl-C (a second one quits at once), or the end of the port; then a summary
+/// on stderr.
 fn capture(
     socket: &std::path::Path,
     request: &Request,
@@ -519,7 +520,13 @@ fn capture(
                 }
             }
             Ok(Some(CaptureItem::End(e))) => break Some(e),
-            Ok(None) => {}
+            // Quiet for a moment: what was written reaches the file.
+            Ok(None) => match out.clone().flush() {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                r => r.with_context(|| format!("writing {}", write.display()))?,
+            },
             // The switch stopped without an end record.
             Err(ClientError::Closed(_)) => break None,
             Err(e) => return Err(e.into()),

@@ -449,3 +449,32 @@ pub fn tshark_fields(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
         .map(|l| l.split(';').map(str::to_owned).collect())
         .collect()
 }
+
+/// A veth pair with `queues` queues each way: `a_if` in `a`, `b_if` in `b`, both up
+/// (created inside `a`, the peer placed in `b`). Two workers need two queues.
+pub fn veth_queues(a: &NetNs, a_if: &str, b: &NetNs, b_if: &str, queues: u32) {
+    let q = queues.to_string();
+    a.ip(&[
+        "link",
+        "add",
+        a_if,
+        "numtxqueues",
+        &q,
+        "numrxqueues",
+        &q,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_if,
+        "numtxqueues",
+        &q,
+        "numrxqueues",
+        &q,
+        "netns",
+        b.name(),
+    ])
+    .unwrap();
+    a.ip(&["link", "set", a_if, "up"]).unwrap();
+    b.ip(&["link", "set", b_if, "up"]).unwrap();
+}
