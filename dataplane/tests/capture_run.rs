@@ -148,8 +148,16 @@ impl ChannelSwitch {
             panic!("capture did not end within {DEADLINE:?}");
         }
         // The last frames still in flight.
-        std::thread::sleep(Duration::from_millis(200));
-        got += self.ends[1].tx.try_iter().count() as u32;
+        let start = Instant::now();
+        while got < sent && start.elapsed() < Duration::from_secs(5) {
+            if self.ends[1]
+                .tx
+                .recv_timeout(Duration::from_millis(100))
+                .is_ok()
+            {
+                got += 1;
+            }
+        }
         (child.wait_with_output().unwrap(), sent, got)
     }
 }
