@@ -239,7 +239,7 @@ fn capture_over_channel_ports() {
     // `-w -`: the pcap on stdout; `in` on a1 is the frames as received, untagged.
     let child = sw
         .ctl(&[
-            "capture", "a1", "--filter", "in", "-c", "2", "-s", "20", "-w", "-",
+            "capture", "a1", "--filter", "in", "-c", "2", "-s", "20", "--json", "-w", "-",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -247,6 +247,12 @@ fn capture_over_channel_ports() {
         .unwrap();
     let (out, _, _) = sw.feed_until_exit(child);
     assert!(out.status.success(), "capture a1: {}", stderr(&out));
+    // --json: the end record on stderr.
+    assert!(
+        stderr(&out).contains(r#""captured":2,"capture_dropped":0,"reason":"count""#),
+        "{}",
+        stderr(&out)
+    );
     let file = dir.join("a1.pcap");
     std::fs::write(&file, &out.stdout).unwrap();
     // Snaplen 20: 20 bytes kept of 60 (pcap-file's reader refuses such records:

@@ -392,7 +392,7 @@ fn ctl(args: CtlArgs) -> Result<()> {
     if let CtlCmd::Capture(a) = &args.cmd {
         let (write, snaplen) = (a.write.clone(), a.snaplen);
         let request = ctl_request(args.cmd)?;
-        return capture(&args.socket, &request, &write, snaplen);
+        return capture(&args.socket, &request, &write, snaplen, args.json);
     }
     let request = ctl_request(args.cmd)?;
     let response = dataplane::control::client::call(&args.socket, &request)?;
@@ -430,12 +430,13 @@ const CAPTURE_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(5)
 /// `vswitch ctl capture`: writes the frames the switch streams as a pcap file (or to
 /// stdout, flushed per frame; a file is flushed whenever the stream pauses), until the
 /// count, Ctrl-C (a second one quits at once), or the end of the port; then a summary
-/// on stderr.
+/// on stderr (with `--json`, also the start reply and the end record as JSON).
 fn capture(
     socket: &std::path::Path,
     request: &Request,
     write: &std::path::Path,
     snaplen: u32,
+    json: bool,
 ) -> Result<()> {
     use dataplane::control::client::{CaptureStream, ClientError};
     use dataplane::control::proto::{CaptureItem, Reply};
@@ -536,6 +537,14 @@ fn capture(
     match out.clone().flush() {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         r => r.with_context(|| format!("writing {}", write.display()))?,
+    }
+    if json {
+        // The start reply and the end record, as the switch sent them (on stderr: stdout
+        // may be the pcap).
+        eprintln!("{}", serde_json::to_string(&started)?);
+        if let Some(e) = &end {
+            eprintln!("{}", serde_json::to_string(e)?);
+        }
     }
     match end {
         Some(e) => eprintln!(
