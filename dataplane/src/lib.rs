@@ -1,5 +1,6 @@
 //! vswitch dataplane: ports, the switching pipeline, workers and the control plane.
 //!
+//! - [`capture`]: packet capture from the running workers (`vswitch ctl capture`).
 //! - [`config`]: the TOML configuration, validated and resolved.
 //! - [`pool`]: frame buffers and descriptors (the shape of an AF_XDP UMEM).
 //! - [`port`]: batched receive/send over descriptors; in-memory ports.
@@ -14,6 +15,7 @@
 //! - [`underlay`]: the neighbour cache and ARP/ND handling of the tunnel underlay.
 //! - [`xsk`]: AF_XDP ports on a UMEM shared by a worker's sockets.
 
+pub mod capture;
 pub mod config;
 pub mod control;
 pub mod counters;

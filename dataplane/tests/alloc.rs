@@ -614,3 +614,96 @@ fn no_allocation_with_port_security_storm_control_and_learning_cap() {
         0
     );
 }
+
+/// The port slots of a running worker (`Tapped`, what `vswitch run` polls) allocate
+/// nothing without a capture, nor with captures running both ways on two ports (an
+/// access port and a trunk, so the `out` copies are taken after the tag push): their
+/// records were allocated when the captures started, and the reader's recycling
+/// (here between bursts, as the control thread would) allocates nothing either.
+#[test]
+fn no_allocation_with_capture_off_and_on() {
+    use dataplane::capture::{ring, CaptureOptions, Consumer, Filter, Tapped};
+
+    let trunk = PortMode::Trunk {
+        vlans: vec![(vid(10), NetIdx(0))],
+        native: None,
+    };
+    let cfg = config(1, vec![access(0), trunk]);
+    let Switch {
+        mut pipeline,
+        mut pool,
+        mut now,
+        ..
+    } = Switch::new(&cfg);
+    let mut ports: Vec<Tapped<MemPort>> = (0..2)
+        .map(|_| Tapped::new(MemPort::new(BURST, TxMode::Discard)))
+        .collect();
+    let bursts: Vec<(usize, Vec<Vec<u8>>)> = vec![
+        (
+            0,
+            (0..BURST as u8)
+                .map(|i| frame(host(1, i % 8), host(0, i % 8), None))
+                .collect(),
+        ),
+        (
+            1,
+            (0..BURST as u8)
+                .map(|i| frame(host(0, i % 8), host(1, i % 8), Some(10)))
+                .collect(),
+        ),
+    ];
+    let mut run = |ports: &mut Vec<Tapped<MemPort>>, readers: &[Consumer], rounds: usize| {
+        let mut read = 0u64;
+        for _ in 0..rounds {
+            for (port, frames) in &bursts {
+                for f in frames {
+                    assert!(ports[*port].port.inject(&mut pool, f));
+                }
+                now += SEC / 1000;
+                pipeline.poll(ports, &mut pool, now);
+                for c in readers {
+                    while let Some(r) = c.pop() {
+                        read += r.data().len() as u64;
+                        c.recycle(r);
+                    }
+                }
+            }
+        }
+        read
+    };
+    run(&mut ports, &[], 4);
+    let rounds = FRAMES.div_ceil(BURST * 2);
+    let (allocs, frees, _) = counted(|| run(&mut ports, &[], rounds));
+    assert_eq!(
+        (allocs, frees),
+        (0, 0),
+        "capture off: {allocs} allocations and {frees} frees (VSWITCH_ALLOC_TRACE=1 prints where)"
+    );
+
+    let opts = CaptureOptions::new(Filter::Both, Some(128), Some(256), None).unwrap();
+    let epoch = std::time::Instant::now();
+    let mut readers = Vec::new();
+    for p in &mut ports {
+        let (producer, consumer) = ring(&opts, epoch);
+        p.set_tap(Box::new(producer));
+        readers.push(consumer);
+    }
+    run(&mut ports, &readers, 4);
+    let (allocs, frees, read) = counted(|| run(&mut ports, &readers, rounds));
+    assert_eq!(
+        (allocs, frees),
+        (0, 0),
+        "capture on: {allocs} allocations and {frees} frees (VSWITCH_ALLOC_TRACE=1 prints where)"
+    );
+    // Every frame copied twice (in on one port, out on the other), none missed.
+    let frames = (rounds * BURST * 2) as u64;
+    assert!(
+        read >= 2 * frames * 64,
+        "{read} bytes read for {frames} frames"
+    );
+    assert!(readers.iter().all(|c| c.dropped() == 0));
+    assert_eq!(
+        readers.iter().map(Consumer::captured).sum::<u64>(),
+        2 * frames + 2 * (4 * BURST * 2) as u64
+    );
+}

@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
+use dataplane::capture::Filter;
 use dataplane::config::{Config, DEFAULT_CONTROL_SOCKET};
 use dataplane::control::proto::{NetworkSpec, PairSpec, PortSpec, Request, Response};
 use dataplane::offline::OfflineSwitch;
@@ -184,6 +185,39 @@ enum CtlCmd {
     },
     /// Read the configuration file again and apply it (a refused file changes nothing).
     Reload,
+    /// Capture a port's frames to a pcap file while it forwards; Ctrl-C stops.
+    Capture(CaptureArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CaptureArgs {
+    /// The port's name.
+    port: String,
+    /// Stop after N frames.
+    #[arg(long, short = 'c', value_parser = clap::value_parser!(u64).range(1..))]
+    count: Option<u64>,
+    /// Only frames received on the port (in) or sent on it (out); default both.
+    #[arg(long, value_enum)]
+    filter: Option<FilterArg>,
+    /// Bytes kept of each frame.
+    #[arg(long, short = 's', default_value_t = dataplane::capture::DEFAULT_SNAPLEN,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(dataplane::capture::MAX_SNAPLEN)))]
+    snaplen: u32,
+    /// Records per worker ring (frames a worker can hold before the reader catches up).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(
+        i64::from(dataplane::capture::MIN_RING)..=i64::from(dataplane::capture::MAX_RING)))]
+    ring: Option<u32>,
+    /// The pcap file to write (nanosecond timestamps, Ethernet), or `-` for stdout.
+    #[arg(short = 'w', long = "write")]
+    write: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FilterArg {
+    /// Received on the port, before any rewrite.
+    In,
+    /// Sent on the port, after VLAN and tunnel rewrites.
+    Out,
 }
 
 #[derive(Debug, Subcommand)]
@@ -311,6 +345,17 @@ enum NetworkCmd {
 
 fn ctl_request(cmd: CtlCmd) -> Result<Request> {
     Ok(match cmd {
+        CtlCmd::Capture(a) => Request::Capture {
+            port: a.port,
+            filter: match a.filter {
+                None => Filter::Both,
+                Some(FilterArg::In) => Filter::In,
+                Some(FilterArg::Out) => Filter::Out,
+            },
+            snaplen: Some(a.snaplen),
+            count: a.count,
+            ring: a.ring,
+        },
         CtlCmd::Show => Request::Show {},
         CtlCmd::Stats => Request::Stats {},
         CtlCmd::Reload => Request::Reload {},
@@ -415,6 +460,11 @@ fn ctl_request(cmd: CtlCmd) -> Result<Request> {
 
 /// `vswitch ctl`: prints the reply; the switch's refusal is an error (exit 1).
 fn ctl(args: CtlArgs) -> Result<()> {
+    if let CtlCmd::Capture(a) = &args.cmd {
+        let (write, snaplen) = (a.write.clone(), a.snaplen);
+        let request = ctl_request(args.cmd)?;
+        return capture(&args.socket, &request, &write, snaplen, args.json);
+    }
     let request = ctl_request(args.cmd)?;
     let response = dataplane::control::client::call(&args.socket, &request)?;
     if args.json {
@@ -429,6 +479,162 @@ fn ctl(args: CtlArgs) -> Result<()> {
         }
         Response::Error { error } => bail!("{} ({})", error.message, error.kind.as_str()),
     }
+}
+
+/// The pcap's destination, shared by the pcap writer and the loop that flushes it.
+#[derive(Clone)]
+struct SharedOut(std::rc::Rc<std::cell::RefCell<Box<dyn std::io::Write>>>);
+
+impl std::io::Write for SharedOut {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().write(b)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.borrow_mut().flush()
+    }
+}
+
+/// How long a stopped capture waits for the switch's last frames and end record.
+const CAPTURE_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `vswitch ctl capture`: writes the frames the switch streams as a pcap file (or to
+/// stdout, flushed per frame; a file is flushed whenever the stream pauses), until the
+/// count, Ctrl-C (a second one quits at once), or the end of the port; then a summary
+/// on stderr (with `--json`, also the start reply and the end record as JSON).
+fn capture(
+    socket: &std::path::Path,
+    request: &Request,
+    write: &std::path::Path,
+    snaplen: u32,
+    json: bool,
+) -> Result<()> {
+    use dataplane::control::client::{CaptureStream, ClientError};
+    use dataplane::control::proto::{CaptureItem, Reply};
+    use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+    use pcap_file::{DataLink, PcapError, TsResolution};
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal, once the flag is set, exits at once.
+        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
+            .with_context(|| format!("registering signal {sig}"))?;
+    }
+    let (mut stream, response) = CaptureStream::open(socket, request)?;
+    let started = match response {
+        Response::Ok {
+            reply: Reply::Capture(c),
+        } => c,
+        Response::Ok { reply } => bail!("unexpected reply to capture: {reply:?}"),
+        Response::Error { error } => bail!("{} ({})", error.message, error.kind.as_str()),
+    };
+    // The output is opened once the switch has accepted: a refused capture leaves no file.
+    let to_stdout = write.as_os_str() == "-";
+    let out: Box<dyn Write> = if to_stdout {
+        Box::new(std::io::BufWriter::new(std::io::stdout()))
+    } else {
+        let f = std::fs::File::create(write)
+            .with_context(|| format!("creating {}", write.display()))?;
+        Box::new(std::io::BufWriter::new(f))
+    };
+    let out = SharedOut(std::rc::Rc::new(std::cell::RefCell::new(out)));
+    let header = PcapHeader {
+        datalink: DataLink::ETHERNET,
+        snaplen,
+        ts_resolution: TsResolution::NanoSecond,
+        ..Default::default()
+    };
+    let mut w = PcapWriter::with_header(out.clone(), header).context("writing the pcap header")?;
+    // The header at once: a reader sees a valid (empty) capture from the start.
+    out.clone()
+        .flush()
+        .with_context(|| format!("writing {}", write.display()))?;
+    eprint!(
+        "vswitch: {}",
+        dataplane::control::format::reply(&Reply::Capture(started.clone()))
+    );
+    let broken = |e: &PcapError| matches!(e, PcapError::IoError(e) if e.kind() == std::io::ErrorKind::BrokenPipe);
+    let mut written = 0u64;
+    let mut give_up: Option<Instant> = None;
+    let end = loop {
+        if stop.load(Ordering::Relaxed) && give_up.is_none() {
+            stream.stop();
+            give_up = Some(Instant::now() + CAPTURE_STOP_WAIT);
+        }
+        if give_up.is_some_and(|t| Instant::now() > t) {
+            break None;
+        }
+        match stream.recv() {
+            Ok(Some(CaptureItem::Frame(f))) => {
+                if started.count.is_some_and(|c| written >= c) {
+                    continue;
+                }
+                let pkt = PcapPacket::new(Duration::from_nanos(f.ts_unix_ns), f.orig_len, &f.data);
+                let r = w.write_packet(&pkt).map(|_| ()).and_then(|()| {
+                    if to_stdout {
+                        out.clone().flush().map_err(PcapError::IoError)
+                    } else {
+                        Ok(())
+                    }
+                });
+                match r {
+                    Ok(()) => written += 1,
+                    // The reader of stdout is gone (`| head`): stop quietly.
+                    Err(e) if broken(&e) => {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    Err(e) => return Err(e).context(format!("writing {}", write.display())),
+                }
+            }
+            Ok(Some(CaptureItem::End(e))) => break Some(e),
+            // Quiet for a moment: what was written reaches the file.
+            Ok(None) => match out.clone().flush() {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                r => r.with_context(|| format!("writing {}", write.display()))?,
+            },
+            // The switch stopped without an end record.
+            Err(ClientError::Closed(_)) => break None,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    drop(w);
+    match out.clone().flush() {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        r => r.with_context(|| format!("writing {}", write.display()))?,
+    }
+    if json {
+        // The start reply and the end record, as the switch sent them (on stderr: stdout
+        // may be the pcap).
+        eprintln!("{}", serde_json::to_string(&started)?);
+        if let Some(e) = &end {
+            eprintln!("{}", serde_json::to_string(e)?);
+        }
+    }
+    match end {
+        Some(e) => eprintln!(
+            "vswitch: {written} frame(s) captured on {}, {} not captured by the switch              (capture_dropped: ring full){}",
+            started.port,
+            e.capture_dropped,
+            match e.reason {
+                dataplane::control::proto::CaptureEndReason::Closed => {
+                    "; the port was removed or the switch stopped"
+                }
+                _ => "",
+            }
+        ),
+        None => eprintln!(
+            "vswitch: {written} frame(s) captured on {}; the switch sent no summary",
+            started.port
+        ),
+    }
+    Ok(())
 }
 
 fn parse_hex(s: &str) -> Result<Vec<u8>> {

@@ -13,6 +13,14 @@ pub fn reply(r: &Reply) -> String {
         Reply::Stats(s) => stats(s),
         Reply::Neigh(n) => neigh(n),
         Reply::Done { message } => format!("{message}\n"),
+        Reply::Capture(c) => format!(
+            "capturing on {} ({}, snaplen {}, {} worker ring(s) of {})\n",
+            c.port,
+            c.filter.as_str(),
+            c.snaplen,
+            c.workers,
+            c.ring
+        ),
     }
 }
 

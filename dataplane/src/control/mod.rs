@@ -39,6 +39,7 @@ use std::net::IpAddr;
 
 use flowtable::{FdbEntry, FlushFilter, PortId};
 
+use crate::capture::{CaptureOptions, CaptureSession, Filter};
 use crate::config::{Config, ConfigError, PortIdx, PortMode, PortRole, Segment};
 use crate::counters::{Counters, DropReason};
 use crate::pipeline::{PortLayout, PortOwner};
@@ -49,9 +50,9 @@ pub use proto::{ErrorKind, Reply, Request, Response};
 pub use server::{ControlServer, LocalClient, RequestQueue, ServerError, ServerHandle};
 
 use proto::{
-    ratio, FdbOccupancy, FdbReply, FdbRow, LinkState, NeighReply, NeighRow, NetworkFdb,
-    NetworkShow, PortShow, PortStats, RemoteError, ShowReply, StatsReply, Totals, UnderlayShow,
-    WorkerStats, XdpMode,
+    ratio, CaptureReply, FdbOccupancy, FdbReply, FdbRow, LinkState, NeighReply, NeighRow,
+    NetworkFdb, NetworkShow, PortShow, PortStats, RemoteError, ShowReply, StatsReply, Totals,
+    UnderlayShow, WorkerStats, XdpMode,
 };
 
 /// One nanosecond-clock second.
@@ -220,6 +221,85 @@ pub trait ControlTarget {
     /// only ([`ConfigDiff::statics_only`]) should go through the FDB's control lanes.
     /// On error nothing may have changed.
     fn apply_config(&mut self, new: Config) -> Result<(), ControlError>;
+
+    /// Starts capturing the frames of `port` (see [`crate::capture`]); the capture
+    /// runs until the session is dropped. Default: refused.
+    fn start_capture(
+        &mut self,
+        _port: PortIdx,
+        _opts: CaptureOptions,
+    ) -> Result<CaptureSession, ControlError> {
+        Err(ControlError::Failed(format!(
+            "the {} switch cannot capture: capture needs a running switch (vswitch run)",
+            self.datapath()
+        )))
+    }
+}
+
+/// What the switch's owner answers a call with: a response, or for a capture the
+/// running session with its reply, which the connection's thread streams.
+#[derive(Debug)]
+pub enum Answer {
+    /// The response to send.
+    Response(Response),
+    /// A capture that started: send the reply, then stream the session.
+    Capture(CaptureSession, CaptureReply),
+}
+
+/// Answers one call: [`handle`], and captures.
+pub fn answer(t: &mut dyn ControlTarget, req: Request) -> Answer {
+    match req {
+        Request::Capture {
+            port,
+            filter,
+            snaplen,
+            count,
+            ring,
+        } => match start_capture(t, &port, filter, snaplen, count, ring) {
+            Ok((session, reply)) => Answer::Capture(session, reply),
+            Err(e) => Answer::Response(Response::Error {
+                error: e.to_remote(),
+            }),
+        },
+        req => Answer::Response(handle(t, req)),
+    }
+}
+
+fn start_capture(
+    t: &mut dyn ControlTarget,
+    port: &str,
+    filter: Filter,
+    snaplen: Option<u32>,
+    count: Option<u64>,
+    ring: Option<u32>,
+) -> Result<(CaptureSession, CaptureReply), ControlError> {
+    let opts = CaptureOptions::new(filter, snaplen, ring, count)
+        .map_err(|e| ControlError::BadRequest(e.to_string()))?;
+    let Some(idx) = t.config().port_by_name(port) else {
+        let vtep = port.strip_prefix("vtep:").unwrap_or(port);
+        let hint = match (vtep.parse::<IpAddr>(), &t.config().underlay) {
+            (Ok(_), Some(u)) => t.config().port(u.port).map_or_else(String::new, |p| {
+                format!(
+                    " (a tunnel's packets cross the underlay port {:?}: capture it)",
+                    p.name
+                )
+            }),
+            _ => String::new(),
+        };
+        return Err(ControlError::NotFound(format!(
+            "port {port:?} does not exist{hint}"
+        )));
+    };
+    let session = t.start_capture(idx, opts)?;
+    let reply = CaptureReply {
+        port: port.to_owned(),
+        filter: opts.filter,
+        snaplen: opts.snaplen,
+        ring: opts.ring,
+        workers: session.workers(),
+        count: opts.count,
+    };
+    Ok((session, reply))
 }
 
 /// Answers one request.
@@ -319,6 +399,10 @@ fn dispatch(t: &mut dyn ControlTarget, req: Request) -> Result<Reply, ControlErr
             done(format!("removed network {name}"))
         }
         Request::Reload {} => reload(t),
+        Request::Capture { .. } => Err(ControlError::BadRequest(
+            "capture streams frames: send it over the control socket, on a connection of its own"
+                .into(),
+        )),
     }
 }
 

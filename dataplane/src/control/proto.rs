@@ -15,11 +15,27 @@
 //! Names, MACs and addresses travel as the strings a configuration file holds: a
 //! change is validated by the configuration's own validator, so a request gets the
 //! same rules and the same messages as the file.
+//!
+//! # Capture stream
+//!
+//! A `capture` request is the last one of its connection: after its `capture` reply
+//! line the server sends binary records until the capture ends, then closes. Integers
+//! are big-endian:
+//!
+//! ```text
+//! frame: 'F' | dir (0 in, 1 out) | 0 0 | caplen u32 | orig_len u32 | Unix time ns u64 | caplen bytes
+//! end:   'E' | 0 0 0 | len u32 | len bytes of JSON (CaptureEnd)
+//! ```
+//!
+//! The client stops a capture by shutting down its side of the connection (the server
+//! then sends the end record) or by closing it.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
+
+use crate::capture::{Direction, Filter, MAX_SNAPLEN};
 
 /// Longest request line the server reads (bytes, newline included).
 pub const MAX_REQUEST_LINE: usize = 64 * 1024;
@@ -90,6 +106,24 @@ pub enum Request {
     /// and applies it as one change (what `SIGHUP` does); a file the validator refuses,
     /// or that changes a `[switch]` key, changes nothing.
     Reload {},
+    /// Captures a port's frames: the reply is followed by the capture stream (see the
+    /// module documentation).
+    Capture {
+        /// The port's name.
+        port: String,
+        /// Directions (default both).
+        #[serde(default)]
+        filter: Filter,
+        /// Bytes kept of each frame (default 65535).
+        #[serde(default)]
+        snaplen: Option<u32>,
+        /// Frames after which the capture ends (default: until stopped).
+        #[serde(default)]
+        count: Option<u64>,
+        /// Records per worker ring (default 1024).
+        #[serde(default)]
+        ring: Option<u32>,
+    },
 }
 
 /// A `[[port]]` entry, with the file's keys.
@@ -240,6 +274,193 @@ pub enum Reply {
         /// What was done.
         message: String,
     },
+    /// To [`Request::Capture`]: the capture runs, its stream follows.
+    Capture(CaptureReply),
+}
+
+/// A capture that started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureReply {
+    /// The port.
+    pub port: String,
+    /// Directions.
+    pub filter: Filter,
+    /// Bytes kept of each frame.
+    pub snaplen: u32,
+    /// Records per worker ring.
+    pub ring: u32,
+    /// Workers capturing (one ring each).
+    pub workers: usize,
+    /// Frames after which it ends.
+    pub count: Option<u64>,
+}
+
+/// Why a capture ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaptureEndReason {
+    /// The requested count was reached.
+    Count,
+    /// The client stopped it.
+    Stopped,
+    /// The port was removed or the switch is stopping.
+    Closed,
+}
+
+/// The last record of a capture stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureEnd {
+    /// Frames sent to the client.
+    pub captured: u64,
+    /// Frames the workers could not copy because their ring was full (the frames
+    /// themselves were forwarded).
+    pub capture_dropped: u64,
+    /// Why it ended.
+    pub reason: CaptureEndReason,
+}
+
+/// One frame of a capture stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureFrame {
+    /// Received or sent on the port.
+    pub direction: Direction,
+    /// When the worker took it, in Unix nanoseconds.
+    pub ts_unix_ns: u64,
+    /// Its full length.
+    pub orig_len: u32,
+    /// The bytes kept.
+    pub data: Vec<u8>,
+}
+
+/// A record of a capture stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaptureItem {
+    /// A frame.
+    Frame(CaptureFrame),
+    /// The end.
+    End(CaptureEnd),
+}
+
+/// Tag of a frame record.
+pub const CAPTURE_FRAME: u8 = b'F';
+/// Tag of the end record.
+pub const CAPTURE_END: u8 = b'E';
+/// Bytes of a frame record's header.
+pub const CAPTURE_FRAME_HEADER: usize = 20;
+/// Bytes of the end record's header.
+const CAPTURE_END_HEADER: usize = 8;
+/// Longest end record's JSON.
+const MAX_END_JSON: u32 = 64 * 1024;
+
+/// A capture stream that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    /// An unknown record tag.
+    #[error("capture stream: unknown record type {0:#04x}")]
+    Tag(u8),
+    /// A frame longer than any snaplen, or shorter than its own capture.
+    #[error("capture stream: frame of {caplen} bytes (original {orig_len}): not a capture record")]
+    Length {
+        /// Bytes kept.
+        caplen: u32,
+        /// Original length.
+        orig_len: u32,
+    },
+    /// An unknown direction.
+    #[error("capture stream: direction {0}")]
+    Direction(u8),
+    /// An end record that is not one.
+    #[error("capture stream: end record: {0}")]
+    End(String),
+}
+
+/// The header of a frame record carrying `caplen` bytes.
+pub fn capture_frame_header(
+    direction: Direction,
+    ts_unix_ns: u64,
+    orig_len: u32,
+    caplen: u32,
+) -> [u8; CAPTURE_FRAME_HEADER] {
+    let mut h = [0u8; CAPTURE_FRAME_HEADER];
+    h[0] = CAPTURE_FRAME;
+    h[1] = match direction {
+        Direction::In => 0,
+        Direction::Out => 1,
+    };
+    h[4..8].copy_from_slice(&caplen.to_be_bytes());
+    h[8..12].copy_from_slice(&orig_len.to_be_bytes());
+    h[12..20].copy_from_slice(&ts_unix_ns.to_be_bytes());
+    h
+}
+
+/// The end record.
+pub fn capture_end_record(end: &CaptureEnd) -> Vec<u8> {
+    let json = serde_json::to_vec(end).unwrap_or_default();
+    let mut r = Vec::with_capacity(CAPTURE_END_HEADER + json.len());
+    r.extend_from_slice(&[CAPTURE_END, 0, 0, 0]);
+    r.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    r.extend_from_slice(&json);
+    r
+}
+
+fn be32(b: &[u8]) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[..4]);
+    u32::from_be_bytes(a)
+}
+
+/// Parses the record at the front of `buf`: the record and the bytes it took, or
+/// `None` when `buf` does not hold all of it yet.
+pub fn decode_capture_item(buf: &[u8]) -> Result<Option<(CaptureItem, usize)>, StreamError> {
+    let Some(&tag) = buf.first() else {
+        return Ok(None);
+    };
+    match tag {
+        CAPTURE_FRAME => {
+            if buf.len() < CAPTURE_FRAME_HEADER {
+                return Ok(None);
+            }
+            let direction = match buf[1] {
+                0 => Direction::In,
+                1 => Direction::Out,
+                d => return Err(StreamError::Direction(d)),
+            };
+            let caplen = be32(&buf[4..]);
+            let orig_len = be32(&buf[8..]);
+            if caplen > MAX_SNAPLEN || caplen > orig_len {
+                return Err(StreamError::Length { caplen, orig_len });
+            }
+            let mut ts = [0u8; 8];
+            ts.copy_from_slice(&buf[12..20]);
+            let end = CAPTURE_FRAME_HEADER + caplen as usize;
+            let Some(data) = buf.get(CAPTURE_FRAME_HEADER..end) else {
+                return Ok(None);
+            };
+            let frame = CaptureFrame {
+                direction,
+                ts_unix_ns: u64::from_be_bytes(ts),
+                orig_len,
+                data: data.to_vec(),
+            };
+            Ok(Some((CaptureItem::Frame(frame), end)))
+        }
+        CAPTURE_END => {
+            if buf.len() < CAPTURE_END_HEADER {
+                return Ok(None);
+            }
+            let len = be32(&buf[4..]);
+            if len > MAX_END_JSON {
+                return Err(StreamError::End(format!("{len} bytes")));
+            }
+            let end = CAPTURE_END_HEADER + len as usize;
+            let Some(json) = buf.get(CAPTURE_END_HEADER..end) else {
+                return Ok(None);
+            };
+            let e = serde_json::from_slice(json).map_err(|e| StreamError::End(e.to_string()))?;
+            Ok(Some((CaptureItem::End(e), end)))
+        }
+        t => Err(StreamError::Tag(t)),
+    }
 }
 
 /// `show`.
@@ -578,6 +799,87 @@ mod tests {
             serde_json::to_string(&Request::Reload {}).unwrap(),
             r#"{"cmd":"reload"}"#
         );
+    }
+
+    #[test]
+    fn capture_request_json_forms() {
+        let r: Request = serde_json::from_str(r#"{"cmd":"capture","port":"p1"}"#).unwrap();
+        assert_eq!(
+            r,
+            Request::Capture {
+                port: "p1".into(),
+                filter: Filter::Both,
+                snaplen: None,
+                count: None,
+                ring: None
+            }
+        );
+        let r: Request =
+            serde_json::from_str(r#"{"cmd":"capture","port":"p1","filter":"out","count":5}"#)
+                .unwrap();
+        assert!(matches!(
+            r,
+            Request::Capture {
+                filter: Filter::Out,
+                count: Some(5),
+                ..
+            }
+        ));
+        assert!(
+            serde_json::from_str::<Request>(r#"{"cmd":"capture","port":"p","filter":"up"}"#)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn capture_records_round_trip_in_pieces() {
+        let data = [0xabu8; 42];
+        let mut stream =
+            capture_frame_header(Direction::Out, 1_700_000_000_123_456_789, 60, 42).to_vec();
+        stream.extend_from_slice(&data);
+        let end = CaptureEnd {
+            captured: 1,
+            capture_dropped: 7,
+            reason: CaptureEndReason::Count,
+        };
+        stream.extend(capture_end_record(&end));
+        // Every prefix short of a record asks for more.
+        for cut in 0..CAPTURE_FRAME_HEADER + 42 {
+            assert_eq!(decode_capture_item(&stream[..cut]).unwrap(), None, "{cut}");
+        }
+        let (item, used) = decode_capture_item(&stream).unwrap().unwrap();
+        assert_eq!(
+            item,
+            CaptureItem::Frame(CaptureFrame {
+                direction: Direction::Out,
+                ts_unix_ns: 1_700_000_000_123_456_789,
+                orig_len: 60,
+                data: data.to_vec(),
+            })
+        );
+        let rest = &stream[used..];
+        assert_eq!(decode_capture_item(&rest[..rest.len() - 1]).unwrap(), None);
+        let (item, used2) = decode_capture_item(rest).unwrap().unwrap();
+        assert_eq!(item, CaptureItem::End(end));
+        assert_eq!(used2, rest.len());
+    }
+
+    #[test]
+    fn bad_capture_records_are_errors() {
+        assert_eq!(decode_capture_item(b"X"), Err(StreamError::Tag(b'X')));
+        let mut h = capture_frame_header(Direction::In, 0, 10, 20);
+        assert!(matches!(
+            decode_capture_item(&h),
+            Err(StreamError::Length { .. })
+        ));
+        h = capture_frame_header(Direction::In, 0, 100_000, 70_000);
+        assert!(decode_capture_item(&h).is_err());
+        h = capture_frame_header(Direction::In, 0, 10, 10);
+        h[1] = 9;
+        assert_eq!(decode_capture_item(&h), Err(StreamError::Direction(9)));
+        let mut e = vec![CAPTURE_END, 0, 0, 0, 0, 0, 0, 2];
+        e.extend_from_slice(b"{]");
+        assert!(matches!(decode_capture_item(&e), Err(StreamError::End(_))));
     }
 
     #[test]

@@ -18,21 +18,30 @@
 //!   [`REPLY_TIMEOUT`] for its answer; a full queue is a `busy` error, not a wait.
 //! - **Limits.** A request line is at most [`MAX_REQUEST_LINE`] bytes; an idle client is
 //!   dropped after [`IDLE_TIMEOUT`].
+//! - **Captures.** A `capture` request gets the running session from the switch's
+//!   owner; the connection's own thread then drains the workers' rings and streams the
+//!   frames (see [`proto`](super::proto)) until the count is reached, the client
+//!   shuts its side down or goes away, or the port is removed. The session is dropped
+//!   with the thread's stream, which stops the capture on the workers.
 
 use std::fs::{self, DirBuilder, Permissions};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam::channel::{self, Receiver, Sender, TryRecvError, TrySendError};
 
-use super::proto::{ErrorKind, RemoteError, Request, Response, MAX_REQUEST_LINE};
-use super::{handle, ControlTarget};
+use super::proto::{
+    capture_end_record, capture_frame_header, CaptureEnd, CaptureEndReason, ErrorKind, RemoteError,
+    Reply, Request, Response, MAX_REQUEST_LINE,
+};
+use super::{answer, Answer, ControlTarget};
+use crate::capture::CaptureSession;
 
 /// Clients served at once.
 pub const MAX_CLIENTS: usize = 16;
@@ -42,6 +51,12 @@ pub const QUEUE_LEN: usize = 64;
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may stay connected without sending a request.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a capture's thread sleeps when the workers' rings are empty.
+const CAPTURE_POLL: Duration = Duration::from_millis(1);
+/// How often a capture checks whether its client stopped it or left.
+const CAPTURE_CHECK: Duration = Duration::from_millis(50);
+/// Records a capture's thread takes from each ring at a time.
+const CAPTURE_BATCH: usize = 256;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -216,13 +231,19 @@ impl Drop for ServerHandle {
 pub struct Call {
     /// The request.
     pub request: Request,
-    reply: Sender<Response>,
+    reply: Sender<Answer>,
 }
 
 impl Call {
     /// Sends the answer (ignored if the client has gone).
     pub fn answer(self, response: Response) {
-        let _ = self.reply.try_send(response);
+        self.answer_with(Answer::Response(response));
+    }
+
+    /// Sends the answer, a capture session included (dropped, which stops the
+    /// capture, if the client has gone).
+    pub fn answer_with(self, a: Answer) {
+        let _ = self.reply.try_send(a);
     }
 }
 
@@ -237,7 +258,14 @@ impl LocalClient {
     /// Hands `request` to the switch and waits up to `timeout` for its answer; a full
     /// queue or no answer in time is a `busy` error, a stopped switch a `failed` one.
     pub fn call(&self, request: Request, timeout: Duration) -> Response {
-        ask(&self.tx, request, timeout)
+        match ask(&self.tx, request, timeout) {
+            Answer::Response(r) => r,
+            // Its session ends (the workers let go of their rings) when dropped here.
+            Answer::Capture(..) => error(
+                ErrorKind::BadRequest,
+                "a capture streams frames: ask for it over the control socket".into(),
+            ),
+        }
     }
 }
 
@@ -254,8 +282,8 @@ impl RequestQueue {
         loop {
             match self.rx.try_recv() {
                 Ok(call) => {
-                    let r = handle(target, call.request.clone());
-                    call.answer(r);
+                    let a = answer(target, call.request.clone());
+                    call.answer_with(a);
                     n += 1;
                 }
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => return n,
@@ -268,8 +296,8 @@ impl RequestQueue {
     pub fn serve_timeout(&self, target: &mut dyn ControlTarget, timeout: Duration) -> usize {
         match self.rx.recv_timeout(timeout) {
             Ok(call) => {
-                let r = handle(target, call.request.clone());
-                call.answer(r);
+                let a = answer(target, call.request.clone());
+                call.answer_with(a);
                 1 + self.serve_pending(target)
             }
             Err(_) => 0,
@@ -392,7 +420,19 @@ fn serve_client(stream: &UnixStream, tx: &Sender<Call>) {
         }
         let response = match serde_json::from_str::<Request>(&line) {
             Err(e) => error(ErrorKind::BadRequest, format!("bad request: {e}")),
-            Ok(request) => ask(tx, request, REPLY_TIMEOUT),
+            Ok(request) => match ask(tx, request, REPLY_TIMEOUT) {
+                Answer::Response(r) => r,
+                Answer::Capture(session, reply) => {
+                    let ok = Response::Ok {
+                        reply: Reply::Capture(reply),
+                    };
+                    if write_response(stream, &ok) {
+                        stream_capture(stream, &session);
+                    }
+                    // The capture is the connection's last request.
+                    return;
+                }
+            },
         };
         if !write_response(stream, &response) {
             return;
@@ -400,9 +440,119 @@ fn serve_client(stream: &UnixStream, tx: &Sender<Call>) {
     }
 }
 
+/// What a capture's client did.
+enum ClientState {
+    /// Still reading.
+    Reading,
+    /// Shut down its side (or sent something): stop, send the end record.
+    Stopped,
+    /// Gone.
+    Gone,
+}
+
+/// Whether the client of a capture stopped it or left, without waiting.
+fn client_state(stream: &UnixStream) -> ClientState {
+    use nix::sys::socket::{recv, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let mut b = [0u8; 1];
+    match recv(
+        stream.as_raw_fd(),
+        &mut b,
+        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+    ) {
+        Ok(_) => ClientState::Stopped,
+        Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => ClientState::Reading,
+        Err(_) => ClientState::Gone,
+    }
+}
+
+/// Streams `session`'s frames to the client until the count is reached, the client
+/// stops or leaves, or the workers let go of the rings; then the end record.
+fn stream_capture(stream: &UnixStream, session: &CaptureSession) {
+    let mut out = BufWriter::with_capacity(64 * 1024, stream);
+    let mut batch = Vec::with_capacity(CAPTURE_BATCH * session.workers().max(1));
+    let mut sent = 0u64;
+    let mut checked = Instant::now();
+    let reason = loop {
+        let gone = session.producers_gone();
+        session.drain(&mut batch, CAPTURE_BATCH);
+        let idle = batch.is_empty();
+        if idle {
+            if gone {
+                break CaptureEndReason::Closed;
+            }
+            if out.flush().is_err() {
+                return;
+            }
+        }
+        if !send_frames(&mut out, session, &mut batch, &mut sent) {
+            return;
+        }
+        if session.options().count.is_some_and(|c| sent >= c) {
+            break CaptureEndReason::Count;
+        }
+        if checked.elapsed() >= CAPTURE_CHECK {
+            checked = Instant::now();
+            match client_state(stream) {
+                ClientState::Reading => {}
+                ClientState::Stopped => {
+                    // What the workers took before the stop still goes.
+                    session.drain(&mut batch, CAPTURE_BATCH);
+                    if !send_frames(&mut out, session, &mut batch, &mut sent) {
+                        return;
+                    }
+                    break CaptureEndReason::Stopped;
+                }
+                ClientState::Gone => return,
+            }
+        }
+        if idle {
+            std::thread::sleep(CAPTURE_POLL);
+        }
+    };
+    let end = CaptureEnd {
+        captured: sent,
+        capture_dropped: session.dropped(),
+        reason,
+    };
+    let _ = out
+        .write_all(&capture_end_record(&end))
+        .and_then(|()| out.flush());
+}
+
+/// Writes the frames of `batch` (up to the session's count) and gives their records
+/// back; false when the client is gone.
+fn send_frames(
+    out: &mut impl Write,
+    session: &CaptureSession,
+    batch: &mut Vec<(usize, crate::capture::Record)>,
+    sent: &mut u64,
+) -> bool {
+    let count = session.options().count;
+    let mut ok = true;
+    for (w, r) in batch.drain(..) {
+        if ok && count.is_none_or(|c| *sent < c) {
+            let data = r.data();
+            let h = capture_frame_header(
+                r.direction(),
+                session.unix_ns(&r),
+                r.orig_len(),
+                data.len() as u32,
+            );
+            match out.write_all(&h).and_then(|()| out.write_all(data)) {
+                Ok(()) => *sent += 1,
+                Err(_) => ok = false,
+            }
+        }
+        session.recycle(w, r);
+    }
+    ok
+}
+
 /// Hands `request` to the switch and waits up to `timeout` for its answer.
-fn ask(tx: &Sender<Call>, request: Request, timeout: Duration) -> Response {
+fn ask(tx: &Sender<Call>, request: Request, timeout: Duration) -> Answer {
     let (reply, answer) = channel::bounded(1);
+    let error = |kind, message| Answer::Response(error(kind, message));
     match tx.try_send(Call { request, reply }) {
         Ok(()) => {}
         Err(TrySendError::Full(_)) => {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use flowtable::{FdbEntry, FlushFilter};
 
 use super::{RuntimeError, Switch};
+use crate::capture::{CaptureError, CaptureOptions, CaptureSession};
 use crate::config::{Config, PortIdx};
 use crate::control::proto::{LinkState, XdpMode};
 use crate::control::{ControlError, ControlTarget, SwitchSample, VlanOccupancy, WorkerSample};
@@ -35,6 +36,8 @@ impl Switch {
 fn control_error(e: RuntimeError) -> ControlError {
     match e {
         RuntimeError::Fdb(e) => ControlError::from(e),
+        RuntimeError::Capture(e @ CaptureError::Busy(_)) => ControlError::Busy(e.to_string()),
+        RuntimeError::Capture(e) => ControlError::BadRequest(e.to_string()),
         e => ControlError::Failed(e.to_string()),
     }
 }
@@ -123,6 +126,14 @@ impl ControlTarget for Switch {
     /// and ports stay.
     fn apply_config(&mut self, new: Config) -> Result<(), ControlError> {
         self.reconfigure(new).map_err(control_error)
+    }
+
+    fn start_capture(
+        &mut self,
+        port: PortIdx,
+        opts: CaptureOptions,
+    ) -> Result<CaptureSession, ControlError> {
+        Switch::start_capture(self, port, opts).map_err(control_error)
     }
 }
 

@@ -24,6 +24,10 @@
 //!   answered on a one-shot channel (counters, loop statistics, and from worker 0 the
 //!   FDB and neighbour rows).
 //!
+//! A capture ([`Switch::start_capture`], [`crate::capture`]) hands every worker a tap
+//! for the port's slot by the same command channel; it ends without one (the worker
+//! drops the tap when it sees the ring closed).
+//!
 //! # Ports added and removed while running
 //!
 //! Port numbers stay stable (`runtime/slots.rs`): a port or remote VTEP keeps its number for as
@@ -48,7 +52,7 @@ mod slots;
 mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -58,6 +62,7 @@ use flowtable::{
     ReplicaConfig, DEFAULT_FLOW_CACHE_SIZE,
 };
 
+use crate::capture::{CaptureOptions, CaptureSession, Producer, Tapped};
 use crate::config::{Config, FdbTarget, NetIdx, PortIdx};
 use crate::control::proto::{LinkState, XdpMode};
 use crate::counters::Counters;
@@ -150,6 +155,9 @@ pub enum RuntimeError {
     /// A change names something the configuration does not have.
     #[error("{0}")]
     Invalid(String),
+    /// A capture could not start.
+    #[error("{0}")]
+    Capture(#[from] crate::capture::CaptureError),
     /// The workers run forward-only: there is no MAC table or network to change.
     #[error(
         "{0}: the switch runs forward-only (no MAC table, no networks); restart it without \
@@ -180,6 +188,15 @@ pub(crate) enum Cmd<P> {
     Apply(Box<Apply<P>>),
     /// Answer with a snapshot.
     Snapshot(Sender<Snapshot>),
+    /// Copy port `port`'s frames to `tap` (a capture).
+    Tap {
+        /// The port's number.
+        port: PortId,
+        /// The worker's end of the capture ring.
+        tap: Box<Producer>,
+        /// Answered once the tap is set.
+        done: Sender<()>,
+    },
 }
 
 /// What a worker reports when asked.
@@ -209,6 +226,9 @@ trait WorkerSet: Send {
     fn count(&self) -> usize;
     /// Asks worker `w` for a snapshot.
     fn snapshot(&self, w: usize) -> Option<Receiver<Snapshot>>;
+    /// Hands worker `w` a capture tap for port `port`; the receiver hears when it is
+    /// set. `None` if the worker is gone.
+    fn tap(&self, w: usize, port: PortId, tap: Box<Producer>) -> Option<Receiver<()>>;
     /// Opens the `added` ports of `cfg` for every worker and holds them for
     /// [`WorkerSet::commit`]; on error nothing is held.
     fn prepare(&mut self, cfg: &Config, added: &[(PortIdx, PortId)]) -> Result<(), RuntimeError>;
@@ -251,6 +271,12 @@ impl<B: Backend> WorkerSet for Workers<B> {
             .send(Cmd::Snapshot(tx))
             .ok()
             .map(|()| rx)
+    }
+
+    fn tap(&self, w: usize, port: PortId, tap: Box<Producer>) -> Option<Receiver<()>> {
+        let (done, ack) = channel::bounded(1);
+        let h = self.handles.get(w)?;
+        h.cmd.send(Cmd::Tap { port, tap, done }).ok().map(|()| ack)
     }
 
     fn prepare(&mut self, cfg: &Config, added: &[(PortIdx, PortId)]) -> Result<(), RuntimeError> {
@@ -377,6 +403,8 @@ pub struct Switch {
     layout: PortLayout,
     /// Applied to a configuration read again for a reload.
     completion: Option<Completion>,
+    /// Running captures: the port and its session's token (gone when it ends).
+    captures: Vec<(PortId, Weak<()>)>,
 }
 
 impl std::fmt::Debug for Switch {
@@ -439,7 +467,8 @@ impl Switch {
         for (w, (pipeline, pool, ports)) in opened.into_iter().enumerate() {
             let core = opts.cores.get(w).copied();
             let stop2 = Arc::clone(&stop);
-            let ports: Vec<Option<B::Port>> = ports.into_iter().map(Some).collect();
+            let ports: Vec<Tapped<Option<B::Port>>> =
+                ports.into_iter().map(|p| Tapped::new(Some(p))).collect();
             let spawned = if forward_only {
                 let engine = Forwarder::new(&layout.ports, layout.slots());
                 spawn_worker(w, core, engine, pool, ports, stop2, epoch)
@@ -467,6 +496,7 @@ impl Switch {
             slots,
             layout,
             completion: None,
+            captures: Vec::new(),
         })
     }
 
@@ -691,6 +721,55 @@ impl Switch {
         Ok(())
     }
 
+    /// Starts capturing the frames of port `port` (see [`crate::capture`]): every
+    /// worker gets a tap with its own ring, allocated here; the capture runs until the
+    /// session is dropped, the port is removed or the switch stops. One capture per
+    /// port at a time. Returns once every worker has its tap (or after 2 s).
+    pub fn start_capture(
+        &mut self,
+        port: PortIdx,
+        opts: CaptureOptions,
+    ) -> Result<CaptureSession, RuntimeError> {
+        let name = self
+            .config
+            .port(port)
+            .map(|p| p.name.clone())
+            .ok_or_else(|| RuntimeError::Invalid(format!("no port {}", port.0)))?;
+        let id = self
+            .layout
+            .port(port)
+            .ok_or_else(|| RuntimeError::Invalid(format!("no number for port {name:?}")))?;
+        self.captures.retain(|(_, w)| w.strong_count() > 0);
+        if self.captures.iter().any(|(p, _)| *p == id) {
+            return Err(crate::capture::CaptureError::Busy(name).into());
+        }
+        let n = self.workers.count();
+        let mut rings = Vec::with_capacity(n);
+        let mut taps = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (producer, consumer) = crate::capture::ring(&opts, self.epoch);
+            taps.push(Box::new(producer));
+            rings.push(consumer);
+        }
+        let (session, token) = CaptureSession::new(name, opts, rings, self.epoch);
+        let mut acks = Vec::with_capacity(n);
+        for (w, tap) in taps.into_iter().enumerate() {
+            let ack = self.workers.tap(w, id, tap).ok_or(RuntimeError::Worker {
+                worker: w,
+                message: "stopped".into(),
+            })?;
+            acks.push(ack);
+        }
+        // Once every worker has its tap, the capture sees every frame from now on (a
+        // late worker sets it at its next poll).
+        let deadline = Instant::now() + APPLY_TIMEOUT;
+        for ack in acks {
+            let _ = ack.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+        }
+        self.captures.push((id, token));
+        Ok(session)
+    }
+
     /// A flag that stops the workers when set (e.g. by a signal handler).
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.stop)
@@ -719,7 +798,7 @@ fn spawn_worker<P: Port + Send + 'static, E: worker::Engine>(
     core: Option<usize>,
     engine: E,
     pool: Pool,
-    ports: Vec<Option<P>>,
+    ports: Vec<Tapped<Option<P>>>,
     stop: Arc<AtomicBool>,
     epoch: Instant,
 ) -> Result<WorkerHandle<P>, RuntimeError> {

@@ -13,6 +13,7 @@ use crossbeam::channel::Receiver;
 use flowtable::{FdbEntry, PortId};
 
 use super::{Apply, Cmd, Snapshot};
+use crate::capture::Tapped;
 use crate::counters::Counters;
 use crate::forward::{Forwarder, Polled};
 use crate::pipeline::{Pipeline, Tables};
@@ -131,8 +132,9 @@ pub(super) struct Worker<P: Port, E: Engine> {
     pub(super) core: Option<usize>,
     pub(super) engine: E,
     pub(super) pool: Pool,
-    /// Indexed by port number; `None` at holes (removed ports, tunnel ports).
-    pub(super) ports: Vec<Option<P>>,
+    /// Indexed by port number; `None` at holes (removed ports, tunnel ports). Each
+    /// slot carries the port's capture tap while one runs.
+    pub(super) ports: Vec<Tapped<Option<P>>>,
     pub(super) cmd: Receiver<Cmd<P>>,
     pub(super) stop: Arc<AtomicBool>,
     pub(super) epoch: Instant,
@@ -198,8 +200,12 @@ impl<P: Port, E: Engine> Worker<P, E> {
             done,
         } = a;
         for id in remove {
-            if let Some(mut p) = self.ports.get_mut(id.index()).and_then(Option::take) {
-                p.close(&mut self.pool);
+            if let Some(slot) = self.ports.get_mut(id.index()) {
+                // A capture of the port ends with it.
+                slot.clear_tap();
+                if let Some(mut p) = slot.port.take() {
+                    p.close(&mut self.pool);
+                }
             }
         }
         for (id, p) in add {
@@ -207,12 +213,12 @@ impl<P: Port, E: Engine> Worker<P, E> {
             // port's counters stay until then, part of the worker's totals.)
             self.engine.reset_port(id);
             if self.ports.len() <= id.index() {
-                self.ports.resize_with(id.index() + 1, || None);
+                self.ports.resize_with(id.index() + 1, || Tapped::new(None));
             }
-            self.ports[id.index()] = Some(p);
+            self.ports[id.index()] = Tapped::new(Some(p));
         }
         // No port lives at or beyond the number space's end.
-        while self.ports.len() > slots && self.ports.last().is_some_and(Option::is_none) {
+        while self.ports.len() > slots && self.ports.last().is_some_and(|s| s.port.is_none()) {
             self.ports.pop();
         }
         self.engine.apply(*tables, &order, slots);
@@ -222,6 +228,16 @@ impl<P: Port, E: Engine> Worker<P, E> {
     fn handle(&mut self, cmd: Cmd<P>) {
         match cmd {
             Cmd::Apply(a) => self.apply(*a),
+            // A port without a queue here (gone meanwhile) drops the tap: the capture
+            // sees its ring let go.
+            Cmd::Tap { port, tap, done } => {
+                if let Some(slot) = self.ports.get_mut(port.index()) {
+                    if slot.port.is_some() {
+                        slot.set_tap(tap);
+                    }
+                }
+                let _ = done.send(());
+            }
             Cmd::Snapshot(reply) => {
                 let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 let first = self.id == 0;

@@ -434,3 +434,66 @@ pub fn every_queue_forwards(
         assert!(a > b, "worker {w} received nothing: {before:?} → {after:?}");
     }
 }
+
+/// `tshark -r FILE -T fields -e F...` (with an empty configuration), one row of
+/// fields per frame. Panics with tshark's output when it refuses the file.
+pub fn tshark_fields(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
+    let conf = std::env::temp_dir().join("vswitch-tshark-empty-config");
+    std::fs::create_dir_all(&conf).unwrap();
+    let mut args: Vec<String> = vec!["-r".into(), file.display().to_string()];
+    args.extend([
+        "-T".into(),
+        "fields".into(),
+        "-E".into(),
+        "separator=;".into(),
+    ]);
+    for f in fields {
+        args.extend(["-e".into(), (*f).to_owned()]);
+    }
+    let out = Command::new("tshark")
+        .args(&args)
+        .env("WIRESHARK_CONFIG_DIR", &conf)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run `tshark` ({e}): run scripts/setup.sh or `apt-get install tshark`")
+        });
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "tshark {args:?}: {}\n{}\n{text}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .map(|l| l.split(';').map(str::to_owned).collect())
+        .collect()
+}
+
+/// A veth pair with `queues` queues each way: `a_if` in `a`, `b_if` in `b`, both up
+/// (created inside `a`, the peer placed in `b`). Two workers need two queues.
+pub fn veth_queues(a: &NetNs, a_if: &str, b: &NetNs, b_if: &str, queues: u32) {
+    let q = queues.to_string();
+    a.ip(&[
+        "link",
+        "add",
+        a_if,
+        "numtxqueues",
+        &q,
+        "numrxqueues",
+        &q,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_if,
+        "numtxqueues",
+        &q,
+        "numrxqueues",
+        &q,
+        "netns",
+        b.name(),
+    ])
+    .unwrap();
+    a.ip(&["link", "set", a_if, "up"]).unwrap();
+    b.ip(&["link", "set", b_if, "up"]).unwrap();
+}
