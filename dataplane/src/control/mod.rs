@@ -407,7 +407,7 @@ fn dispatch(t: &mut dyn ControlTarget, req: Request) -> Result<Reply, ControlErr
 }
 
 /// Reads the switch's file again: validated as at start ([`Config::from_file`]),
-/// completed by the switch, refused if it changes a `[switch]` key
+/// completed by the switch, refused if it changes a key read at start only
 /// ([`Config::check_reload`]), then applied as one change. On any error nothing changed.
 fn reload(t: &mut dyn ControlTarget) -> Result<Reply, ControlError> {
     let Some(path) = t.config().source.clone() else {

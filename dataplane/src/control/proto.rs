@@ -104,7 +104,7 @@ pub enum Request {
     },
     /// Reads the configuration file the switch was started with again, validates it
     /// and applies it as one change (what `SIGHUP` does); a file the validator refuses,
-    /// or that changes a `[switch]` key, changes nothing.
+    /// or that changes a key read at start only (`[switch] workers`...), changes nothing.
     Reload {},
     /// Captures a port's frames: the reply is followed by the capture stream (see the
     /// module documentation).
