@@ -10,7 +10,9 @@
 //!   with the validator's file, line and key and by SIGHUP in the log, and change nothing.
 //! - `link_down_up_and_first_port_recreated`: p2's netdev set down and up while p1 ↔ p3
 //!   keep forwarding; then the netdev of the *first* configured port, p1, deleted and
-//!   created again, twice, while p2 ↔ p3 keep forwarding: p1 is re-attached and forwards.
+//!   created again, twice, while p2 ↔ p3 keep forwarding: p1 is re-attached and forwards
+//!   (`first_port_recreated_with_two_workers`: the same with two workers on two-queue
+//!   veths, every queue of the re-created p1 forwarding).
 //!   (The first port's socket used to own the worker's shared UMEM registration, and the
 //!   kernel refused to bind anything to it once that socket was gone: `EBADF`.)
 //! - `kill9_and_restart`: `kill -9` leaves the XDP programs and the control socket behind;
@@ -321,26 +323,33 @@ fn reload_while_forwarding() {
     }
 }
 
-/// n = {p1, p2, p3}, one worker.
-fn three_vms() -> (NetNs, Vec<NetNs>, TempDir, String) {
+/// A VM behind `port` in `sw` as [`vm`] makes it (number `n`: its MAC and address), its
+/// veth with `queues` queues each way (one per worker).
+fn host(sw: &NetNs, port: &str, v: &NetNs, n: u8, queues: u32) {
+    let addr = format!("{}/24", ip(n));
+    if queues == 1 {
+        return vm(sw, port, v, &mac(n), &addr, 1500);
+    }
+    netrun::veth_queues(v, "eth0", sw, port, queues);
+    v.sysctl("net.ipv6.conf.all.disable_ipv6", "1").unwrap();
+    v.ip(&["link", "set", "eth0", "address", &mac(n)]).unwrap();
+    v.ip(&["addr", "add", &addr, "dev", "eth0"]).unwrap();
+    v.ethtool(&["-K", "eth0", "tx", "off"]).unwrap();
+}
+
+/// n = {p1, p2, p3} with `workers` workers.
+fn three_vms(workers: usize) -> (NetNs, Vec<NetNs>, TempDir, String) {
     let sw = NetNs::new(PREFIX).unwrap();
     let vms: Vec<NetNs> = (1..=3).map(|_| NetNs::new(PREFIX).unwrap()).collect();
     for (i, v) in vms.iter().enumerate() {
         let n = i as u8 + 1;
-        vm(
-            &sw,
-            &format!("p{n}"),
-            v,
-            &mac(n),
-            &format!("{}/24", ip(n)),
-            1500,
-        );
+        host(&sw, &format!("p{n}"), v, n, workers as u32);
     }
     let dir = TempDir::new(sw.name());
     let socket = Vswitch::socket_path(&dir.0, "sw");
     let cfg = format!(
         "{}{}{}{}{}",
-        switch_section(&socket, 1),
+        switch_section(&socket, workers),
         network("n"),
         access("p1", "n"),
         access("p2", "n"),
@@ -355,8 +364,27 @@ fn link_down_up_and_first_port_recreated() {
         return;
     }
     let _turn = serial();
-    let (sw, vms, dir, cfg) = three_vms();
-    let s = Vswitch::start(&sw, &dir.0, "sw", &cfg, *cores().last().unwrap());
+    link_and_first_port(1);
+}
+
+/// Each worker has its own UMEM, whose first socket is on its queue of p1.
+#[test]
+fn first_port_recreated_with_two_workers() {
+    if !root_or_skip("first_port_recreated_with_two_workers") {
+        return;
+    }
+    if cores().len() < 2 {
+        eprintln!("SKIPPED: first_port_recreated_with_two_workers needs 2 cores");
+        return;
+    }
+    let _turn = serial();
+    link_and_first_port(2);
+}
+
+fn link_and_first_port(workers: usize) {
+    let (sw, vms, dir, cfg) = three_vms(workers);
+    let all = cores();
+    let s = Vswitch::start_on(&sw, &dir.0, "sw", &cfg, &all[all.len() - workers..]);
     let p1 = Pinger::open(&vms[0], 0x3101).unwrap();
     let p2 = Pinger::open(&vms[1], 0x3102).unwrap();
     netrun::warm_up(&p1, ip(2));
@@ -389,7 +417,7 @@ fn link_down_up_and_first_port_recreated() {
             "round {round}: vm2 → vm3 with p1 gone: {ok}/10\n{}",
             s.log()
         );
-        vm(&sw, "p1", &vms[0], &mac(1), &format!("{}/24", ip(1)), 1500);
+        host(&sw, "p1", &vms[0], 1, workers as u32);
         let back = wait_until(Duration::from_secs(10), Duration::from_millis(100), || {
             link(&s, "p1") == LinkState::Up && pings(&p1, ip(2), 1) == 1
         });
@@ -411,6 +439,15 @@ fn link_down_up_and_first_port_recreated() {
             "{log}"
         );
         assert!(!log.contains("EBADF") && !log.contains("Bad file"), "{log}");
+        if workers > 1 {
+            netrun::every_queue_forwards(
+                &s,
+                (&vms[1], ip(2)),
+                (&vms[0], ip(1)),
+                7300 + round as u16,
+                "UDP from vm1 after re-creating p1",
+            );
+        }
     }
     s.stop();
     for p in ["p1", "p2", "p3"] {
@@ -424,7 +461,7 @@ fn kill9_and_restart() {
         return;
     }
     let _turn = serial();
-    let (sw, vms, dir, cfg) = three_vms();
+    let (sw, vms, dir, cfg) = three_vms(1);
     let core = *cores().last().unwrap();
     let s = Vswitch::start(&sw, &dir.0, "sw", &cfg, core);
     let p1 = Pinger::open(&vms[0], 0x3201).unwrap();
