@@ -124,6 +124,18 @@ fn access(port: &str, net: &str) -> String {
     format!("\n[[port]]\nname = \"{port}\"\nifname = \"{port}\"\nmode = \"access\"\nnetwork = \"{net}\"\n")
 }
 
+/// How many of `n` echo requests from `p` to `to` were answered, each given 2 s: a
+/// loaded machine may delay an answer, and these checks are about loss, not latency.
+fn answered(p: &Pinger, to: Ipv4Addr, n: u16) -> u16 {
+    (0..n)
+        .filter(|&seq| {
+            p.ping(to, seq, 56, Duration::from_secs(2))
+                .unwrap()
+                .is_some()
+        })
+        .count() as u16
+}
+
 /// Pings `to` from `from` every 50 ms (2 s timeout each) until `stop`; counts sent and
 /// answered.
 fn ping_loop(from: &NetNs, to: Ipv4Addr, ident: u16, stop: &AtomicBool, sent: &AtomicU32) -> u32 {
@@ -396,7 +408,7 @@ fn link_and_first_port(workers: usize) {
         link(&s, "p2") == LinkState::Down
     });
     assert!(down, "p2 never reported down\n{}", s.log());
-    let ok = pings(&p1, ip(3), 10);
+    let ok = answered(&p1, ip(3), 10);
     assert!(ok >= 9, "vm1 → vm3 with p2 down: {ok}/10\n{}", s.log());
     sw.ip(&["link", "set", "p2", "up"]).unwrap();
     let back = wait_until(Duration::from_secs(10), Duration::from_millis(100), || {
@@ -411,7 +423,7 @@ fn link_and_first_port(workers: usize) {
             link(&s, "p1") == LinkState::Down
         });
         assert!(down, "round {round}: p1 never reported down\n{}", s.log());
-        let ok = pings(&p2, ip(3), 10);
+        let ok = answered(&p2, ip(3), 10);
         assert!(
             ok >= 9,
             "round {round}: vm2 → vm3 with p1 gone: {ok}/10\n{}",
@@ -426,7 +438,7 @@ fn link_and_first_port(workers: usize) {
             "round {round}: vm1 → vm2 after re-creating p1\n{}",
             s.log()
         );
-        let ok = pings(&p1, ip(3), 10);
+        let ok = answered(&p1, ip(3), 10);
         assert!(
             ok >= 9,
             "round {round}: vm1 → vm3 after re-creating p1: {ok}/10\n{}",
@@ -481,7 +493,7 @@ fn kill9_and_restart() {
         "stale programs not replaced on every port:\n{log}"
     );
     netrun::warm_up(&p1, ip(2));
-    let ok = pings(&p1, ip(3), 10);
+    let ok = answered(&p1, ip(3), 10);
     assert!(ok >= 9, "vm1 → vm3 after the restart: {ok}/10\n{}", s.log());
     s.stop();
     assert!(!socket.exists(), "control socket left after SIGTERM");
@@ -619,13 +631,13 @@ remote = "{VTEP_DEAD}"
             .unwrap();
     }
     // Meanwhile the local network and VTEP A forward.
-    let ok = pings(&p1, ip(2), 10);
+    let ok = answered(&p1, ip(2), 10);
     assert!(
         ok >= 9,
         "vm1 → vm2 with DEAD unresolved: {ok}/10\n{}",
         s.log()
     );
-    let ok = pings(&pv, T_A, 10);
+    let ok = answered(&pv, T_A, 10);
     assert!(
         ok >= 9,
         "vm0 → A with DEAD unresolved: {ok}/10\n{}",
@@ -670,9 +682,9 @@ remote = "{VTEP_DEAD}"
         neigh_state(&s, VTEP_B),
         s.ctl_text(&["stats"])
     );
-    let ok = pings(&p1, ip(2), 10);
+    let ok = answered(&p1, ip(2), 10);
     assert!(ok >= 9, "vm1 → vm2 with B gone: {ok}/10\n{}", s.log());
-    let ok = pings(&pv, T_A, 10);
+    let ok = answered(&pv, T_A, 10);
     assert!(ok >= 9, "vm0 → A with B gone: {ok}/10\n{}", s.log());
     assert_eq!(pings(&pv, T_B, 2), 0, "B answered after it vanished");
     eprintln!(
