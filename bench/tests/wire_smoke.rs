@@ -10,28 +10,11 @@
 
 #![allow(clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+mod support;
+
 use std::process::Command;
 
-fn bench_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_vswitch-bench"))
-}
-
-fn vswitch_bin() -> PathBuf {
-    let p = bench_bin()
-        .parent()
-        .map(|d| d.join("vswitch"))
-        .unwrap_or_default();
-    if !p.exists() {
-        // `cargo test -p vswitch-bench` alone does not build the dataplane's binary.
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "-p", "dataplane", "--bin", "vswitch"])
-            .status()
-            .expect("cargo build vswitch");
-        assert!(st.success(), "building vswitch failed");
-    }
-    p
-}
+use support::{bench_bin, vswitch_bin};
 
 fn smoke(switches: &str, profile: &str) {
     let vswitch = vswitch_bin();

@@ -20,7 +20,7 @@
 
 mod netrun;
 
-use netrun::pings;
+use netrun::{pings, veth_queues};
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -274,34 +274,6 @@ fn vswitch_run_two_networks_ctl_and_clean_sigterm() {
         assert!(!link.contains("xdp"), "XDP program left on {p}: {link}");
     }
     assert!(!socket.exists(), "control socket left behind");
-}
-
-/// A veth pair with `queues` queues each way: `a_if` in `a`, `b_if` in `b`, both up.
-fn veth_queues(a: &NetNs, a_if: &str, b: &NetNs, b_if: &str, queues: u32) {
-    let q = queues.to_string();
-    a.ip(&[
-        "link",
-        "add",
-        a_if,
-        "numtxqueues",
-        &q,
-        "numrxqueues",
-        &q,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        b_if,
-        "numtxqueues",
-        &q,
-        "numrxqueues",
-        &q,
-        "netns",
-        b.name(),
-    ])
-    .unwrap();
-    a.ip(&["link", "set", a_if, "up"]).unwrap();
-    b.ip(&["link", "set", b_if, "up"]).unwrap();
 }
 
 /// Runs `vswitch run --config CFG` in `sw` until it exits or `timeout`; returns its exit
