@@ -274,7 +274,7 @@ impl WorkerFdb {
 
     /// [`Fdb::learn`], published to the other workers; [`Learn::Deferred`] when a lane
     /// to some worker is full (nothing changed anywhere).
-    #[inline]
+    #[inline(always)]
     pub fn learn(&mut self, vlan: VlanId, mac: MacAddr, port: PortId, now: u64) -> Learn {
         let mut publisher = Publisher {
             shared: &self.shared,

@@ -367,7 +367,6 @@ impl Pipeline {
             return;
         }
         let prefetch = self.fdb.fdb().warm_pays();
-        let security = self.tables.ports[in_port.index()].security.as_deref();
         for (m, &d) in self.meta.iter_mut().zip(descs.iter()) {
             *m = Meta {
                 in_port,
@@ -409,13 +408,6 @@ impl Pipeline {
                 m.drop = Some(DropReason::ReservedMulticast);
                 continue;
             }
-            if let Some(sec) = security {
-                let l3 = pool.data(d).get(l2.l3_offset..).unwrap_or(&[]);
-                if let Err(r) = sec.check(l2.src, l2.ethertype, l3) {
-                    m.drop = Some(r);
-                    continue;
-                }
-            }
             match ingress.classify(m.tag.and_then(|t| t.vid)) {
                 Ok(net) => {
                     m.net = net;
@@ -439,58 +431,62 @@ impl Pipeline {
                     arp_answer(&self.tables, m.net, &pool.data(d)[l2.l3_offset..]).is_some();
             }
         }
+        if self.tables.ports[in_port.index()].security.is_some() {
+            self.port_security(in_port, descs, pool);
+        }
         if !self.tables.arp.is_empty() {
             self.arp_respond(in_port, descs, pool);
         }
     }
 
-    /// Stage 2: learn every source before any destination is looked up.
+    /// Port security over a classified batch of a secured port: a frame from a source
+    /// the port does not own is dropped (and is neither learned nor answered by the ARP
+    /// responder). A pass of its own, so that unsecured ports pay one branch per batch.
+    #[inline(never)]
+    fn port_security(&mut self, in_port: PortId, descs: &[Desc], pool: &Pool) {
+        let Some(sec) = self.tables.ports[in_port.index()].security.as_deref() else {
+            return;
+        };
+        for (m, &d) in self.meta.iter_mut().zip(descs.iter()) {
+            if m.drop.is_some() {
+                continue;
+            }
+            let data = pool.data(d);
+            let Ok(l2) = parse_l2(data) else { continue };
+            let l3 = data.get(l2.l3_offset..).unwrap_or(&[]);
+            if let Err(r) = sec.check(l2.src, l2.ethertype, l3) {
+                m.drop = Some(r);
+                m.local_only = false;
+            }
+        }
+    }
+
+    /// Stage 2: learn every source before any destination is looked up. A port over
+    /// its learning-rate cap still refreshes the sources it has, but a new one (or a
+    /// move) is forwarded without being learned.
     fn learn(&mut self, n: usize, now: u64) {
+        let caps = self.tables.learn_caps;
         for m in &mut self.meta[..n] {
             if m.drop.is_some() || m.consumed {
                 continue;
             }
             let vlan = self.tables.nets[usize::from(m.net)].local_vlan;
-            let port = m.in_port.index();
-            let rate = self.tables.ports.get(port).map_or(0, |p| p.learn_rate);
-            if rate != 0
-                && !self.buckets[port].learn.has(rate, now)
-                && self.fdb.fdb().lookup(vlan, m.src, now) != Some(m.in_port)
-            {
-                // Over the learning rate cap: a known source still refreshes, a new
-                // one (or a move) is forwarded but not learned.
+            if caps && !under_learn_cap(&self.tables, &mut self.buckets, &self.fdb, m, vlan, now) {
                 self.counters.learn_rate_limited += 1;
                 continue;
             }
-            let learned = match self.fdb.learn(vlan, m.src, m.in_port, now) {
-                Learn::New => {
-                    self.counters.learned += 1;
-                    true
-                }
-                Learn::Moved { .. } => {
-                    self.counters.moves += 1;
-                    true
-                }
-                Learn::StaticMismatch => {
-                    m.drop = Some(DropReason::StaticMove);
-                    false
-                }
-                Learn::TableFull => {
-                    self.counters.learn_table_full += 1;
-                    false
-                }
-                Learn::PortLimit => {
-                    self.counters.learn_port_limit += 1;
-                    false
-                }
-                Learn::VlanLimit => {
-                    self.counters.learn_network_limit += 1;
-                    false
-                }
-                _ => false,
-            };
-            if learned && rate != 0 {
-                self.buckets[port].learn.take(rate, now);
+            let r = self.fdb.learn(vlan, m.src, m.in_port, now);
+            if caps && matches!(r, Learn::New | Learn::Moved { .. }) {
+                take_learn_token(&self.tables, &mut self.buckets, m.in_port, now);
+            }
+            match r {
+                Learn::New => self.counters.learned += 1,
+                Learn::Moved { .. } => self.counters.moves += 1,
+                Learn::StaticMismatch => m.drop = Some(DropReason::StaticMove),
+                Learn::TableFull => self.counters.learn_table_full += 1,
+                Learn::PortLimit => self.counters.learn_port_limit += 1,
+                Learn::VlanLimit => self.counters.learn_network_limit += 1,
+                _ => {}
             }
         }
     }
@@ -742,6 +738,36 @@ impl Pipeline {
                 pool.free(d);
             }
         }
+    }
+}
+
+/// Whether the frame's port may teach the switch its source now: it has learning
+/// tokens left, or already owns the source (a refresh). Out of line: only with caps.
+#[inline(never)]
+fn under_learn_cap(
+    tables: &Tables,
+    buckets: &mut [PortBuckets],
+    fdb: &WorkerFdb,
+    m: &Meta,
+    vlan: encap::VlanId,
+    now: u64,
+) -> bool {
+    let i = m.in_port.index();
+    match tables.ports.get(i).map_or(0, |p| p.learn_rate) {
+        0 => true,
+        rate => {
+            buckets[i].learn.has(rate, now) || fdb.fdb().lookup(vlan, m.src, now) == Some(m.in_port)
+        }
+    }
+}
+
+/// A new MAC or a move was learned from `port`: one of its learning tokens.
+#[inline(never)]
+fn take_learn_token(tables: &Tables, buckets: &mut [PortBuckets], port: PortId, now: u64) {
+    let i = port.index();
+    let rate = tables.ports.get(i).map_or(0, |p| p.learn_rate);
+    if rate != 0 {
+        buckets[i].learn.take(rate, now);
     }
 }
 

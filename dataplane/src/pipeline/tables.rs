@@ -238,6 +238,9 @@ pub struct Tables {
     pub underlay: Option<UnderlayTable>,
     /// The l2population ARP responder: [`arp_key`]`(network, IPv4)` → MAC.
     pub arp: HashMap<u64, MacAddr>,
+    /// Whether any port has a learning-rate cap (the learn stage skips the check
+    /// otherwise).
+    pub learn_caps: bool,
 }
 
 /// The ARP responder's key of an IPv4 address in a network.
@@ -421,6 +424,7 @@ impl Tables {
             .iter()
             .map(|a| (arp_key(a.network.0, a.ip), a.mac))
             .collect();
+        let learn_caps = ports.iter().any(|p| p.learn_rate != 0);
         Tables {
             generation,
             ports,
@@ -428,6 +432,7 @@ impl Tables {
             vteps,
             underlay,
             arp,
+            learn_caps,
         }
     }
 

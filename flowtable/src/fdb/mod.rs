@@ -659,7 +659,7 @@ impl Fdb {
 
     /// The learning algorithm, with sequence numbers and publication supplied by the
     /// caller (a lone table or a replica).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn learn_with<S: SeqSource>(
         &mut self,
         vlan: VlanId,
