@@ -591,7 +591,9 @@ impl Pipeline {
                     self.counters.unicast += 1;
                     self.emit(p, m.net, m.tag, d, pool)
                 }
-                (None, Action::Flood) if !self.storm_allows(m.in_port) => {
+                (None, Action::Flood)
+                    if self.tables.storm_limits && !self.storm_allows(m.in_port) =>
+                {
                     pool.free(d);
                     Err(DropReason::StormControl)
                 }
@@ -617,7 +619,7 @@ impl Pipeline {
     }
 
     /// Storm control: whether `port` may flood one more frame now.
-    #[inline]
+    #[inline(never)]
     fn storm_allows(&mut self, port: PortId) -> bool {
         let i = port.index();
         match self.tables.ports.get(i).map_or(0, |p| p.storm_pps) {

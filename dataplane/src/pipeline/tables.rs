@@ -241,6 +241,8 @@ pub struct Tables {
     /// Whether any port has a learning-rate cap (the learn stage skips the check
     /// otherwise).
     pub learn_caps: bool,
+    /// Whether any port has a storm-control limit (floods skip the check otherwise).
+    pub storm_limits: bool,
 }
 
 /// The ARP responder's key of an IPv4 address in a network.
@@ -425,6 +427,7 @@ impl Tables {
             .map(|a| (arp_key(a.network.0, a.ip), a.mac))
             .collect();
         let learn_caps = ports.iter().any(|p| p.learn_rate != 0);
+        let storm_limits = ports.iter().any(|p| p.storm_pps != 0);
         Tables {
             generation,
             ports,
@@ -433,6 +436,7 @@ impl Tables {
             underlay,
             arp,
             learn_caps,
+            storm_limits,
         }
     }
 
