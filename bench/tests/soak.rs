@@ -6,7 +6,7 @@
 //! added and removed, static entries added to and removed from the profile's
 //! networks, a flush). `--check` then requires that every frame of the hold is
 //! accounted for hop by hop (generated = forwarded + dropped, each drop on a counter),
-//! that at most 0.01 % were lost (the goal is none: see the README), and that
+//! that at most 0.1 % were lost (the goal is none: see the README), and that
 //! vswitch's resident memory grew by at most 1 MiB. The longer run the README quotes
 //! is the same command with `--hold 300`, release binaries.
 //!
@@ -47,11 +47,11 @@ fn soak_under_config_churn() {
             "--hold",
             &secs,
             "--churn",
-            // The goal is no loss at all; 0.01 % is what this test tolerates (see the
+            // The goal is no loss at all; 0.1 % is what this test tolerates (see the
             // README: the rig's veth rings overflow in rare millisecond stalls). Every
             // lost frame is still counted hop by hop, or the check fails.
             "--soak-max-loss",
-            "0.0001",
+            "0.001",
             "--reps",
             "1",
             "--check",

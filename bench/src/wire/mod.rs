@@ -755,6 +755,7 @@ fn trial(
     let mut hist = new_histogram()?;
     let _ = sink.drain_latency(&mut hist);
     hist.reset();
+    sink.reset_flows(gen.flows)?;
     let (s0, c0) = snapshot(rig, sink, sw)?;
     let pid = sw.and_then(Running::pid);
     let rss0 = pid.map(churn::rss_kib).transpose()?;

@@ -247,6 +247,23 @@ impl Sink {
         Ok(seen)
     }
 
+    /// Forgets the highest sequence number seen of the flows `0..flows` (at most
+    /// [`MAX_CHECKED_FLOWS`]): call it before each generator run. Every run numbers its
+    /// frames from its own start time, and the sink compares 32-bit sequence numbers, so
+    /// a flow's maximum left from an earlier run would make a later run's frames look
+    /// reordered about half the time.
+    pub fn reset_flows(&self, flows: u32) -> Result<(), TrafficError> {
+        let cpus =
+            libbpf_rs::num_possible_cpus().map_err(TrafficError::bpf("count the possible CPUs"))?;
+        let zero: Vec<Vec<u8>> = vec![vec![0u8; 8]; cpus];
+        for flow in 0..flows.min(MAX_CHECKED_FLOWS) {
+            self.flow_seq
+                .update_percpu(&flow.to_ne_bytes(), &zero, MapFlags::ANY)
+                .map_err(TrafficError::bpf("reset sink_flow_seq"))?;
+        }
+        Ok(())
+    }
+
     /// The sink's configuration.
     pub fn config(&self) -> &SinkConfig {
         &self.cfg
