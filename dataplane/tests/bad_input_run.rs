@@ -24,7 +24,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use dataplane::config::{Config, PortIdx};
-use dataplane::control::proto::{Reply, StatsReply};
+use dataplane::control::proto::StatsReply;
 use dataplane::offline::OfflineSwitch;
 use netrun::{cores, TempDir, Vswitch};
 use vswitch_tests::netns::{root_or_skip, veth_pair, wait_until, NetNs};
@@ -105,13 +105,6 @@ fn seeds(target: &str, skip: usize) -> Vec<(String, Vec<u8>)> {
     v
 }
 
-fn stats(sw: &Vswitch) -> StatsReply {
-    let Reply::Stats(st) = sw.ctl_json(&["stats"]) else {
-        panic!("stats: not a stats reply")
-    };
-    st
-}
-
 /// Per port name: (rx, tx); and the drops by reason.
 type View = (BTreeMap<String, (u64, u64)>, BTreeMap<String, u64>);
 
@@ -165,7 +158,7 @@ fn corpus_frames_on_real_ports_match_the_pipeline() {
         )
         .unwrap();
         for (name, frame) in &frames {
-            let before = view(&stats(&sw));
+            let before = view(&sw.stats());
             let model_before = model.counters();
             t += 1_000_000;
             let out = model.inject(idx(ingress), frame, t);
@@ -179,7 +172,7 @@ fn corpus_frames_on_real_ports_match_the_pipeline() {
             }
             let mut now = before.clone();
             let settled = wait_until(Duration::from_secs(3), Duration::from_millis(5), || {
-                now = view(&stats(&sw));
+                now = view(&sw.stats());
                 let rx = now.0[ingress].0 - before.0[ingress].0;
                 let tx_ok = PORTS
                     .iter()
@@ -188,7 +181,7 @@ fn corpus_frames_on_real_ports_match_the_pipeline() {
             });
             // A little longer: anything the model did not send would show now.
             std::thread::sleep(Duration::from_millis(20));
-            now = view(&stats(&sw));
+            now = view(&sw.stats());
             let what = format!("{name} into {ingress}");
             assert!(
                 settled,

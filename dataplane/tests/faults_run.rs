@@ -96,9 +96,7 @@ fn fdb_row(sw: &Vswitch, mac: &str) -> Option<FdbRow> {
 }
 
 fn drops(sw: &Vswitch, reason: &str) -> u64 {
-    let Reply::Stats(st) = sw.ctl_json(&["stats"]) else {
-        panic!("stats: not a stats reply")
-    };
+    let st = sw.stats();
     st.drops.get(reason).copied().unwrap_or(0)
 }
 

@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dataplane::control::proto::Reply;
 use netrun::{cores, pings, vm, warm_up, TempDir, Vswitch};
 use vswitch_tests::netns::{root_or_skip, NetNs};
 use vswitch_tests::ping::Pinger;
@@ -108,9 +107,7 @@ storm_control_pps = {STORM_PPS}
 }
 
 fn drops(sw: &Vswitch) -> std::collections::BTreeMap<String, u64> {
-    let Reply::Stats(st) = sw.ctl_json(&["stats"]) else {
-        panic!("stats: not a stats reply")
-    };
+    let st = sw.stats();
     st.drops
 }
 
@@ -308,9 +305,7 @@ fn mac_spray_neither_evicts_nor_blocks_others() {
     // besides what the spray flooded to it.
     let vm1_rx = vm1.link_stats("eth0").unwrap().rx_packets - vm1_rx0;
     let flood_at_vm1 = vm1_rx.saturating_sub(u64::from(asked) + 8);
-    let Reply::Stats(st) = r.sw.ctl_json(&["stats"]) else {
-        panic!("stats: not a stats reply")
-    };
+    let st = r.sw.stats();
     let storm = after["storm_control"] - before["storm_control"];
     eprintln!(
         "sprayed {} frames in {spray_secs:.1} s; pings answered {answered}/{asked}; \

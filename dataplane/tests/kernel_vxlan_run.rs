@@ -310,9 +310,7 @@ fn kernel_vxlan(kernel_tx_offload: bool) {
     let t = tcp_transfer(&vmns, SocketAddrV4::new(VM_IP, 5002), &host, MIB4);
     eprintln!("TCP host → vm: 4 MiB in {t:?}");
 
-    let Reply::Stats(stats) = vs.ctl_json(&["stats"]) else {
-        panic!("stats: not a stats reply")
-    };
+    let stats = vs.stats();
     let uplink = stats.ports.iter().find(|p| p.name == "uplink").unwrap();
     assert!(
         uplink.rx_frames > 1000 && uplink.tx_frames > 1000,

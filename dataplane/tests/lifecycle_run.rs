@@ -59,9 +59,7 @@ fn link(sw: &Vswitch, port: &str) -> LinkState {
 }
 
 fn drops(sw: &Vswitch, reason: &str) -> u64 {
-    let Reply::Stats(stats) = sw.ctl_json(&["stats"]) else {
-        panic!("stats: not a stats reply")
-    };
+    let stats = sw.stats();
     stats.drops.get(reason).copied().unwrap_or(0)
 }
 

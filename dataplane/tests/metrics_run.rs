@@ -23,7 +23,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use dataplane::control::proto::{Reply, StatsReply};
+use dataplane::control::proto::StatsReply;
 use netrun::{cores, pings, vm, TempDir, Vswitch, BIN};
 use vswitch_tests::netns::{root_or_skip, wait_until, NetNs};
 use vswitch_tests::ping::Pinger;
@@ -92,13 +92,6 @@ fn scrape(ns: &NetNs, addr: SocketAddr) -> String {
         "{head}"
     );
     body
-}
-
-fn stats(s: &Vswitch) -> StatsReply {
-    let Reply::Stats(st) = s.ctl_json(&["stats"]) else {
-        panic!("stats: not a stats reply")
-    };
-    st
 }
 
 /// What two reads at a quiet instant agree on: everything but the time counters and
@@ -295,9 +288,9 @@ fn metrics_match_ctl_stats() {
     // A quiet instant: ctl stats, scrape, ctl stats; the two stats agree.
     let mut quiet = None;
     for _ in 0..20 {
-        let before = stats(&s);
+        let before = s.stats();
         let text = scrape(&sw, addr);
-        let after = stats(&s);
+        let after = s.stats();
         if counters(&before) == counters(&after) {
             quiet = Some((before, text));
             break;

@@ -164,6 +164,14 @@ impl Vswitch {
         }
     }
 
+    /// `vswitch ctl stats`, parsed.
+    pub fn stats(&self) -> dataplane::control::proto::StatsReply {
+        match self.ctl_json(&["stats"]) {
+            Reply::Stats(st) => st,
+            other => panic!("{}: stats: not a stats reply: {other:?}", self.name),
+        }
+    }
+
     /// Sends `signal` (`HUP`, `KILL`...) to the process.
     pub fn signal(&self, signal: &str) {
         let pid = self.child.as_ref().expect("already stopped").id();
@@ -399,9 +407,7 @@ pub fn every_queue_forwards(
     what: &str,
 ) {
     let packets = |s: &Vswitch| {
-        let Reply::Stats(st) = s.ctl_json(&["stats"]) else {
-            panic!("stats: not a stats reply")
-        };
+        let st = s.stats();
         let mut w: Vec<(usize, u64)> = st.workers.iter().map(|w| (w.id, w.packets)).collect();
         w.sort_unstable();
         w.into_iter().map(|(_, p)| p).collect::<Vec<u64>>()
