@@ -451,10 +451,15 @@ impl Pipeline {
             if m.drop.is_some() {
                 continue;
             }
+            // Classify parsed it already: one 802.1Q tag at most (anything more was
+            // dropped), so the EtherType and L3 follow the tag or the MAC addresses.
+            let l3_offset = if m.tag.is_some() { 18 } else { 14 };
             let data = pool.data(d);
-            let Ok(l2) = parse_l2(data) else { continue };
-            let l3 = data.get(l2.l3_offset..).unwrap_or(&[]);
-            if let Err(r) = sec.check(l2.src, l2.ethertype, l3) {
+            let Some(&[a, b]) = data.get(l3_offset - 2..l3_offset) else {
+                continue;
+            };
+            let l3 = data.get(l3_offset..).unwrap_or(&[]);
+            if let Err(r) = sec.check(m.src, EtherType::from(u16::from_be_bytes([a, b])), l3) {
                 m.drop = Some(r);
                 m.local_only = false;
             }
