@@ -319,6 +319,11 @@ pub struct SwitchParams {
     /// Storm control default of every port: flooded frames (broadcast, multicast,
     /// unknown unicast) a port may send into the switch per second; 0 = no limit.
     pub storm_control_pps: u32,
+    /// The XDP fast path (see [`crate::fastpath`]): established known-unicast flows are
+    /// forwarded inside the kernel, the workers take the rest. Off by default: a veth
+    /// port's peer must have a NAPI (GRO on, or an XDP program) to receive redirected
+    /// frames. `vswitch run --fastpath` / `--no-fastpath` override it.
+    pub fastpath: bool,
 }
 
 impl Default for SwitchParams {
@@ -334,6 +339,7 @@ impl Default for SwitchParams {
             napi_busy_poll_usecs: DEFAULT_NAPI_BUSY_POLL_USECS,
             mac_learn_rate_per_port: 0,
             storm_control_pps: 0,
+            fastpath: false,
         }
     }
 }
@@ -706,7 +712,7 @@ impl Config {
     /// Refuses `new`, read from `text`, as a reload of a switch running `self` when it
     /// changes a `[switch]` key applied only when the switch starts: workers, table
     /// size, per-port limit, aging, the control socket, forward-only mode, NAPI busy
-    /// polling; or `[metrics] listen`. (`mac_learn_rate_per_port` and `storm_control_pps`
+    /// polling, the fast path; or `[metrics] listen`. (`mac_learn_rate_per_port` and `storm_control_pps`
     /// are compiled into the tables and change with a reload.) The error names the file,
     /// the key's line (the section header's when the new file leaves the key out) and
     /// the key.
@@ -723,6 +729,7 @@ impl Config {
             napi_busy_poll_usecs,
             mac_learn_rate_per_port: _,
             storm_control_pps: _,
+            fastpath,
         } = &self.switch;
         let b = &new.switch;
         let s = |v: &dyn std::fmt::Display| v.to_string();
@@ -743,6 +750,8 @@ impl Config {
             Some(("control_socket", v(control_socket), v(&b.control_socket)))
         } else if *napi_busy_poll != b.napi_busy_poll {
             Some(("napi_busy_poll", s(napi_busy_poll), s(&b.napi_busy_poll)))
+        } else if *fastpath != b.fastpath {
+            Some(("fastpath", s(fastpath), s(&b.fastpath)))
         } else if *napi_busy_poll_usecs != b.napi_busy_poll_usecs {
             let (x, y) = (s(napi_busy_poll_usecs), s(&b.napi_busy_poll_usecs));
             Some(("napi_busy_poll_usecs", x, y))

@@ -6,6 +6,7 @@
 //! - [`port`]: batched receive/send over descriptors; in-memory ports.
 //! - [`counters`]: per-worker counters and drop reasons.
 //! - [`pipeline`]: the switching stages over a batch (br-int's NORMAL).
+//! - [`fastpath`]: the XDP fast path: established flows forwarded inside the kernel.
 //! - [`forward`]: forward-only ("null") mode: bursts moved between port pairs, no
 //!   switching.
 //! - [`offline`]: the whole switch over in-memory ports, driven frame by frame.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod control;
 pub mod counters;
 pub mod demo;
+pub mod fastpath;
 pub mod forward;
 pub mod metrics;
 pub mod offline;

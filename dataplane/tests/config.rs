@@ -97,6 +97,7 @@ fn example_file_parses_to_expected_values() {
             napi_busy_poll_usecs: 100,
             mac_learn_rate_per_port: 0,
             storm_control_pps: 0,
+            fastpath: false,
         }
     );
     let net = |name: &str, segment, v: u16, vteps: &[u16]| Network {

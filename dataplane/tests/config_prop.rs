@@ -47,6 +47,7 @@ fn switch() -> impl Strategy<Value = SwitchParams> {
                 napi_busy_poll_usecs: usecs,
                 mac_learn_rate_per_port: 0,
                 storm_control_pps: 0,
+                fastpath: napi ^ forward_only,
             },
         )
 }

@@ -38,7 +38,9 @@ pub mod hash;
 pub mod replica;
 
 pub use error::FdbError;
-pub use fdb::{Fdb, FdbConfig, FdbEntry, FdbHit, FdbKey, FdbStats, FlushFilter, Learn, VlanGens};
+pub use fdb::{
+    Fdb, FdbConfig, FdbEntry, FdbHit, FdbKey, FdbStats, FlushFilter, GenSink, Learn, VlanGens,
+};
 pub use flowcache::{CacheStats, FlowCache, FlowKey, Gens, Stamp, DEFAULT_FLOW_CACHE_SIZE};
 pub use replica::{FdbControl, FdbGroup, ReplicaConfig, ReplicaStats, WorkerFdb};
 

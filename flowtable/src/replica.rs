@@ -254,6 +254,11 @@ impl WorkerFdb {
         self.fdb.set_vlan_limits(limits);
     }
 
+    /// [`Fdb::set_gen_sink`] on this replica.
+    pub fn set_gen_sink(&mut self, sink: std::sync::Arc<dyn crate::GenSink>) {
+        self.fdb.set_gen_sink(sink);
+    }
+
     /// Replication counters.
     #[inline]
     pub fn stats(&self) -> &ReplicaStats {

@@ -140,6 +140,13 @@ enum Cmd {
         /// the same as `[switch] forward_only = true`.
         #[arg(long)]
         forward_only: bool,
+        /// The XDP fast path on (the same as `[switch] fastpath = true`).
+        #[arg(long, conflicts_with = "no_fastpath")]
+        fastpath: bool,
+        /// No XDP fast path: every frame goes to the workers (the same as
+        /// `[switch] fastpath = false`).
+        #[arg(long)]
+        no_fastpath: bool,
     },
     /// Inspect or change a running switch through its control socket.
     Ctl(CtlArgs),
@@ -172,6 +179,11 @@ enum CtlCmd {
     Neigh {
         #[command(subcommand)]
         cmd: NeighCmd,
+    },
+    /// The XDP fast path: counters and flow entries.
+    Fastpath {
+        #[command(subcommand)]
+        cmd: FastpathCmd,
     },
     /// Add or remove a [[port]].
     Port {
@@ -262,6 +274,12 @@ enum FdbCmd {
         #[arg(long)]
         mac: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum FastpathCmd {
+    /// Counters, then every flow entry: ports, destination, rewrite, valid, idle.
+    Show,
 }
 
 #[derive(Debug, Subcommand)]
@@ -362,6 +380,9 @@ fn ctl_request(cmd: CtlCmd) -> Result<Request> {
         CtlCmd::Neigh {
             cmd: NeighCmd::Show,
         } => Request::NeighShow {},
+        CtlCmd::Fastpath {
+            cmd: FastpathCmd::Show,
+        } => Request::FastpathShow {},
         CtlCmd::Fdb { cmd } => match cmd {
             FdbCmd::Show { network } => Request::FdbShow { network },
             FdbCmd::Flush { network, port } => Request::FdbFlush { network, port },
@@ -724,10 +745,11 @@ fn keep_off_worker_cores(workers: &[usize]) {
 }
 
 /// What `vswitch run` adds to the file's configuration, at start and at each reload:
-/// `--forward-only`, and the underlay's `local_mac` from its netdev when the file
+/// `--forward-only`, `--no-fastpath`, and the underlay's `local_mac` from its netdev when the file
 /// leaves it out. Returns the MAC read and its netdev, if one was.
-fn complete(cfg: &mut Config, forward_only: bool) -> Result<Option<(MacAddr, String)>> {
-    cfg.switch.forward_only |= forward_only;
+fn complete(cfg: &mut Config, flags: RunFlags) -> Result<Option<(MacAddr, String)>> {
+    cfg.switch.forward_only |= flags.forward_only;
+    cfg.switch.fastpath = (cfg.switch.fastpath || flags.fastpath) && !flags.no_fastpath;
     let underlay_if = cfg.underlay.as_ref().and_then(|u| {
         u.local_mac
             .is_none()
@@ -760,7 +782,15 @@ fn reload_on_sighup(switch: &mut dataplane::runtime::Switch) {
 /// `vswitch run`: opens the ports, starts the workers, serves the control socket in
 /// this thread until SIGINT/SIGTERM (reloading the file on SIGHUP), then stops
 /// everything (programs detached, socket removed).
-fn run_switch(config: PathBuf, cores: Vec<usize>, forward_only: bool) -> Result<()> {
+/// `vswitch run`'s flags that override the file's configuration.
+#[derive(Debug, Clone, Copy)]
+struct RunFlags {
+    forward_only: bool,
+    fastpath: bool,
+    no_fastpath: bool,
+}
+
+fn run_switch(config: PathBuf, cores: Vec<usize>, flags: RunFlags) -> Result<()> {
     use dataplane::metrics::{scrape_control, MetricsServer};
     use dataplane::runtime::{StartOptions, Switch};
     use dataplane::xsk::XskBackend;
@@ -776,7 +806,7 @@ fn run_switch(config: PathBuf, cores: Vec<usize>, forward_only: bool) -> Result<
     let mut cfg = Config::from_file(&config)?;
     let cores = worker_cores(cfg.switch.workers, cores)?;
     keep_off_worker_cores(&cores);
-    if let Some((mac, ifname)) = complete(&mut cfg, forward_only)? {
+    if let Some((mac, ifname)) = complete(&mut cfg, flags)? {
         info!(%mac, %ifname, "underlay local_mac {mac} (from {ifname})");
     }
     XskBackend::check(&cfg)?;
@@ -815,9 +845,7 @@ fn run_switch(config: PathBuf, cores: Vec<usize>, forward_only: bool) -> Result<
         );
     }
     switch.set_completion(Box::new(move |c: &mut Config| {
-        complete(c, forward_only)
-            .map(drop)
-            .map_err(|e| format!("{e:#}"))
+        complete(c, flags).map(drop).map_err(|e| format!("{e:#}"))
     }));
     let stop = switch.stop_flag();
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -853,6 +881,10 @@ fn run_switch(config: PathBuf, cores: Vec<usize>, forward_only: bool) -> Result<
             })
             .collect();
         info!("forward-only mode, no switching: {}", pairs.join(", "));
+    } else if switch.fastpath().is_some() {
+        info!("XDP fast path on: established unicast flows are forwarded in the kernel");
+    } else {
+        info!("XDP fast path off: the workers forward every frame");
     }
     info!(
         workers = cores.len(),
@@ -885,7 +917,17 @@ fn run(cli: Cli) -> Result<()> {
             config,
             cores,
             forward_only,
-        } => run_switch(config, cores, forward_only)?,
+            fastpath,
+            no_fastpath,
+        } => run_switch(
+            config,
+            cores,
+            RunFlags {
+                forward_only,
+                fastpath,
+                no_fastpath,
+            },
+        )?,
         Cmd::Ctl(args) => ctl(args)?,
         Cmd::Demo => print!("{}", dataplane::demo::run()?),
         Cmd::CheckConfig { config } => {

@@ -272,6 +272,9 @@ fn switch_params(
     if let Some(v) = &raw.napi_busy_poll {
         p.napi_busy_poll = *v.get_ref();
     }
+    if let Some(v) = &raw.fastpath {
+        p.fastpath = *v.get_ref();
+    }
     if let Some(v) = &raw.napi_busy_poll_usecs {
         let range = (0, MAX_NAPI_BUSY_POLL_USECS, "");
         p.napi_busy_poll_usecs = int_in(cx, v, range, CX, "napi_busy_poll_usecs")?;

@@ -56,6 +56,7 @@ pub(super) struct RawSwitch {
     pub napi_busy_poll_usecs: Option<Spanned<i64>>,
     pub mac_learn_rate_per_port: Option<Spanned<i64>>,
     pub storm_control_pps: Option<Spanned<i64>>,
+    pub fastpath: Option<Spanned<bool>>,
 }
 
 /// `[underlay]`: the local VTEP. Addresses are strings, parsed by validation.

@@ -103,6 +103,7 @@ impl fmt::Display for Rendered<'_> {
         writeln!(f, "napi_busy_poll_usecs = {}", s.napi_busy_poll_usecs)?;
         writeln!(f, "mac_learn_rate_per_port = {}", s.mac_learn_rate_per_port)?;
         writeln!(f, "storm_control_pps = {}", s.storm_control_pps)?;
+        writeln!(f, "fastpath = {}", s.fastpath)?;
         if let Some(listen) = c.metrics.listen {
             writeln!(f, "\n[metrics]")?;
             writeln!(f, "listen = \"{listen}\"")?;

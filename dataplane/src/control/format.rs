@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::proto::{FdbReply, LinkState, NeighReply, Reply, ShowReply, StatsReply, XdpMode};
+use super::proto::{
+    FastpathReply, FdbReply, LinkState, NeighReply, Reply, ShowReply, StatsReply, XdpMode,
+};
 
 /// A reply as text, ending with a newline.
 pub fn reply(r: &Reply) -> String {
@@ -12,6 +14,7 @@ pub fn reply(r: &Reply) -> String {
         Reply::Fdb(f) => fdb(f),
         Reply::Stats(s) => stats(s),
         Reply::Neigh(n) => neigh(n),
+        Reply::Fastpath(f) => fastpath(f),
         Reply::Done { message } => format!("{message}\n"),
         Reply::Capture(c) => format!(
             "capturing on {} ({}, snaplen {}, {} worker ring(s) of {})\n",
@@ -310,6 +313,9 @@ fn stats(s: &StatsReply) -> String {
         x.underlay_control
     );
     let _ = writeln!(o, "checksums completed {}", x.checksums_completed);
+    if let Some(f) = &s.fastpath {
+        fastpath_counters(&mut o, f);
+    }
     let _ = writeln!(
         o,
         "MAC table: {} entries ({} static, {} learned) of {}",
@@ -334,6 +340,72 @@ fn neigh(n: &NeighReply) -> String {
             e.state.clone(),
             e.age_secs.to_string(),
             e.queued.to_string(),
+        ]);
+    }
+    t.render(&mut o, "");
+    o
+}
+
+fn fastpath_counters(o: &mut String, f: &crate::fastpath::FastPathStats) {
+    let _ = writeln!(
+        o,
+        "fast path: hits {}, misses {}, flows {}, source MACs {}, offers {} ({} dropped, {} stale), installs {} ({} failed)",
+        f.get("hits"),
+        f.get("misses"),
+        f.flows,
+        f.macs,
+        f.offers,
+        f.offers_dropped,
+        f.offers_stale,
+        f.installs,
+        f.install_errors
+    );
+    let punts: Vec<String> = f
+        .program
+        .iter()
+        .filter(|(n, v)| n.starts_with("punt_") && *v > 0)
+        .map(|(n, v)| format!("{} {v}", &n[5..]))
+        .collect();
+    let _ = writeln!(
+        o,
+        "fast path punts: {}",
+        if punts.is_empty() {
+            "none".into()
+        } else {
+            punts.join(", ")
+        }
+    );
+}
+
+fn fastpath(f: &FastpathReply) -> String {
+    let mut o = String::new();
+    let Some(s) = &f.stats else {
+        return "fast path: off\n".into();
+    };
+    fastpath_counters(&mut o, s);
+    let mut t = Table::new(&[
+        ("in port", true),
+        ("in VID", true),
+        ("destination", false),
+        ("out port", true),
+        ("rewrite", false),
+        ("out VID", true),
+        ("VLAN", true),
+        ("valid", false),
+        ("idle s", true),
+    ]);
+    for r in &f.flows {
+        t.row(vec![
+            r.in_port.to_string(),
+            opt(r.vid_in),
+            r.dst.clone(),
+            r.out_port.to_string(),
+            r.op.clone(),
+            opt(r.vid_out),
+            r.vlan.to_string(),
+            if r.valid { "yes" } else { "no" }.into(),
+            r.idle_secs
+                .map_or_else(|| "-".into(), |v| format!("{v:.1}")),
         ]);
     }
     t.render(&mut o, "");

@@ -222,6 +222,11 @@ pub trait ControlTarget {
     /// On error nothing may have changed.
     fn apply_config(&mut self, new: Config) -> Result<(), ControlError>;
 
+    /// The XDP fast path, if the switch runs one. Default: none.
+    fn fastpath(&self) -> Option<std::sync::Arc<crate::fastpath::FastPath>> {
+        None
+    }
+
     /// Starts capturing the frames of `port` (see [`crate::capture`]); the capture
     /// runs until the session is dropped. Default: refused.
     fn start_capture(
@@ -371,6 +376,7 @@ fn dispatch(t: &mut dyn ControlTarget, req: Request) -> Result<Reply, ControlErr
         }
         Request::Stats {} => Ok(Reply::Stats(stats(t))),
         Request::NeighShow {} => Ok(Reply::Neigh(neigh(t))),
+        Request::FastpathShow {} => Ok(Reply::Fastpath(fastpath(t))),
         Request::PortAdd(spec) => {
             let new = edit::port_add(t.config(), &spec)?;
             t.apply_config(new)?;
@@ -628,15 +634,18 @@ fn stats(t: &dyn ControlTarget) -> StatsReply {
                 .map(|ip| format!("vtep:{ip}"))
                 .zip(&layout.vteps),
         );
+    let fp = t.fastpath();
     let ports = names
         .map(|(name, id)| {
             let c = sum.ports.get(id.index()).copied().unwrap_or_default();
+            // Frames the fast path forwarded never reached a worker.
+            let f = fp.as_ref().map_or([0; 4], |fp| fp.port_counters(*id));
             PortStats {
                 name,
-                rx_frames: c.rx_frames,
-                rx_bytes: c.rx_bytes,
-                tx_frames: c.tx_frames,
-                tx_bytes: c.tx_bytes,
+                rx_frames: c.rx_frames + f[0],
+                rx_bytes: c.rx_bytes + f[1],
+                tx_frames: c.tx_frames + f[2],
+                tx_bytes: c.tx_bytes + f[3],
                 rx_dropped: sample
                     .workers
                     .iter()
@@ -705,12 +714,13 @@ fn stats(t: &dyn ControlTarget) -> StatsReply {
             }
         })
         .collect();
+    let fastpath = fp.map(|fp| fp.stats());
     StatsReply {
         ports,
         drops,
         workers,
         totals: Totals {
-            unicast: sum.unicast,
+            unicast: sum.unicast + fastpath.as_ref().map_or(0, |f| f.get("hits")),
             flooded: sum.flooded,
             learned: sum.learned,
             moves: sum.moves,
@@ -731,6 +741,22 @@ fn stats(t: &dyn ControlTarget) -> StatsReply {
             capacity: cfg.switch.mac_table_size,
         },
         fdb_networks,
+        fastpath,
+    }
+}
+
+fn fastpath(t: &dyn ControlTarget) -> proto::FastpathReply {
+    match t.fastpath() {
+        Some(fp) => proto::FastpathReply {
+            enabled: true,
+            stats: Some(fp.stats()),
+            flows: fp.flows(),
+        },
+        None => proto::FastpathReply {
+            enabled: false,
+            stats: None,
+            flows: Vec::new(),
+        },
     }
 }
 

@@ -87,6 +87,8 @@ pub enum Request {
     Stats {},
     /// The underlay neighbour cache.
     NeighShow {},
+    /// The XDP fast path's entries and counters.
+    FastpathShow {},
     /// Adds a `[[port]]`.
     PortAdd(PortSpec),
     /// Removes a `[[port]]` (and the static entries that point at it).
@@ -269,6 +271,8 @@ pub enum Reply {
     Stats(StatsReply),
     /// To [`Request::NeighShow`].
     Neigh(NeighReply),
+    /// To [`Request::FastpathShow`].
+    Fastpath(FastpathReply),
     /// To a change.
     Done {
         /// What was done.
@@ -276,6 +280,17 @@ pub enum Reply {
     },
     /// To [`Request::Capture`]: the capture runs, its stream follows.
     Capture(CaptureReply),
+}
+
+/// The XDP fast path: whether it is on, its counters and its flow entries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FastpathReply {
+    /// On (its program attached to the ports).
+    pub enabled: bool,
+    /// Counters (when on).
+    pub stats: Option<crate::fastpath::FastPathStats>,
+    /// Flow entries (when on).
+    pub flows: Vec<crate::fastpath::FlowRow>,
 }
 
 /// A capture that started.
@@ -614,6 +629,10 @@ pub struct StatsReply {
     /// The same per network, every network in configuration order.
     #[serde(default)]
     pub fdb_networks: Vec<NetworkFdb>,
+    /// The XDP fast path's counters, when it is on (its frames are in `ports` and
+    /// `totals.unicast` too).
+    #[serde(default)]
+    pub fastpath: Option<crate::fastpath::FastPathStats>,
 }
 
 /// One port's counters.

@@ -577,6 +577,7 @@ mod tests {
                 static_entries: 2,
                 learned_entries: 3,
             }],
+            fastpath: None,
         }
     }
 

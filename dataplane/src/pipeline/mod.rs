@@ -29,6 +29,7 @@ pub use tables::{
 use tunnel::VtepState;
 pub use tunnel::{NeighborPeers, Pending};
 
+use crate::fastpath::{FastHook, Offer, Op as FastOp};
 use crate::underlay::NeighborCache;
 
 use encap::ethernet::EtherType;
@@ -186,6 +187,8 @@ pub struct Pipeline {
     neigh_checked: u64,
     /// Per port number: storm control and learning-rate buckets.
     buckets: Vec<PortBuckets>,
+    /// The XDP fast path's offer queue, when it is on.
+    fast: Option<FastHook>,
 }
 
 impl Pipeline {
@@ -211,6 +214,7 @@ impl Pipeline {
             now: 0,
             neigh_checked: 0,
             buckets: vec![PortBuckets::default(); n],
+            fast: None,
         };
         p.rebuild_vteps();
         p.set_vlan_limits();
@@ -351,6 +355,9 @@ impl Pipeline {
         self.learn(ds.len(), now);
         self.forward(ds.len(), now);
         self.output(ds, pool);
+        if self.fast.is_some() {
+            self.offer_fast(ds.len(), now);
+        }
         // A next hop that started resolving in this batch is asked for at once.
         if self.tables.underlay.is_some() {
             self.neigh_poll(pool);
@@ -576,6 +583,92 @@ impl Pipeline {
             self.cache
                 .insert_sampled(&keys[i], hashes[i], action, stamp);
             m.action = action;
+        }
+    }
+
+    /// Has this pipeline offer its known-unicast decisions to the XDP fast path.
+    pub fn set_fastpath(&mut self, hook: FastHook) {
+        self.fast = Some(hook);
+    }
+
+    /// After output: offers the batch's known-unicast decisions between two local
+    /// ports to the fast path (each flow at most once per re-offer period), with the
+    /// generations they were taken under. Frames the fast path must not take are not
+    /// offered: from a secured port, from or to a tunnel, priority-tagged, dropped at
+    /// egress. Out of line: only with the fast path on.
+    #[inline(never)]
+    fn offer_fast(&mut self, n: usize, now: u64) {
+        let Some(h) = self.fast.as_mut() else {
+            return;
+        };
+        let cfg_gen = self.tables.generation;
+        for m in &self.meta[..n] {
+            let Action::Unicast(out) = m.action else {
+                continue;
+            };
+            if m.drop.is_some()
+                || m.consumed
+                || m.local_only
+                || m.from_tunnel
+                || m.egress_drop.is_some()
+            {
+                continue;
+            }
+            let Some(pe) = self.tables.ports.get(m.in_port.index()) else {
+                continue;
+            };
+            if pe.security.is_some()
+                || !matches!(pe.ingress, Ingress::Access { .. } | Ingress::Trunk { .. })
+            {
+                continue;
+            }
+            let Some(Egress::Tag(e)) = self.tables.egress(out, m.net) else {
+                continue;
+            };
+            let vid_in = match m.tag {
+                None => None,
+                Some(VlanTag { vid: Some(v), .. }) => Some(v.get()),
+                Some(_) => continue,
+            };
+            let (op, vid_out) = match (vid_in, e) {
+                (None, EgressTag::Untagged) => (FastOp::None, 0),
+                (Some(_), EgressTag::Untagged) => (FastOp::Pop, 0),
+                (Some(_), EgressTag::Tagged(v)) => (FastOp::Xlate, v.get()),
+                (None, EgressTag::Tagged(v)) => (FastOp::Push, v.get()),
+            };
+            let vlan = self.tables.nets[usize::from(m.net)].local_vlan;
+            let vlan_gen = h.vlan_gen(vlan.get());
+            let key = (u64::from(m.in_port.0) << 48 | u64::from(vid_in.unwrap_or(0x1fff)) << 32)
+                ^ m.dst.to_u64().wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            if h.recently_offered(
+                key.wrapping_mul(0xff51_afd7_ed55_8ccd) >> 20,
+                vlan_gen,
+                cfg_gen,
+                now,
+            ) {
+                continue;
+            }
+            let fdb = self.fdb.fdb();
+            let Some(hit) = fdb.lookup_hit(FdbKey::new(vlan, m.dst), now) else {
+                continue;
+            };
+            if hit.port != out {
+                continue;
+            }
+            let src = (fdb.lookup(vlan, m.src, now) == Some(m.in_port)).then_some(m.src);
+            h.offer(Offer {
+                in_port: m.in_port,
+                vid_in,
+                dst: m.dst,
+                out_port: out,
+                op,
+                vid_out,
+                vlan: vlan.get(),
+                vlan_gen,
+                cfg_gen,
+                expires: hit.deadline_ns,
+                src,
+            });
         }
     }
 

@@ -75,6 +75,10 @@ impl ControlTarget for Switch {
         Ok(())
     }
 
+    fn fastpath(&self) -> Option<std::sync::Arc<crate::fastpath::FastPath>> {
+        Switch::fastpath(self).cloned()
+    }
+
     fn stats(&self) -> SwitchSample {
         let snaps = self.snapshots(SNAPSHOT_TIMEOUT);
         let (fdb_entries, fdb_static, fdb_vlans) = snaps

@@ -128,6 +128,12 @@ pub trait Backend: PortInfo + 'static {
 
     /// The port numbered `id` was removed: every worker has closed its queue.
     fn port_removed(&self, _id: PortId) {}
+
+    /// The XDP fast path its ports are attached to, if any (known after worker 0's
+    /// [`Backend::open`]).
+    fn fastpath(&self) -> Option<Arc<crate::fastpath::FastPath>> {
+        None
+    }
 }
 
 /// Errors starting or changing the switch.
@@ -405,6 +411,9 @@ pub struct Switch {
     completion: Option<Completion>,
     /// Running captures: the port and its session's token (gone when it ends).
     captures: Vec<(PortId, Weak<()>)>,
+    /// The XDP fast path, and its agent thread.
+    fastpath: Option<Arc<crate::fastpath::FastPath>>,
+    fastpath_agent: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Switch {
@@ -449,10 +458,24 @@ impl Switch {
         let mut opened = Vec::with_capacity(n);
         // Underlay neighbour answers reach one worker's queue: share them.
         let mut peers = crate::pipeline::NeighborPeers::mesh(n).into_iter();
-        for (w, fdb) in replicas.into_iter().enumerate() {
+        let mut fastpath = None;
+        for (w, mut fdb) in replicas.into_iter().enumerate() {
             let (pool, ports) = backend.open(w, &config)?;
+            if w == 0 {
+                fastpath = backend.fastpath();
+                if let Some(fp) = &fastpath {
+                    fp.set_epoch(epoch);
+                    fp.set_generation(generation);
+                }
+            }
+            if let Some(fp) = &fastpath {
+                fdb.set_gen_sink(fp.gens());
+            }
             let cache = FlowCache::new(DEFAULT_FLOW_CACHE_SIZE)?;
             let mut pipeline = Pipeline::new(Tables::compile(&config, generation), fdb, cache);
+            if let Some(fp) = &fastpath {
+                pipeline.set_fastpath(fp.hook());
+            }
             if let Some(p) = peers.next().filter(|_| n > 1) {
                 pipeline.set_neighbor_peers(p);
             }
@@ -485,6 +508,20 @@ impl Switch {
                 }
             }
         }
+        let fastpath_agent = match &fastpath {
+            Some(fp) => match fp.spawn_agent(Arc::clone(&stop)) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    workers.join();
+                    return Err(RuntimeError::Worker {
+                        worker: 0,
+                        message: format!("cannot start the fast path's agent: {e}"),
+                    });
+                }
+            },
+            None => None,
+        };
         Ok(Switch {
             config,
             info: backend as Arc<dyn PortInfo>,
@@ -497,7 +534,14 @@ impl Switch {
             layout,
             completion: None,
             captures: Vec::new(),
+            fastpath,
+            fastpath_agent,
         })
+    }
+
+    /// The XDP fast path, when on.
+    pub fn fastpath(&self) -> Option<&Arc<crate::fastpath::FastPath>> {
+        self.fastpath.as_ref()
     }
 
     /// Sets what a reload ([`crate::control::proto::Request::Reload`]) does to the
@@ -656,6 +700,10 @@ impl Switch {
             return Err(e);
         }
         self.generation += 1;
+        // Every fast-path entry is stale before any worker has the new tables.
+        if let Some(fp) = &self.fastpath {
+            fp.set_generation(self.generation);
+        }
         let tables = Tables::compile_with(&new, self.generation, &plan.layout);
         let committed = self
             .workers
@@ -752,6 +800,10 @@ impl Switch {
             rings.push(consumer);
         }
         let (session, token) = CaptureSession::new(name, opts, rings, self.epoch);
+        // The port's frames, in and out, take the workers while it is captured.
+        if let Some(fp) = &self.fastpath {
+            fp.tap(id, token.clone());
+        }
         let mut acks = Vec::with_capacity(n);
         for (w, tap) in taps.into_iter().enumerate() {
             let ack = self.workers.tap(w, id, tap).ok_or(RuntimeError::Worker {
@@ -789,6 +841,9 @@ impl Switch {
     fn stop_workers(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         self.workers.join();
+        if let Some(h) = self.fastpath_agent.take() {
+            let _ = h.join();
+        }
     }
 }
 

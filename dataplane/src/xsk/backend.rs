@@ -29,9 +29,12 @@ use std::sync::{Arc, Mutex};
 use flowtable::PortId;
 
 use super::napi::{NapiConfig, NapiRing};
-use super::{sys, umem_pool, RingSizes, Umem, XdpMode, XskAttach, XskConfig, XskLink, XskPort};
+use super::{
+    sys, umem_pool, FastSteer, RingSizes, Umem, XdpMode, XskAttach, XskConfig, XskLink, XskPort,
+};
 use crate::config::{Config, Port, PortIdx};
 use crate::control::proto::{self, LinkState};
+use crate::fastpath::FastPath;
 use crate::pool::{Pool, CHUNK_SIZE};
 use crate::port::BURST;
 use crate::runtime::{Backend, PortInfo, RuntimeError};
@@ -188,6 +191,8 @@ struct State {
     live: BTreeSet<u16>,
     /// Ports the workers' UMEMs were sized for.
     capacity: usize,
+    /// The XDP fast path, when on.
+    fastpath: Option<Arc<FastPath>>,
 }
 
 impl State {
@@ -220,6 +225,30 @@ impl XskBackend {
             napi: busy_poll.then(|| NapiConfig::with_busy_poll(cfg.switch.napi_busy_poll_usecs)),
             ..self.xsk.clone()
         }
+    }
+
+    /// `xsk` for port number `id`: in the fast path if there is one.
+    fn port_config(xsk: &XskConfig, fp: Option<&Arc<FastPath>>, id: PortId) -> XskConfig {
+        XskConfig {
+            fastpath: fp.map(|fp| FastSteer {
+                fp: Arc::clone(fp),
+                port: id,
+            }),
+            ..xsk.clone()
+        }
+    }
+
+    /// Loads the XDP fast path for `cfg` if it asks for one; a fast path that cannot be
+    /// loaded is logged and left out (the workers take every frame).
+    fn load_fastpath(cfg: &Config) -> Option<Arc<FastPath>> {
+        if !cfg.switch.fastpath || cfg.switch.forward_only {
+            return None;
+        }
+        FastPath::load(cfg.switch.mac_aging)
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "XDP fast path off: {e}; the workers take every frame");
+            })
+            .ok()
     }
 
     /// A backend with these ring sizes; `xsk`'s bpffs and lock directory are used (its
@@ -334,6 +363,7 @@ impl Backend for XskBackend {
             st.opened = vec![None; cfg.ports.len()];
             st.live = (0..cfg.ports.len()).map(|i| i as u16).collect();
             st.capacity = cfg.ports.len() + SPARE_PORTS;
+            st.fastpath = Self::load_fastpath(cfg);
         }
         State::set(&mut st.umems, w, (umem.clone(), pool.chunk_size()));
         // NAPI busy polling: one io_uring per worker. Without it the ports' NAPIs are
@@ -344,9 +374,11 @@ impl Backend for XskBackend {
         }
         let xsk = self.xsk_config(ring.is_some(), cfg);
         let mut ports = Vec::with_capacity(cfg.ports.len());
+        let fp = st.fastpath.clone();
         for (i, p) in cfg.ports.iter().enumerate() {
             let port_err = |message: String| port_err(p, message);
             let ifname = ifname_of(p)?;
+            let xsk = Self::port_config(&xsk, fp.as_ref(), PortId(i as u16));
             let attach = match st.links.get(i).and_then(|l| l.as_ref()?.attached()) {
                 Some(a) => a,
                 None => {
@@ -408,7 +440,11 @@ impl Backend for XskBackend {
             .flatten()
             .ok_or_else(|| port_err(format!("worker {w} has no UMEM")))?;
         let ring = st.rings.get(w).cloned().flatten();
-        let xsk = self.xsk_config(ring.is_some(), cfg);
+        let xsk = Self::port_config(
+            &self.xsk_config(ring.is_some(), cfg),
+            st.fastpath.as_ref(),
+            id,
+        );
         let attach = if w == 0 {
             if !st.live.contains(&id.0) && st.live.len() >= st.capacity {
                 return Err(port_err(format!(
@@ -469,6 +505,10 @@ impl Backend for XskBackend {
     }
 
     /// Forgets the port numbered `id` (removed, or its opening abandoned).
+    fn fastpath(&self) -> Option<Arc<FastPath>> {
+        self.state.lock().ok()?.fastpath.clone()
+    }
+
     fn port_removed(&self, id: PortId) {
         if let Ok(mut st) = self.state.lock() {
             st.live.remove(&id.0);

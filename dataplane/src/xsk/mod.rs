@@ -64,7 +64,7 @@ pub use backend::{
 pub use error::XskError;
 pub use genl::{NapiInfo, Netdev, NetlinkError, QueueInfo};
 pub use napi::{pick_napis, queue_napis, NapiConfig, NapiError, NapiRing, NapiTuning};
-pub use port::{XskAttach, XskConfig, XskLink, XskPort, XskStats};
+pub use port::{FastSteer, XskAttach, XskConfig, XskLink, XskPort, XskStats};
 pub use socket::XdpMode;
 pub use umem::{RingSizes, Umem, UmemArea};
 

@@ -11,8 +11,10 @@ use super::napi::{self, NapiConfig, NapiRing, NapiTuning};
 use super::socket::{self, Attached, Socket, XdpMode, XdpProgram, XSK_PROG_NAME};
 use super::sys;
 use super::umem::Umem;
+use crate::fastpath::{FastPath, FastPort};
 use crate::pool::{Desc, Pool, HEADROOM};
 use crate::port::{Port, BURST};
+use flowtable::PortId;
 
 /// Ethernet header plus one 802.1Q tag: what a frame adds to the MTU.
 const L2_OVERHEAD: u32 = 18;
@@ -36,6 +38,27 @@ pub struct XskConfig {
     /// NAPI busy polling: the netdev's NAPIs are tuned for it when it is taken (see
     /// [`napi`](super::napi)); `None`: left alone.
     pub napi: Option<NapiConfig>,
+    /// Attach the XDP fast path's program (as this switch port) instead of libxdp's
+    /// redirect program; `None`: libxdp's.
+    pub fastpath: Option<FastSteer>,
+}
+
+/// A port's place in the XDP fast path.
+#[derive(Debug, Clone)]
+pub struct FastSteer {
+    /// The fast path.
+    pub fp: Arc<FastPath>,
+    /// The switch's number for the port.
+    pub port: PortId,
+}
+
+/// What steers a netdev's queues to the sockets.
+#[derive(Debug)]
+enum Steer {
+    /// libxdp's redirect program, with its own XSKMAP.
+    Own(XdpProgram),
+    /// The fast path's program, whose XSKMAP is shared by every port.
+    Fast(FastPort),
 }
 
 impl Default for XskConfig {
@@ -45,6 +68,7 @@ impl Default for XskConfig {
             bpffs: "/sys/fs/bpf".into(),
             lock_dir: "/run/vswitch/xsk".into(),
             napi: None,
+            fastpath: None,
         }
     }
 }
@@ -104,14 +128,13 @@ pub struct XskAttach {
     ifindex: u32,
     mtu: u32,
     mode: XdpMode,
-    map_fd: std::os::fd::RawFd,
     replaced_stale: bool,
     // Field order is drop order: the NAPI settings are restored while the program (that
     // gives a veth its NAPI) is still attached, then the program goes, then the lock.
     // The mutex only makes the handle shareable; nothing uses it after the attach but
     // `Drop`.
     _napi: Option<NapiTuning>,
-    _prog: Mutex<XdpProgram>,
+    _prog: Mutex<Steer>,
     _lock: IfLock,
 }
 
@@ -138,12 +161,12 @@ impl XskAttach {
         // vswitch had the interface, and we now hold the lock, so that vswitch is gone.
         let replaced_stale = match socket::attached(ifindex).map_err(io_err("query XDP", ifname))? {
             Attached::Nothing => false,
-            Attached::Program(name) if name == XSK_PROG_NAME && existed => {
+            Attached::Program(name) if is_ours(&name) && existed => {
                 socket::detach_all(ifindex)
                     .map_err(io_err("detach a stale XDP program", ifname))?;
                 true
             }
-            Attached::Program(name) if name == XSK_PROG_NAME => {
+            Attached::Program(name) if is_ours(&name) => {
                 return Err(XskError::AlreadyBound {
                     ifname: ifname.to_string(),
                     queue: cfg.queues.first().copied().unwrap_or(0),
@@ -162,7 +185,23 @@ impl XskAttach {
                 })
             }
         };
-        let prog = XdpProgram::attach(ifindex).map_err(|e| match e.raw_os_error() {
+        let fast = cfg.fastpath.as_ref().and_then(|s| {
+            s.fp.attach(ifindex, s.port, mtu)
+                .inspect_err(|e| {
+                    tracing::warn!(
+                        %ifname,
+                        error = %e,
+                        "{ifname}: the XDP fast path could not be attached ({e}); \
+                         its frames all go to the workers"
+                    );
+                })
+                .ok()
+        });
+        let prog = match fast {
+            Some(f) => Ok(Steer::Fast(f)),
+            None => XdpProgram::attach(ifindex).map(Steer::Own),
+        };
+        let prog = prog.map_err(|e| match e.raw_os_error() {
             Some(libc::EPERM) => XskError::NoPrivilege {
                 missing: "CAP_BPF".into(),
             },
@@ -189,8 +228,10 @@ impl XskAttach {
             ifname: ifname.to_string(),
             ifindex,
             mtu,
-            mode: prog.mode(),
-            map_fd: prog.map_fd(),
+            mode: match &prog {
+                Steer::Own(p) => p.mode(),
+                Steer::Fast(_) => XdpMode::Native,
+            },
             replaced_stale,
             _napi: tuning,
             _prog: Mutex::new(prog),
@@ -213,13 +254,40 @@ impl XskAttach {
         self.replaced_stale
     }
 
+    /// Steers `s`'s queue to it.
+    fn steer(&self, s: &Socket) -> io::Result<()> {
+        match &*self
+            ._prog
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            Steer::Own(p) => s.insert_into(p.map_fd()),
+            Steer::Fast(f) => f.fastpath().insert_socket(f.id(), s.queue(), s.fd()),
+        }
+    }
+
+    /// Whether the XDP fast path's program steers it.
+    pub fn fast(&self) -> bool {
+        matches!(
+            &*self
+                ._prog
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            Steer::Fast(_)
+        )
+    }
+
     /// The netdev is gone: closing only forgets the program (the interface index may
     /// already name another device).
     fn disown(&self) {
-        self._prog
+        match &mut *self
+            ._prog
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .disown();
+        {
+            Steer::Own(p) => p.disown(),
+            Steer::Fast(f) => f.disown(),
+        }
     }
 }
 
@@ -262,6 +330,11 @@ impl XskLink {
     pub fn downs(&self) -> u64 {
         self.downs.load(Ordering::Relaxed)
     }
+}
+
+/// Whether an attached program of this name is one of vswitch's.
+fn is_ours(name: &str) -> bool {
+    name == XSK_PROG_NAME || name == crate::fastpath::PROG_NAME
 }
 
 /// Whether `ifname` is up with its carrier on (false if it is gone).
@@ -407,7 +480,8 @@ impl XskPort {
             socks.push(s);
         }
         for s in &socks {
-            s.insert_into(attach.map_fd)
+            attach
+                .steer(s)
                 .map_err(io_err("insert a socket into the XSKMAP", ifname))?;
         }
         Ok(XskPort {

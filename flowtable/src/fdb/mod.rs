@@ -257,8 +257,17 @@ pub struct FdbEntry {
 /// Per-VLAN generation counters, indexed by local VLAN (index 0 is never bumped:
 /// decisions that depend on no VLAN use it).
 /// (The array itself, so a check is one load from `&VlanGens`; `Fdb` boxes it.)
+/// A [`GenSink`] set with [`Fdb::set_gen_sink`] sees every bump too, before the change
+/// it announces is made.
 #[derive(Clone)]
-pub struct VlanGens([u64; 4096]);
+pub struct VlanGens([u64; 4096], Option<std::sync::Arc<dyn GenSink>>);
+
+/// Who else must know when a VLAN's decisions may change: the XDP fast path's shared
+/// generations (`dataplane::fastpath`), whose entries of the VLAN go stale at once.
+pub trait GenSink: Send + Sync {
+    /// Local VLAN `vlan`'s decisions may change.
+    fn bump(&self, vlan: u16);
+}
 
 impl core::fmt::Debug for VlanGens {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -271,7 +280,7 @@ impl core::fmt::Debug for VlanGens {
 
 impl VlanGens {
     fn new_boxed() -> Box<Self> {
-        Box::new(VlanGens([0; 4096]))
+        Box::new(VlanGens([0; 4096], None))
     }
 
     /// The generation of local VLAN `vlan` (only the low 12 bits are used).
@@ -282,6 +291,9 @@ impl VlanGens {
 
     #[inline]
     fn bump(&mut self, vlan: u16) {
+        if let Some(s) = &self.1 {
+            s.bump(vlan);
+        }
         let g = &mut self.0[(vlan & 0xfff) as usize];
         *g = g.wrapping_add(1);
     }
@@ -564,6 +576,11 @@ impl Fdb {
     #[inline]
     pub fn vlan_generation(&self, vlan: VlanId) -> u64 {
         self.gens.get(vlan.get())
+    }
+
+    /// Has `sink` see every generation bump of this table (see [`GenSink`]).
+    pub fn set_gen_sink(&mut self, sink: std::sync::Arc<dyn GenSink>) {
+        self.gens.1 = Some(sink);
     }
 
     /// All VLAN generations, for [`crate::Gens`].

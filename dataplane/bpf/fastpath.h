@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The XDP fast path's maps, shared with userspace: dataplane/src/fastpath/abi.rs
+ * mirrors every struct here field for field (repr(C)); change both together.
+ */
+#ifndef VSWITCH_FASTPATH_H
+#define VSWITCH_FASTPATH_H
+
+#include <linux/types.h>
+
+#define FP_MAX_PORTS 256
+/* Queues per port in the XSKMAP: entry id * FP_MAX_QUEUES + rx queue. */
+#define FP_MAX_QUEUES 64
+#define FP_MAX_FLOWS 65536
+#define FP_MAX_MACS 65536
+/* gens[0..4096): per local VLAN; then the configuration's generation. */
+#define FP_GEN_CFG 4096
+/* 4608 u64 = 9 pages: an mmapable array is mapped whole. */
+#define FP_GENS 4608
+
+/* fp_port.flags */
+#define FP_PORT_FAST 1 /* the fast path may take this port's frames */
+
+/* fp_flow_key.seg: how the frame arrived on the port. */
+#define FP_SEG_UNTAGGED 0
+#define FP_SEG_TAGGED 0x1000 /* | VID */
+
+/* fp_flow.op: what the frame needs on its way out. */
+#define FP_OP_NONE 0  /* untagged in, untagged out */
+#define FP_OP_POP 1   /* tagged in, untagged out */
+#define FP_OP_XLATE 2 /* tagged in, tagged out (VID rewritten, PCP/DEI kept) */
+#define FP_OP_PUSH 3  /* untagged in, tagged out (PCP 0) */
+
+/* Counters (per CPU): fp_stats[i]. */
+enum fp_counter {
+	FP_C_HIT = 0,         /* forwarded in the kernel */
+	FP_C_MISS,            /* no fast-path entry: to the workers */
+	FP_C_PUNT_STALE,      /* entry older than the FDB or configuration */
+	FP_C_PUNT_SRC_UNKNOWN,/* source MAC not known on any port */
+	FP_C_PUNT_SRC_MOVED,  /* source MAC known on another port (a move) */
+	FP_C_PUNT_REFRESH,    /* the source's FDB entry needs refreshing */
+	FP_C_PUNT_CSUM,       /* TCP/UDP checksum may be partial (TX offload) */
+	FP_C_PUNT_SHORT,      /* needs padding to 60 bytes */
+	FP_C_PUNT_MTU,        /* longer than the egress port takes */
+	FP_C_PUNT_NO_DEV,     /* egress port not in the devmap */
+	FP_C_PUNT_OTHER,      /* a header the fast path does not take */
+	FP_C_NOT_OURS,        /* arrived on a port the fast path does not know */
+	FP_C_COUNT,
+};
+
+/* Per port per CPU: fp_port_stats[id * FP_PS_COUNT + i]. */
+#define FP_PS_RX_FRAMES 0
+#define FP_PS_RX_BYTES 1
+#define FP_PS_TX_FRAMES 2
+#define FP_PS_TX_BYTES 3
+#define FP_PS_COUNT 4
+
+struct fp_port {
+	__u32 id;       /* the switch's port number (PortId) */
+	__u32 xsk_base; /* id * FP_MAX_QUEUES */
+	__u32 flags;
+	__u32 pad;
+};
+
+struct fp_flow_key {
+	__u32 in_port;
+	__u32 seg;
+	__u8 dst[6];
+	__u8 pad[2];
+};
+
+struct fp_flow {
+	__u64 vlan_gen;   /* gens[vlan] when the decision was taken */
+	__u64 cfg_gen;    /* gens[FP_GEN_CFG] likewise */
+	__u64 expires_ns; /* CLOCK_MONOTONIC: the destination's FDB entry ages out */
+	__u64 last_hit_ns;
+	__u32 out_port;   /* devmap key */
+	__u32 src_port;   /* where the source MAC must be learned */
+	__u32 max_len;    /* longest frame the egress port sends */
+	__u16 vlan;       /* the network's local VLAN */
+	__u16 vid;        /* VID pushed or written */
+	__u8 op;
+	__u8 pad[7];
+};
+
+struct fp_mac_key {
+	__u16 vlan;
+	__u8 mac[6];
+};
+
+struct fp_mac {
+	__u64 vlan_gen;
+	__u64 cfg_gen;
+	__u64 refresh_ns; /* last punt for a refresh (or the install) */
+	__u64 last_hit_ns;
+	__u32 port;
+	__u32 pad;
+};
+
+struct fp_config {
+	__u64 refresh_ns; /* punt a source for a refresh this often */
+};
+
+#endif

@@ -1,0 +1,772 @@
+//! The XDP fast path: established known-unicast flows forwarded inside the kernel, the
+//! AF_XDP workers keep the rest.
+//!
+//! # How the work is shared
+//!
+//! One XDP program (`bpf/fastpath.bpf.c`) is attached to every AF_XDP port instead of
+//! libxdp's redirect program. For each frame it looks up the flow — (ingress port, how
+//! the frame is tagged, destination MAC), the flow cache's key — in `fp_flows`. On a
+//! valid entry it checks the source MAC against the port the FDB has it on
+//! (`fp_macs`), applies the 802.1Q rewrite and redirects the frame through a devmap to
+//! the egress port: the frame never leaves the kernel. Everything else goes to the
+//! port's AF_XDP socket as before: unknown destinations, floods, ARP, new or moved
+//! sources, port security, captures, tunnels, anything unusual.
+//!
+//! Entries come from the workers: a worker that forwarded a frame to one known port
+//! *offers* the decision (a lock-free queue, at most once per flow per 100 ms); the
+//! agent thread ([`FastPath::spawn_agent`]) installs it with the generations it was
+//! taken under.
+//!
+//! # Why the fast path never forwards a frame where the workers would not
+//!
+//! Every entry carries the generation of its network's local VLAN and of the
+//! configuration, read by the worker when it offered the decision. The generations
+//! live in memory shared with the program ([`SharedGens`]): every FDB replica bumps the
+//! VLAN's before it applies a change that can alter a decision there (a new MAC, a
+//! move, an aged or flushed entry, a static entry), and the control thread sets the
+//! configuration's before new tables reach the workers. The program compares them on
+//! every frame, so an entry is dead from the moment its decision may have changed, and
+//! the frames go to the workers until they offer the new decision. An entry also
+//! expires when the destination's FDB entry would age.
+//!
+//! Learning stays in the workers: a frame whose source is unknown to the fast path or
+//! on another port (a move) is punted, and so is one frame per source per refresh
+//! period (a quarter of the aging time), which refreshes the source in the FDB; the
+//! program records the last hit of each entry (`ctl fastpath show`).
+//!
+//! Frames the workers would change or drop are punted too: partial TCP/UDP checksums
+//! (a peer's TX offload; the workers complete them), frames that need padding, frames
+//! over the egress port's MTU, priority-tagged and double-tagged frames.
+
+mod abi;
+mod shm;
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam::queue::ArrayQueue;
+use encap::MacAddr;
+use flowtable::PortId;
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder};
+use serde::{Deserialize, Serialize};
+
+use abi::{FlowKey, FpPort, Mac, MacKey, FP_MAX_FLOWS, FP_MAX_MACS, FP_MAX_QUEUES, FP_PS_COUNT};
+pub use abi::{Op, COUNTERS};
+pub use shm::SharedGens;
+
+/// The compiled program (`build.rs`).
+static FASTPATH_OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/fastpath.bpf.o"));
+
+/// The program's name, as the kernel reports it for an attached program.
+pub const PROG_NAME: &str = "vswitch_fp";
+
+/// Offers one worker may have waiting.
+const QUEUE_SIZE: usize = 4096;
+/// A worker offers the same flow again at most this often (unless its generations
+/// changed).
+const REOFFER_NS: u64 = 100_000_000;
+
+/// A worker's known-unicast decision, offered to the fast path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offer {
+    /// Ingress port.
+    pub in_port: PortId,
+    /// The frame's tag VID as received (None: untagged).
+    pub vid_in: Option<u16>,
+    /// Destination MAC.
+    pub dst: MacAddr,
+    /// Egress port.
+    pub out_port: PortId,
+    /// The rewrite.
+    pub op: Op,
+    /// VID pushed or written.
+    pub vid_out: u16,
+    /// The network's local VLAN.
+    pub vlan: u16,
+    /// Its generation when the decision was taken.
+    pub vlan_gen: u64,
+    /// The tables' generation the decision was taken with.
+    pub cfg_gen: u64,
+    /// When the destination's FDB entry ages (workers' clock).
+    pub expires: u64,
+    /// The source MAC, known on `in_port` (None: not learned there).
+    pub src: Option<MacAddr>,
+}
+
+/// Counters of the fast path: the program's (summed over CPUs) and the agent's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FastPathStats {
+    /// The program's counters by name ([`COUNTERS`]).
+    pub program: Vec<(String, u64)>,
+    /// Flow entries installed.
+    pub flows: u64,
+    /// Source MAC entries installed.
+    pub macs: u64,
+    /// Decisions the workers offered.
+    pub offers: u64,
+    /// Offers lost to a full queue.
+    pub offers_dropped: u64,
+    /// Offers stale on arrival (a generation moved meanwhile).
+    pub offers_stale: u64,
+    /// Entries written into the maps.
+    pub installs: u64,
+    /// Map writes that failed (a full map).
+    pub install_errors: u64,
+}
+
+impl FastPathStats {
+    /// The program's counter `name`.
+    pub fn get(&self, name: &str) -> u64 {
+        self.program
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, v)| *v)
+    }
+}
+
+/// One flow entry, for `ctl fastpath show`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowRow {
+    /// Ingress port number.
+    pub in_port: u16,
+    /// VID the frame arrives with (None: untagged).
+    pub vid_in: Option<u16>,
+    /// Destination MAC.
+    pub dst: String,
+    /// Egress port number.
+    pub out_port: u16,
+    /// The rewrite.
+    pub op: String,
+    /// VID pushed or written.
+    pub vid_out: Option<u16>,
+    /// The network's local VLAN.
+    pub vlan: u16,
+    /// Valid (its generations current, not expired).
+    pub valid: bool,
+    /// Seconds since the program last forwarded a frame with it (None: never).
+    pub idle_secs: Option<f64>,
+}
+
+/// Errors of loading or using the fast path.
+#[derive(Debug, thiserror::Error)]
+pub enum FastPathError {
+    /// libbpf refused (load, verifier, map access).
+    #[error("XDP fast path: {what}: {source}")]
+    Bpf {
+        /// What was being done.
+        what: String,
+        /// libbpf's error.
+        source: libbpf_rs::Error,
+    },
+    /// A system call failed.
+    #[error("XDP fast path: {what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+fn bpf(what: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> FastPathError {
+    let what = what.into();
+    move |source| FastPathError::Bpf { what, source }
+}
+
+/// A port as the fast path knows it.
+#[derive(Debug)]
+struct PortReg {
+    ifindex: u32,
+    /// Longest frame it sends (MTU + Ethernet header + one tag).
+    max_len: u32,
+    /// Captured: its frames go to the workers until the capture ends.
+    tapped: Option<Weak<()>>,
+}
+
+/// What is installed, as the agent wrote it (the maps' own copy of the decisions).
+#[derive(Debug, Default)]
+struct Mirror {
+    flows: HashMap<FlowKey, abi::Flow>,
+    macs: HashMap<MacKey, Mac>,
+}
+
+/// The agent's counters.
+#[derive(Debug, Default)]
+struct AgentCounters {
+    offers: AtomicU64,
+    offers_dropped: AtomicU64,
+    offers_stale: AtomicU64,
+    installs: AtomicU64,
+    install_errors: AtomicU64,
+}
+
+/// The loaded program and its maps, shared by the ports (attach), the workers (offers,
+/// generations) and the control thread (counters, `ctl fastpath show`).
+pub struct FastPath {
+    obj: Object,
+    xsks: MapHandle,
+    devs: MapHandle,
+    ports_map: MapHandle,
+    flows: MapHandle,
+    macs: MapHandle,
+    config: MapHandle,
+    stats: MapHandle,
+    port_stats: MapHandle,
+    gens: Arc<SharedGens>,
+    /// CLOCK_MONOTONIC at the workers' clock's zero.
+    mono_epoch: AtomicU64,
+    ports: Mutex<HashMap<PortId, PortReg>>,
+    mirror: Mutex<Mirror>,
+    queues: Mutex<Vec<Arc<ArrayQueue<Offer>>>>,
+    counters: Arc<AgentCounters>,
+}
+
+impl std::fmt::Debug for FastPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastPath").finish_non_exhaustive()
+    }
+}
+
+/// CLOCK_MONOTONIC in ns (the clock of `bpf_ktime_get_ns` and of `Instant`).
+pub fn mono_now() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |ts| {
+        (ts.tv_sec() as u64) * 1_000_000_000 + ts.tv_nsec() as u64
+    })
+}
+
+impl FastPath {
+    /// Loads the program and its maps (nothing is attached yet). `aging` is the FDB's
+    /// aging time: a source is punted for a refresh every quarter of it.
+    pub fn load(aging: Duration) -> Result<Arc<FastPath>, FastPathError> {
+        let open = ObjectBuilder::default()
+            .open_memory(FASTPATH_OBJ)
+            .map_err(bpf("open the BPF object"))?;
+        let obj = open.load().map_err(bpf("load the XDP program"))?;
+        let handle = |name: &str| -> Result<MapHandle, FastPathError> {
+            let m = obj
+                .maps()
+                .find(|m| m.name() == name)
+                .ok_or_else(|| FastPathError::Io {
+                    what: format!("map {name}"),
+                    source: io::Error::from(io::ErrorKind::NotFound),
+                })?;
+            MapHandle::try_from(&m).map_err(bpf(format!("map {name}")))
+        };
+        let gens_map = handle("fp_gens")?;
+        let gens = SharedGens::map(gens_map.as_fd()).map_err(|source| FastPathError::Io {
+            what: "map the generations".into(),
+            source,
+        })?;
+        let fp = FastPath {
+            xsks: handle("fp_xsks")?,
+            devs: handle("fp_devs")?,
+            ports_map: handle("fp_ports")?,
+            flows: handle("fp_flows")?,
+            macs: handle("fp_macs")?,
+            config: handle("fp_config")?,
+            stats: handle("fp_stats")?,
+            port_stats: handle("fp_port_stats")?,
+            obj,
+            gens: Arc::new(gens),
+            mono_epoch: AtomicU64::new(mono_now()),
+            ports: Mutex::new(HashMap::new()),
+            mirror: Mutex::new(Mirror::default()),
+            queues: Mutex::new(Vec::new()),
+            counters: Arc::default(),
+        };
+        let refresh = u64::try_from(aging.as_nanos() / 4)
+            .unwrap_or(u64::MAX)
+            .max(1);
+        fp.config
+            .update(&0u32.to_ne_bytes(), &refresh.to_ne_bytes(), MapFlags::ANY)
+            .map_err(bpf("write the configuration"))?;
+        Ok(Arc::new(fp))
+    }
+
+    /// The generations the program checks (the FDB replicas' [`flowtable::GenSink`]).
+    pub fn gens(&self) -> Arc<SharedGens> {
+        Arc::clone(&self.gens)
+    }
+
+    /// Sets where the workers' clock starts: `epoch` is its zero.
+    pub fn set_epoch(&self, epoch: Instant) {
+        let elapsed = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(0);
+        self.mono_epoch
+            .store(mono_now().saturating_sub(elapsed), Ordering::Relaxed);
+    }
+
+    /// The configuration's generation is now `g`: every entry taken under another is
+    /// stale from now on. Called before tables of generation `g` reach the workers.
+    pub fn set_generation(&self, g: u64) {
+        self.gens.set_cfg(g);
+    }
+
+    /// A worker's end of the offer queue.
+    pub fn hook(&self) -> FastHook {
+        let q = Arc::new(ArrayQueue::new(QUEUE_SIZE));
+        self.queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Arc::clone(&q));
+        FastHook {
+            gens: Arc::clone(&self.gens),
+            queue: q,
+            counters: Arc::clone(&self.counters),
+            recent: vec![Recent::default(); RECENT_SLOTS].into_boxed_slice(),
+        }
+    }
+
+    /// Attaches the program to `ifindex`, switch port `id` whose MTU is `mtu`, and
+    /// registers it (native XDP, through a BPF link: a crashed process leaves nothing
+    /// attached). The port is forgotten and the program detached when the returned
+    /// handle drops.
+    pub fn attach(self: &Arc<Self>, ifindex: u32, id: PortId, mtu: u32) -> io::Result<FastPort> {
+        if u32::from(id.0) >= abi::FP_MAX_PORTS {
+            return Err(io::Error::other(format!(
+                "port number {id} is beyond the fast path's {}",
+                abi::FP_MAX_PORTS
+            )));
+        }
+        let prog = self
+            .obj
+            .progs_mut()
+            .find(|p| p.name() == PROG_NAME)
+            .ok_or_else(|| io::Error::other("no program vswitch_fp"))?;
+        let link = prog
+            .attach_xdp(ifindex as i32)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let reg = PortReg {
+            ifindex,
+            max_len: mtu + 18,
+            tapped: None,
+        };
+        let mut ports = self.ports.lock().unwrap_or_else(|e| e.into_inner());
+        ports.insert(id, reg);
+        self.write_port(id, &ports)?;
+        Ok(FastPort {
+            fp: Arc::clone(self),
+            id,
+            ifindex,
+            _link: Some(link),
+        })
+    }
+
+    /// Writes port `id`'s entries (`fp_ports`, `fp_devs`) as `ports` has it.
+    fn write_port(&self, id: PortId, ports: &HashMap<PortId, PortReg>) -> io::Result<()> {
+        let Some(r) = ports.get(&id) else {
+            return Ok(());
+        };
+        let fast = r.tapped.is_none();
+        let p = FpPort {
+            id: u32::from(id.0),
+            xsk_base: u32::from(id.0) * FP_MAX_QUEUES,
+            flags: if fast { abi::FP_PORT_FAST } else { 0 },
+        };
+        let io = |e: libbpf_rs::Error| io::Error::other(e.to_string());
+        self.ports_map
+            .update(&r.ifindex.to_ne_bytes(), &p.encode(), MapFlags::ANY)
+            .map_err(io)?;
+        let key = u32::from(id.0).to_ne_bytes();
+        if fast {
+            self.devs
+                .update(&key, &r.ifindex.to_ne_bytes(), MapFlags::ANY)
+                .map_err(io)?;
+        } else {
+            let _ = self.devs.delete(&key);
+        }
+        Ok(())
+    }
+
+    /// Points XSKMAP entry (`id`, `queue`) at the AF_XDP socket `fd`.
+    pub fn insert_socket(&self, id: PortId, queue: u32, fd: RawFd) -> io::Result<()> {
+        if queue >= FP_MAX_QUEUES {
+            return Err(io::Error::other(format!(
+                "queue {queue} is beyond the fast path's {FP_MAX_QUEUES} per port"
+            )));
+        }
+        let key = u32::from(id.0) * FP_MAX_QUEUES + queue;
+        self.xsks
+            .update(
+                &key.to_ne_bytes(),
+                &(fd as u32).to_ne_bytes(),
+                MapFlags::ANY,
+            )
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    /// Port `id` is being captured: its frames (in and out) take the workers until
+    /// `session` is dropped.
+    pub fn tap(&self, id: PortId, session: Weak<()>) {
+        let mut ports = self.ports.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = ports.get_mut(&id) {
+            r.tapped = Some(session);
+            if let Err(e) = self.write_port(id, &ports) {
+                tracing::warn!(port = %id, error = %e, "fast path: could not exclude a captured port: {e}");
+            }
+        }
+    }
+
+    fn forget_port(&self, id: PortId, ifindex: u32) {
+        let mut ports = self.ports.lock().unwrap_or_else(|e| e.into_inner());
+        if ports.get(&id).is_some_and(|r| r.ifindex == ifindex) {
+            ports.remove(&id);
+            let _ = self.devs.delete(&u32::from(id.0).to_ne_bytes());
+        }
+        let _ = self.ports_map.delete(&ifindex.to_ne_bytes());
+    }
+
+    /// Starts the agent: installs the workers' offers, removes entries that went stale,
+    /// ends captures' exclusions; until `stop`.
+    pub fn spawn_agent(self: &Arc<Self>, stop: Arc<AtomicBool>) -> io::Result<JoinHandle<()>> {
+        let fp = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("vswitch-fastpath".into())
+            .spawn(move || fp.agent(&stop))
+    }
+
+    fn agent(&self, stop: &AtomicBool) {
+        let mut last_gc = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let queues: Vec<_> = self
+                .queues
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let mut n = 0;
+            for q in &queues {
+                while let Some(o) = q.pop() {
+                    self.install(&o);
+                    n += 1;
+                }
+            }
+            if last_gc.elapsed() >= Duration::from_millis(200) {
+                last_gc = Instant::now();
+                self.untap_ended();
+                self.gc();
+            }
+            if n == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    fn untap_ended(&self) {
+        let mut ports = self.ports.lock().unwrap_or_else(|e| e.into_inner());
+        let ended: Vec<PortId> = ports
+            .iter_mut()
+            .filter(|(_, r)| r.tapped.as_ref().is_some_and(|w| w.strong_count() == 0))
+            .map(|(&id, r)| {
+                r.tapped = None;
+                id
+            })
+            .collect();
+        for id in ended {
+            let _ = self.write_port(id, &ports);
+        }
+    }
+
+    /// Installs one offer, if its generations are still current and both ports are
+    /// the fast path's.
+    fn install(&self, o: &Offer) {
+        let (vg, cg) = (self.gens.vlan(o.vlan), self.gens.cfg());
+        if o.vlan_gen != vg || o.cfg_gen != cg {
+            self.counters.offers_stale.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let max_len = {
+            let ports = self.ports.lock().unwrap_or_else(|e| e.into_inner());
+            let fast = |id: PortId| ports.get(&id).filter(|r| r.tapped.is_none());
+            match (fast(o.in_port), fast(o.out_port)) {
+                (Some(_), Some(out)) => out.max_len,
+                _ => return,
+            }
+        };
+        let key = FlowKey {
+            in_port: u32::from(o.in_port.0),
+            seg: o.vid_in.map_or(0, |v| abi::FP_SEG_TAGGED | u32::from(v)),
+            dst: o.dst,
+        };
+        let flow = abi::Flow {
+            vlan_gen: o.vlan_gen,
+            cfg_gen: o.cfg_gen,
+            expires_ns: self
+                .mono_epoch
+                .load(Ordering::Relaxed)
+                .saturating_add(o.expires),
+            last_hit_ns: 0,
+            out_port: u32::from(o.out_port.0),
+            src_port: u32::from(o.in_port.0),
+            max_len,
+            vlan: o.vlan,
+            vid: o.vid_out,
+            op: o.op,
+        };
+        let mut mirror = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(src) = o.src {
+            let mk = MacKey {
+                vlan: o.vlan,
+                mac: src,
+            };
+            let mac = Mac {
+                vlan_gen: o.vlan_gen,
+                cfg_gen: o.cfg_gen,
+                refresh_ns: mono_now(),
+                last_hit_ns: 0,
+                port: u32::from(o.in_port.0),
+            };
+            let same = mirror.macs.get(&mk).is_some_and(|m| {
+                m.vlan_gen == mac.vlan_gen && m.cfg_gen == mac.cfg_gen && m.port == mac.port
+            });
+            if !same && (mirror.macs.len() < FP_MAX_MACS || mirror.macs.contains_key(&mk)) {
+                match self.macs.update(&mk.encode(), &mac.encode(), MapFlags::ANY) {
+                    Ok(()) => {
+                        self.counters.installs.fetch_add(1, Ordering::Relaxed);
+                        mirror.macs.insert(mk, mac);
+                    }
+                    Err(_) => {
+                        self.counters.install_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        let same = mirror.flows.get(&key).is_some_and(|f| {
+            abi::Flow {
+                last_hit_ns: 0,
+                ..*f
+            } == flow
+        });
+        if same || (mirror.flows.len() >= FP_MAX_FLOWS && !mirror.flows.contains_key(&key)) {
+            return;
+        }
+        match self
+            .flows
+            .update(&key.encode(), &flow.encode(), MapFlags::ANY)
+        {
+            Ok(()) => {
+                self.counters.installs.fetch_add(1, Ordering::Relaxed);
+                mirror.flows.insert(key, flow);
+            }
+            Err(_) => {
+                self.counters.install_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Removes entries whose generations moved or that expired.
+    fn gc(&self) {
+        let cg = self.gens.cfg();
+        let now = mono_now();
+        let mut mirror = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
+        let Mirror { flows, macs } = &mut *mirror;
+        flows.retain(|k, f| {
+            let keep =
+                f.cfg_gen == cg && f.vlan_gen == self.gens.vlan(f.vlan) && now < f.expires_ns;
+            if !keep {
+                let _ = self.flows.delete(&k.encode());
+            }
+            keep
+        });
+        macs.retain(|k, m| {
+            let keep = m.cfg_gen == cg && m.vlan_gen == self.gens.vlan(k.vlan);
+            if !keep {
+                let _ = self.macs.delete(&k.encode());
+            }
+            keep
+        });
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> FastPathStats {
+        let program = COUNTERS
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.to_string(), self.percpu_sum(&self.stats, i as u32)))
+            .collect();
+        let (flows, macs) = {
+            let m = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
+            (m.flows.len() as u64, m.macs.len() as u64)
+        };
+        let c = &self.counters;
+        FastPathStats {
+            program,
+            flows,
+            macs,
+            offers: c.offers.load(Ordering::Relaxed),
+            offers_dropped: c.offers_dropped.load(Ordering::Relaxed),
+            offers_stale: c.offers_stale.load(Ordering::Relaxed),
+            installs: c.installs.load(Ordering::Relaxed),
+            install_errors: c.install_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Port `id`'s frames forwarded by the fast path: (rx frames, rx bytes, tx frames,
+    /// tx bytes).
+    pub fn port_counters(&self, id: PortId) -> [u64; 4] {
+        let base = u32::from(id.0) * FP_PS_COUNT;
+        [0, 1, 2, 3].map(|i| self.percpu_sum(&self.port_stats, base + i))
+    }
+
+    fn percpu_sum(&self, map: &MapHandle, i: u32) -> u64 {
+        match map.lookup_percpu(&i.to_ne_bytes(), MapFlags::ANY) {
+            Ok(Some(per_cpu)) => per_cpu
+                .iter()
+                .filter_map(|v| v.get(..8)?.try_into().ok().map(u64::from_ne_bytes))
+                .sum(),
+            _ => 0,
+        }
+    }
+
+    /// The installed flow entries.
+    pub fn flows(&self) -> Vec<FlowRow> {
+        let cg = self.gens.cfg();
+        let now = mono_now();
+        let entries: Vec<(FlowKey, abi::Flow)> = {
+            let m = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
+            let mut v: Vec<_> = m.flows.iter().map(|(k, f)| (*k, *f)).collect();
+            v.sort_by_key(|(k, _)| *k);
+            v
+        };
+        entries
+            .into_iter()
+            .map(|(k, f)| {
+                let live = self
+                    .flows
+                    .lookup(&k.encode(), MapFlags::ANY)
+                    .ok()
+                    .flatten()
+                    .and_then(|b| abi::Flow::decode(&b));
+                let last_hit = live.map_or(0, |l| l.last_hit_ns);
+                FlowRow {
+                    in_port: k.in_port as u16,
+                    vid_in: (k.seg != 0).then_some((k.seg & 0x0fff) as u16),
+                    dst: k.dst.to_string(),
+                    out_port: f.out_port as u16,
+                    op: f.op.name().to_string(),
+                    vid_out: matches!(f.op, Op::Push | Op::Xlate).then_some(f.vid),
+                    vlan: f.vlan,
+                    valid: f.cfg_gen == cg
+                        && f.vlan_gen == self.gens.vlan(f.vlan)
+                        && now < f.expires_ns,
+                    idle_secs: (last_hit != 0).then(|| now.saturating_sub(last_hit) as f64 / 1e9),
+                }
+            })
+            .collect()
+    }
+
+    /// The source MAC entry of (`vlan`, `mac`) was hit `Some(ns ago)`.
+    pub fn mac_idle(&self, vlan: u16, mac: MacAddr) -> Option<u64> {
+        let k = MacKey { vlan, mac };
+        let b = self
+            .macs
+            .lookup(&k.encode(), MapFlags::ANY)
+            .ok()
+            .flatten()?;
+        let hit = Mac::last_hit(&b)?;
+        (hit != 0).then(|| mono_now().saturating_sub(hit))
+    }
+
+    /// The XSKMAP's descriptor (for tests and diagnostics).
+    pub fn xsks_fd(&self) -> RawFd {
+        self.xsks.as_fd().as_raw_fd()
+    }
+}
+
+/// A port attached to the fast path: detached and forgotten on drop.
+#[derive(Debug)]
+pub struct FastPort {
+    fp: Arc<FastPath>,
+    id: PortId,
+    ifindex: u32,
+    _link: Option<Link>,
+}
+
+impl FastPort {
+    /// The fast path it is attached to.
+    pub fn fastpath(&self) -> &Arc<FastPath> {
+        &self.fp
+    }
+
+    /// Its switch port number.
+    pub fn id(&self) -> PortId {
+        self.id
+    }
+
+    /// The netdev is gone: only forget it.
+    pub fn disown(&mut self) {
+        if let Some(l) = self._link.take() {
+            // The link's netdev is gone with its attachment; closing the link is all
+            // that is left.
+            drop(l);
+        }
+    }
+}
+
+impl Drop for FastPort {
+    fn drop(&mut self) {
+        self.fp.forget_port(self.id, self.ifindex);
+        // The link drops after this: the program is detached.
+    }
+}
+
+/// A worker's end: offers decisions, at most once per flow per [`REOFFER_NS`].
+#[derive(Debug)]
+pub struct FastHook {
+    gens: Arc<SharedGens>,
+    queue: Arc<ArrayQueue<Offer>>,
+    counters: Arc<AgentCounters>,
+    recent: Box<[Recent]>,
+}
+
+const RECENT_SLOTS: usize = 4096;
+
+/// The last offer of a flow hashed to this slot.
+#[derive(Debug, Clone, Copy, Default)]
+struct Recent {
+    key: u64,
+    vlan_gen: u64,
+    cfg_gen: u64,
+    at: u64,
+}
+
+impl FastHook {
+    /// The generation of local VLAN `vlan` now.
+    #[inline]
+    pub fn vlan_gen(&self, vlan: u16) -> u64 {
+        self.gens.vlan(vlan)
+    }
+
+    /// Whether flow `key` (a hash) with these generations was offered less than
+    /// [`REOFFER_NS`] ago; if not, it counts as offered at `now`.
+    #[inline]
+    pub fn recently_offered(&mut self, key: u64, vlan_gen: u64, cfg_gen: u64, now: u64) -> bool {
+        let r = &mut self.recent[(key as usize) & (RECENT_SLOTS - 1)];
+        if r.key == key
+            && r.vlan_gen == vlan_gen
+            && r.cfg_gen == cfg_gen
+            && now.saturating_sub(r.at) < REOFFER_NS
+        {
+            return true;
+        }
+        *r = Recent {
+            key,
+            vlan_gen,
+            cfg_gen,
+            at: now,
+        };
+        false
+    }
+
+    /// Queues `o` for the agent (dropped, and counted, if the queue is full).
+    #[inline]
+    pub fn offer(&self, o: Offer) {
+        self.counters.offers.fetch_add(1, Ordering::Relaxed);
+        if self.queue.push(o).is_err() {
+            self.counters.offers_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
