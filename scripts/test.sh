@@ -9,8 +9,11 @@
 #   4. cargo clippy --workspace --all-targets -- -D warnings
 #   5. cargo check --all-targets        fuzz/ workspace, and the seed corpus
 #                                       checked against its generator
-#   6. cargo test --workspace
-#   7. scripts/fuzz-smoke.sh            every fuzz target for FUZZ_SECONDS (20)
+#   6. cargo test --workspace           (the XDP fast path off: vswitch's default)
+#   7. the tests that run `vswitch run` on real netdevs again, with the XDP fast
+#      path on (VSWITCH_TEST_FASTPATH=1: `--fastpath`, and GRO on every test veth so
+#      that it can receive redirected frames)
+#   8. scripts/fuzz-smoke.sh            every fuzz target for FUZZ_SECONDS (20)
 #
 # Environment knobs:
 #   SKIP_FUZZ=1   skip steps 3, 5 and 7 (quick local iteration only; CI must
@@ -25,7 +28,7 @@ exec </dev/null
 skip_fuzz="${SKIP_FUZZ:-0}"
 [[ "$skip_fuzz" == 0 || "$skip_fuzz" == 1 ]] || { echo "test.sh: SKIP_FUZZ must be 0 or 1" >&2; exit 2; }
 
-total=8
+total=9
 n=0
 t_all=$SECONDS
 
@@ -77,6 +80,14 @@ else
 fi
 
 step "cargo test --workspace" cargo test --workspace
+
+fastpath_tests=()
+for t in bad_input_run capture_run faults_run gre_run hardening_run kernel_vxlan_run \
+    lifecycle_run metrics_run napi_run offload_run port_change_run run_netns; do
+    fastpath_tests+=(--test "$t")
+done
+step "cargo test: vswitch run on netdevs again, XDP fast path on" \
+    env VSWITCH_TEST_FASTPATH=1 cargo test -p dataplane "${fastpath_tests[@]}"
 
 if ((skip_fuzz)); then skip "fuzz smoke (scripts/fuzz-smoke.sh)"; else
     step "fuzz smoke (scripts/fuzz-smoke.sh, ${FUZZ_SECONDS:-20}s per target)" scripts/fuzz-smoke.sh

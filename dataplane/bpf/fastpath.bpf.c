@@ -88,6 +88,16 @@ struct {
 	__type(value, __u64);
 } fp_port_stats SEC(".maps");
 
+/* Per egress ifindex: frames the devmap could not hand to it because the device
+ * cannot take redirected frames (a veth whose peer has no NAPI: -ENXIO) or is down
+ * (-ENETDOWN). The agent stops redirecting to such a port. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FP_MAX_PORTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} fp_xmit_errors SEC(".maps");
+
 static __always_inline void count(__u32 c)
 {
 	__u64 *v = bpf_map_lookup_elem(&fp_stats, &c);
@@ -327,4 +337,37 @@ int vswitch_fp(struct xdp_md *ctx)
 	port_count(p->id, FP_PS_RX_FRAMES, len);
 	port_count(out, FP_PS_TX_FRAMES, out_len);
 	return bpf_redirect_map(&fp_devs, out, 0);
+}
+
+/* The tracepoint's record (/sys/kernel/tracing/events/xdp/xdp_devmap_xmit/format). */
+struct devmap_xmit {
+	__u64 common;
+	int from_ifindex;
+	__u32 act;
+	int to_ifindex;
+	int drops;
+	int sent;
+	int err;
+};
+
+#define ENXIO 6
+#define ENETDOWN 100
+
+SEC("tracepoint/xdp/xdp_devmap_xmit")
+int vswitch_fp_xmit(struct devmap_xmit *ctx)
+{
+	if (ctx->drops <= 0 || (ctx->err != -ENXIO && ctx->err != -ENETDOWN))
+		return 0;
+	__u32 k = (__u32)ctx->to_ifindex;
+	/* Only the fast path's ports are counted. */
+	if (!bpf_map_lookup_elem(&fp_ports, &k))
+		return 0;
+	__u64 *v = bpf_map_lookup_elem(&fp_xmit_errors, &k);
+	if (v) {
+		__sync_fetch_and_add(v, (__u64)ctx->drops);
+	} else {
+		__u64 n = (__u64)ctx->drops;
+		bpf_map_update_elem(&fp_xmit_errors, &k, &n, BPF_ANY);
+	}
+	return 0;
 }

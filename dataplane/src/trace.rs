@@ -25,6 +25,54 @@ fn port_label(cfg: &Config, i: PortIdx) -> String {
     }
 }
 
+/// Whether frames like this one would be forwarded by the XDP fast path (once the
+/// workers have offered the decision), or why not: the rules of
+/// `Pipeline::offer_fast` and of the XDP program.
+fn fast_path(cfg: &Config, port: PortIdx, frame: &[u8], action: Option<Action>) -> String {
+    if !cfg.switch.fastpath {
+        return "off ([switch] fastpath = false)".into();
+    }
+    let Some(Action::Unicast(to)) = action else {
+        return "no: only known unicast is installed (floods and drops stay in the workers)".into();
+    };
+    let Some(p) = cfg.port(port) else {
+        return "no: tunnel traffic stays in the workers".into();
+    };
+    if p.policy.security.is_some() {
+        return "no: port security is checked by the workers".into();
+    }
+    if matches!(p.role, PortRole::Underlay) {
+        return "no: tunnel traffic stays in the workers".into();
+    }
+    let Some(out) = cfg.port(PortIdx(to.0)) else {
+        return "no: encapsulation stays in the workers".into();
+    };
+    let Ok(l2) = parse_l2(frame) else {
+        return "no: unparseable".into();
+    };
+    let tag = l2.outer_tag();
+    if tag.is_some_and(|t| t.vid.is_none()) {
+        return "no: priority-tagged frames go to the workers".into();
+    }
+    let net = p.mode.ingress(tag.and_then(|t| t.vid));
+    let egress = net.and_then(|n| out.mode.egress(n));
+    let popped = tag.is_some() && matches!(egress, Some(EgressTag::Untagged));
+    let out_len = frame.len() - if popped { 4 } else { 0 };
+    if (if popped { out_len } else { frame.len() }) < 60 {
+        return "no: shorter than 60 bytes (the workers pad it)".into();
+    }
+    let mut copy = frame.to_vec();
+    let et = u16::from(l2.ethertype);
+    if encap::checksum::may_be_partial(&copy, l2.l3_offset, et)
+        && encap::checksum::complete_partial(&mut copy, l2.l3_offset, et)
+    {
+        return "no: partial TCP/UDP checksum (TX offload; the workers complete it)".into();
+    }
+    "yes, once the workers have offered the decision (while the source stays learned on \
+     this port; one frame per refresh period still goes to the workers)"
+        .into()
+}
+
 /// What decapsulating a frame received on the underlay port gives: the inner frame and
 /// its network, or why not.
 struct Decapped {
@@ -286,6 +334,7 @@ pub fn trace(sw: &mut OfflineSwitch, port: PortIdx, frame: &[u8], now: u64) -> S
             bytes.len()
         );
     }
+    let _ = writeln!(s, "Fast path: {}", fast_path(&cfg, port, frame, out.action));
     let decision = match (out.action, out.dropped) {
         (_, Some(r)) => format!("drop ({r})"),
         (Some(Action::Unicast(to)), _) => format!("unicast to port {:?}", port_name(PortIdx(to.0))),

@@ -389,6 +389,7 @@ fn a_taken_metrics_port_stops_run_before_it_opens_ports() {
         .arg(&cfg)
         .arg("--cores")
         .arg(all[all.len() - 1].to_string())
+        .args(vswitch_tests::netns::fastpath_args())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -74,6 +74,7 @@ fn host(sw: &NetNs, port: &str, h: &NetNs, mac: &str, addr: Ipv4Addr, queues: us
     .unwrap();
     sw.ip(&["link", "set", port, "up"]).unwrap();
     h.sysctl("net.ipv6.conf.all.disable_ipv6", "1").unwrap();
+    vswitch_tests::netns::fastpath_napi(h, "eth0").unwrap();
     h.ip(&["link", "set", "eth0", "address", mac, "up"])
         .unwrap();
     h.ip(&["addr", "add", &format!("{addr}/24"), "dev", "eth0"])

@@ -159,6 +159,7 @@ fn vswitch_run_two_networks_ctl_and_clean_sigterm() {
         .arg("run")
         .arg("--config")
         .arg(&cfg_path)
+        .args(vswitch_tests::netns::fastpath_args())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
@@ -290,6 +291,7 @@ fn run_to_exit(sw: &NetNs, cfg: &Path, timeout: Duration) -> Option<(bool, Strin
         .arg("run")
         .arg("--config")
         .arg(cfg)
+        .args(vswitch_tests::netns::fastpath_args())
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -374,6 +376,7 @@ fn vswitch_run_two_workers_and_refusals() {
         .arg("run")
         .arg("--config")
         .arg(&cfg_path)
+        .args(vswitch_tests::netns::fastpath_args())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log_path).unwrap())

@@ -403,7 +403,34 @@ pub fn veth_pair(a: &NetNs, a_if: &str, b: &NetNs, b_if: &str) -> io::Result<()>
     ])?;
     a.ip(&["link", "set", a_if, "up"])?;
     b.ip(&["link", "set", b_if, "up"])?;
+    fastpath_napi(a, a_if)?;
+    fastpath_napi(b, b_if)?;
     Ok(())
+}
+
+/// With the fast path on ([`fastpath`]): gives veth `ifname` in `ns` a NAPI (GRO on),
+/// without which it cannot receive the frames the fast path redirects to its peer.
+pub fn fastpath_napi(ns: &NetNs, ifname: &str) -> io::Result<()> {
+    if fastpath() {
+        ns.ethtool(&["-K", ifname, "gro", "on"])?;
+    }
+    Ok(())
+}
+
+/// Whether this test run has vswitch's XDP fast path on (`VSWITCH_TEST_FASTPATH=1`):
+/// `scripts/test.sh` runs the tests that start `vswitch run` once without it and once
+/// with it.
+pub fn fastpath() -> bool {
+    std::env::var("VSWITCH_TEST_FASTPATH").is_ok_and(|v| v == "1")
+}
+
+/// `vswitch run`'s arguments for this test run's fast-path mode.
+pub fn fastpath_args() -> &'static [&'static str] {
+    if fastpath() {
+        &["--fastpath"]
+    } else {
+        &["--no-fastpath"]
+    }
 }
 
 /// Polls `cond` every `every` until it is true or `timeout` has passed; returns the last

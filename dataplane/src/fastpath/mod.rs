@@ -117,6 +117,9 @@ pub struct FastPathStats {
     pub installs: u64,
     /// Map writes that failed (a full map).
     pub install_errors: u64,
+    /// Times a port refused redirected frames (and was left to the workers).
+    #[serde(default)]
+    pub refused_ports: u64,
 }
 
 impl FastPathStats {
@@ -182,10 +185,25 @@ fn bpf(what: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> FastPathErro
 #[derive(Debug)]
 struct PortReg {
     ifindex: u32,
+    ifname: String,
     /// Longest frame it sends (MTU + Ethernet header + one tag).
     max_len: u32,
     /// Captured: its frames go to the workers until the capture ends.
     tapped: Option<Weak<()>>,
+    /// Down or without carrier: frames for it go to the workers (which count them).
+    down: bool,
+    /// It refused redirected frames (a veth whose peer has no NAPI): frames for it go
+    /// to the workers until the next reconfiguration.
+    refused: bool,
+    /// `fp_xmit_errors` for it when last read.
+    xmit_errors: u64,
+}
+
+impl PortReg {
+    /// Frames may be redirected to it.
+    fn egress(&self) -> bool {
+        self.tapped.is_none() && !self.down && !self.refused
+    }
 }
 
 /// What is installed, as the agent wrote it (the maps' own copy of the decisions).
@@ -203,6 +221,7 @@ struct AgentCounters {
     offers_stale: AtomicU64,
     installs: AtomicU64,
     install_errors: AtomicU64,
+    refused_ports: AtomicU64,
 }
 
 /// The loaded program and its maps, shared by the ports (attach), the workers (offers,
@@ -217,6 +236,10 @@ pub struct FastPath {
     config: MapHandle,
     stats: MapHandle,
     port_stats: MapHandle,
+    xmit_errors: MapHandle,
+    /// The tracepoint program that counts refused redirects (none if it could not be
+    /// attached: then a refusing port is not detected).
+    xmit_link: Mutex<Option<Link>>,
     gens: Arc<SharedGens>,
     /// CLOCK_MONOTONIC at the workers' clock's zero.
     mono_epoch: AtomicU64,
@@ -271,6 +294,8 @@ impl FastPath {
             config: handle("fp_config")?,
             stats: handle("fp_stats")?,
             port_stats: handle("fp_port_stats")?,
+            xmit_errors: handle("fp_xmit_errors")?,
+            xmit_link: Mutex::new(None),
             obj,
             gens: Arc::new(gens),
             mono_epoch: AtomicU64::new(mono_now()),
@@ -285,6 +310,21 @@ impl FastPath {
         fp.config
             .update(&0u32.to_ne_bytes(), &refresh.to_ne_bytes(), MapFlags::ANY)
             .map_err(bpf("write the configuration"))?;
+        let link = fp
+            .obj
+            .progs_mut()
+            .find(|p| p.name() == "vswitch_fp_xmit")
+            .map(|p| p.attach());
+        match link {
+            Some(Ok(l)) => *fp.xmit_link.lock().unwrap_or_else(|e| e.into_inner()) = Some(l),
+            Some(Err(e)) => tracing::warn!(
+                error = %e,
+                "fast path: the xdp_devmap_xmit tracepoint could not be attached ({e}): a port \
+                 that refuses redirected frames (a veth whose peer has no NAPI) will not be \
+                 detected"
+            ),
+            None => {}
+        }
         Ok(Arc::new(fp))
     }
 
@@ -304,6 +344,19 @@ impl FastPath {
     /// stale from now on. Called before tables of generation `g` reach the workers.
     pub fn set_generation(&self, g: u64) {
         self.gens.set_cfg(g);
+        // A reconfiguration tries the ports that refused redirected frames again.
+        let mut ports = self.ports.lock().unwrap_or_else(|e| e.into_inner());
+        let retry: Vec<PortId> = ports
+            .iter_mut()
+            .filter(|(_, r)| r.refused)
+            .map(|(&id, r)| {
+                r.refused = false;
+                id
+            })
+            .collect();
+        for id in retry {
+            let _ = self.write_port(id, &ports);
+        }
     }
 
     /// A worker's end of the offer queue.
@@ -325,7 +378,13 @@ impl FastPath {
     /// registers it (native XDP, through a BPF link: a crashed process leaves nothing
     /// attached). The port is forgotten and the program detached when the returned
     /// handle drops.
-    pub fn attach(self: &Arc<Self>, ifindex: u32, id: PortId, mtu: u32) -> io::Result<FastPort> {
+    pub fn attach(
+        self: &Arc<Self>,
+        ifname: &str,
+        ifindex: u32,
+        id: PortId,
+        mtu: u32,
+    ) -> io::Result<FastPort> {
         if u32::from(id.0) >= abi::FP_MAX_PORTS {
             return Err(io::Error::other(format!(
                 "port number {id} is beyond the fast path's {}",
@@ -340,10 +399,21 @@ impl FastPath {
         let link = prog
             .attach_xdp(ifindex as i32)
             .map_err(|e| io::Error::other(e.to_string()))?;
+        let xmit_errors = self
+            .xmit_errors
+            .lookup(&ifindex.to_ne_bytes(), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .and_then(|b| Some(u64::from_ne_bytes(b.get(..8)?.try_into().ok()?)))
+            .unwrap_or(0);
         let reg = PortReg {
             ifindex,
+            ifname: ifname.to_string(),
             max_len: mtu + 18,
             tapped: None,
+            down: false,
+            refused: false,
+            xmit_errors,
         };
         let mut ports = self.ports.lock().unwrap_or_else(|e| e.into_inner());
         ports.insert(id, reg);
@@ -361,18 +431,21 @@ impl FastPath {
         let Some(r) = ports.get(&id) else {
             return Ok(());
         };
-        let fast = r.tapped.is_none();
         let p = FpPort {
             id: u32::from(id.0),
             xsk_base: u32::from(id.0) * FP_MAX_QUEUES,
-            flags: if fast { abi::FP_PORT_FAST } else { 0 },
+            flags: if r.tapped.is_none() {
+                abi::FP_PORT_FAST
+            } else {
+                0
+            },
         };
         let io = |e: libbpf_rs::Error| io::Error::other(e.to_string());
         self.ports_map
             .update(&r.ifindex.to_ne_bytes(), &p.encode(), MapFlags::ANY)
             .map_err(io)?;
         let key = u32::from(id.0).to_ne_bytes();
-        if fast {
+        if r.egress() {
             self.devs
                 .update(&key, &r.ifindex.to_ne_bytes(), MapFlags::ANY)
                 .map_err(io)?;
@@ -444,14 +517,54 @@ impl FastPath {
                     n += 1;
                 }
             }
-            if last_gc.elapsed() >= Duration::from_millis(200) {
+            if last_gc.elapsed() >= Duration::from_millis(100) {
                 last_gc = Instant::now();
                 self.untap_ended();
+                self.check_egress();
                 self.gc();
             }
             if n == 0 {
                 std::thread::sleep(Duration::from_millis(1));
             }
+        }
+    }
+
+    /// Stops redirecting to ports that are down or refused redirected frames, and
+    /// starts again when they are back up.
+    fn check_egress(&self) {
+        let mut ports = self.ports.lock().unwrap_or_else(|e| e.into_inner());
+        let mut changed = Vec::new();
+        for (&id, r) in ports.iter_mut() {
+            let down = !crate::xsk::netdev_running(&r.ifname).unwrap_or(false);
+            if down != r.down {
+                r.down = down;
+                changed.push(id);
+            }
+            let errors = self
+                .xmit_errors
+                .lookup(&r.ifindex.to_ne_bytes(), MapFlags::ANY)
+                .ok()
+                .flatten()
+                .and_then(|b| Some(u64::from_ne_bytes(b.get(..8)?.try_into().ok()?)))
+                .unwrap_or(0);
+            if errors > r.xmit_errors {
+                r.xmit_errors = errors;
+                if !r.refused {
+                    r.refused = true;
+                    changed.push(id);
+                    self.counters.refused_ports.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        ifname = %r.ifname,
+                        "fast path: {} refused redirected frames (a veth whose peer has no \
+                         NAPI: `ethtool -K PEER gro on`); frames for it go through the workers \
+                         until the next reload",
+                        r.ifname
+                    );
+                }
+            }
+        }
+        for id in changed {
+            let _ = self.write_port(id, &ports);
         }
     }
 
@@ -480,9 +593,9 @@ impl FastPath {
         }
         let max_len = {
             let ports = self.ports.lock().unwrap_or_else(|e| e.into_inner());
-            let fast = |id: PortId| ports.get(&id).filter(|r| r.tapped.is_none());
-            match (fast(o.in_port), fast(o.out_port)) {
-                (Some(_), Some(out)) => out.max_len,
+            let ingress = ports.get(&o.in_port).is_some_and(|r| r.tapped.is_none());
+            match ports.get(&o.out_port).filter(|r| r.egress()) {
+                Some(out) if ingress => out.max_len,
                 _ => return,
             }
         };
@@ -601,6 +714,7 @@ impl FastPath {
             offers_stale: c.offers_stale.load(Ordering::Relaxed),
             installs: c.installs.load(Ordering::Relaxed),
             install_errors: c.install_errors.load(Ordering::Relaxed),
+            refused_ports: c.refused_ports.load(Ordering::Relaxed),
         }
     }
 

@@ -186,7 +186,7 @@ impl XskAttach {
             }
         };
         let fast = cfg.fastpath.as_ref().and_then(|s| {
-            s.fp.attach(ifindex, s.port, mtu)
+            s.fp.attach(ifname, ifindex, s.port, mtu)
                 .inspect_err(|e| {
                     tracing::warn!(
                         %ifname,

@@ -94,6 +94,11 @@ impl Vswitch {
             .arg(&cfg)
             .arg("--cores")
             .arg(cores.join(","))
+            .args(
+                vswitch_tests::netns::fastpath_args()
+                    .iter()
+                    .filter(|_| !args.iter().any(|a| a.contains("fastpath"))),
+            )
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -502,4 +507,6 @@ pub fn veth_queues(a: &NetNs, a_if: &str, b: &NetNs, b_if: &str, queues: u32) {
     .unwrap();
     a.ip(&["link", "set", a_if, "up"]).unwrap();
     b.ip(&["link", "set", b_if, "up"]).unwrap();
+    vswitch_tests::netns::fastpath_napi(a, a_if).unwrap();
+    vswitch_tests::netns::fastpath_napi(b, b_if).unwrap();
 }
