@@ -1,6 +1,6 @@
-//! Compiles the BPF programs of the wire benchmark's traffic generator and sink
-//! (`bpf/*.bpf.c`) with `clang -O2 -g -target bpf` into `OUT_DIR`, where
-//! `src/wire/traffic/` embeds them with `include_bytes!`.
+//! Compiles the BPF programs of the wire benchmark (`bpf/*.bpf.c`: the traffic generator
+//! and sink, and the `xdp-redirect` switch under test) with `clang -O2 -g -target bpf` into
+//! `OUT_DIR`, where `src/wire/` embeds them with `include_bytes!`.
 //!
 //! Headers: `linux/bpf.h` from the system's kernel headers (`linux-libc-dev`, present with
 //! any C toolchain) and `bpf/bpf_helpers.h` from the libbpf that `libbpf-sys` builds
@@ -10,7 +10,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PROGRAMS: &[&str] = &["gen", "sink"];
+const PROGRAMS: &[&str] = &["gen", "sink", "redirect"];
 
 fn main() {
     if let Err(e) = build() {

@@ -2,9 +2,9 @@
 //!
 //! - `vswitch-bench pipeline`: the switching pipeline over in-memory ports, per worker,
 //!   next to a null pipeline measured in the same run ([`pipeline`]).
-//! - `vswitch-bench wire`: switches under test (vswitch, its forward-only mode, the Linux
-//!   bridge, Open vSwitch) on veth pairs between a BPF generator and an XDP sink
-//!   ([`wire`]).
+//! - `vswitch-bench wire`: switches under test (vswitch with and without its XDP fast
+//!   path, its forward-only mode, the Linux bridge, Open vSwitch, a bare XDP redirect) on
+//!   veth pairs between a BPF generator and an XDP sink ([`wire`]).
 
 mod pipeline;
 
@@ -25,8 +25,9 @@ enum Command {
     /// The switching pipeline in Mpps and ns/frame per worker, with a null pipeline
     /// (read the header, move the descriptor) measured in the same run.
     Pipeline(pipeline::Args),
-    /// A switch under test (vswitch, its forward-only mode, the Linux bridge, Open
-    /// vSwitch) between a generator and a sink on veth pairs in network namespaces.
+    /// Switches under test (vswitch with and without its XDP fast path, its forward-only
+    /// mode, the Linux bridge, Open vSwitch, a bare XDP redirect) between a generator and
+    /// a sink on veth pairs in network namespaces.
     Wire(Box<wire::Args>),
 }
 

@@ -1,5 +1,6 @@
 //! CI's smoke run of `vswitch-bench wire`: a few seconds per switch (vswitch, its
-//! forward-only `null` mode, the Linux bridge) on the l2 and vxlan-encap profiles, at a rate
+//! forward-only `null` mode, the Linux bridge; the bare XDP redirect on l2) on the l2 and
+//! vxlan-encap profiles, at a rate
 //! every switch carries without loss, with `--check`: the harness works end to end and
 //! its counters agree (generated = forwarded + dropped, per sink and per the switch's own
 //! counters). Not a performance test: the rate is fixed and low.
@@ -77,7 +78,7 @@ fn wire_smoke() {
     if !vswitch_tests::netns::root_or_skip("wire_smoke") {
         return;
     }
-    smoke("vswitch,null,kernel-bridge", "l2");
+    smoke("vswitch,null,kernel-bridge,xdp-redirect", "l2");
     assert_no_namespaces_left();
     smoke("vswitch,kernel-bridge", "vxlan-encap");
     assert_no_namespaces_left();

@@ -1,6 +1,7 @@
 //! `vswitch-bench wire`: a switch under test between a generator port and a sink port on
-//! real netdevs, measured the same way for every switch (this project's, the Linux
-//! bridge, Open vSwitch, and vswitch's own forward-only `null` mode).
+//! real netdevs, measured the same way for every switch (this project's, with and without
+//! its XDP fast path, the Linux bridge, Open vSwitch, vswitch's own forward-only `null`
+//! mode, and a bare XDP redirect between the two ports).
 //!
 //! # How a run goes
 //! 1. The rig ([`rig`]): namespaces GEN, SWITCH, SINK and veth pairs, plus a bare pair
@@ -30,6 +31,7 @@
 pub mod churn;
 pub mod plot;
 pub mod profile;
+pub mod redirect;
 pub mod report;
 pub mod rig;
 pub mod sut;
@@ -52,8 +54,9 @@ use traffic::{GenConfig, Generator, Sink, SinkConfig, SinkCounters, Stream};
 /// `vswitch-bench wire` options.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Switches under test, measured alternately; ratios are to the first.
-    #[arg(long = "switch", value_enum, value_delimiter = ',', default_values_t = [Kind::Vswitch, Kind::KernelBridge])]
+    /// Switches under test, measured alternately; ratios are to the first. `xdp-redirect`
+    /// (the in-kernel ceiling) runs on the `l2` profile only and is skipped on others.
+    #[arg(long = "switch", value_enum, value_delimiter = ',', default_values_t = [Kind::Vswitch, Kind::KernelBridge, Kind::XdpRedirect])]
     pub switches: Vec<Kind>,
     /// Traffic profiles.
     #[arg(long = "profile", value_enum, value_delimiter = ',', default_values_t = [Profile::L2])]
@@ -272,12 +275,7 @@ pub fn main(args: Args) -> Result<()> {
             .context("no directory for vswitch-bench")?
             .join("vswitch"),
     };
-    if args
-        .switches
-        .iter()
-        .any(|k| matches!(k, Kind::Vswitch | Kind::Null))
-        && !vswitch.exists()
-    {
+    if args.switches.iter().any(|k| k.is_vswitch()) && !vswitch.exists() {
         bail!(
             "{} not found: build it (cargo build --release) or give --vswitch",
             vswitch.display()
@@ -563,8 +561,9 @@ fn measure(
     bar: &indicatif::ProgressBar,
 ) -> Result<Outcome> {
     let running = Running::start(kind, case.profile, rig, sut_opts)?;
-    // The null switch forwards frames unchanged: the payload stays where it was sent.
-    let sink_payload = if kind == Kind::Null {
+    // The null switch and the bare redirect forward frames unchanged: the payload stays
+    // where it was sent.
+    let sink_payload = if kind.forwards_unchanged() {
         t.gen_payload
     } else {
         t.sink_payload

@@ -4,6 +4,8 @@
 //!
 //! - `vswitch`: `vswitch run` with a generated configuration, in the switch namespace,
 //!   its worker pinned to the switch core; cycles per packet from `ctl stats`.
+//! - `vswitch-slow` ("vswitch (no fast path)" in reports): the same with `--no-fastpath`,
+//!   every frame through the AF_XDP workers.
 //! - `null`: the same daemon with `--forward-only` (swp0 ⇄ swp1, no switching logic):
 //!   the AF_XDP ceiling of the rig.
 //! - `kernel-bridge`: a Linux bridge over swp0 and swp1 (with a kernel VXLAN device for
@@ -11,6 +13,10 @@
 //!   pinned to the switch core, so all of its work is on that core.
 //! - `ovs`: Open vSwitch's userspace datapath (`datapath_type=netdev`) with afxdp ports,
 //!   its PMD thread on the switch core, when `ovs-vswitchd` is installed.
+//! - `xdp-redirect`: an XDP program on swp0 that redirects every frame to swp1 through
+//!   a DEVMAP, reading nothing ([`super::redirect`]): the in-kernel forwarding ceiling of
+//!   the rig (`l2` only). Its port's NAPI runs as a thread pinned to the switch core, as
+//!   for the bridge.
 
 use std::fmt;
 use std::fs;
@@ -27,6 +33,7 @@ use super::profile::{
     Profile, Tunnel, Underlay, LOCAL_VTEP, MIXED_VIDS, REMOTE_VTEP, SEGMENT_ID, VID, VTEP_PREFIX,
     VXLAN_PORT,
 };
+use super::redirect::Redirect;
 use super::rig::{self, Rig, SINK_IF, SW_GEN_IF, SW_SINK_IF};
 
 /// A kind of switch under test.
@@ -34,12 +41,17 @@ use super::rig::{self, Rig, SINK_IF, SW_GEN_IF, SW_SINK_IF};
 pub enum Kind {
     /// This project's switch (`vswitch run`).
     Vswitch,
+    /// This project's switch without its XDP fast path (`vswitch run --no-fastpath`).
+    VswitchSlow,
     /// vswitch's workers forwarding swp0 ⇄ swp1 with no switching logic.
     Null,
     /// The Linux bridge.
     KernelBridge,
     /// Open vSwitch's userspace datapath with afxdp ports.
     Ovs,
+    /// An XDP program redirecting swp0 → swp1 (DEVMAP), no parsing: the in-kernel
+    /// forwarding ceiling (l2 only).
+    XdpRedirect,
 }
 
 impl Kind {
@@ -47,10 +59,46 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Vswitch => "vswitch",
+            Kind::VswitchSlow => "vswitch (no fast path)",
             Kind::Null => "null",
             Kind::KernelBridge => "kernel-bridge",
             Kind::Ovs => "ovs",
+            Kind::XdpRedirect => "xdp-redirect",
         }
+    }
+
+    /// Name on the command line (`--switch`), also its scratch directory.
+    pub fn id(self) -> &'static str {
+        match self {
+            Kind::Vswitch => "vswitch",
+            Kind::VswitchSlow => "vswitch-slow",
+            Kind::Null => "null",
+            Kind::KernelBridge => "kernel-bridge",
+            Kind::Ovs => "ovs",
+            Kind::XdpRedirect => "xdp-redirect",
+        }
+    }
+
+    /// Whether it is the `vswitch` daemon (needs the binary, has `ctl stats`).
+    pub fn is_vswitch(self) -> bool {
+        self.vswitch_args().is_some()
+    }
+
+    /// The arguments `vswitch run` gets for this kind beyond the configuration and the
+    /// cores (`None`: not the vswitch daemon).
+    pub fn vswitch_args(self) -> Option<&'static [&'static str]> {
+        match self {
+            Kind::Vswitch => Some(&[]),
+            Kind::VswitchSlow => Some(&["--no-fastpath"]),
+            Kind::Null => Some(&["--forward-only"]),
+            Kind::KernelBridge | Kind::Ovs | Kind::XdpRedirect => None,
+        }
+    }
+
+    /// Whether it forwards frames unchanged, not by the profile's rules (the sink then
+    /// finds the payload where the generator put it).
+    pub fn forwards_unchanged(self) -> bool {
+        matches!(self, Kind::Null | Kind::XdpRedirect)
     }
 
     /// Why this switch cannot run `profile` on this machine, if it cannot.
@@ -62,6 +110,9 @@ impl Kind {
             (Kind::Ovs, Some(Tunnel::Gre)) => {
                 Some("GRE through OVS is not set up by this harness (VXLAN is)")
             }
+            (Kind::XdpRedirect, _) if profile != Profile::L2 => Some(
+                "the bare redirect sends every frame to the other port unchanged: only the l2 profile means the same there",
+            ),
             _ => None,
         }
     }
@@ -103,6 +154,8 @@ pub struct Running {
     ovsdb: Option<Child>,
     socket: Option<PathBuf>,
     ovs_dir: Option<PathBuf>,
+    /// xdp-redirect: its programs (dropping it detaches them).
+    redirect: Option<Redirect>,
     /// OVS tunnels: the remote VTEP's MAC, set as OVS's tunnel neighbour.
     ovs_neigh: Option<String>,
     sw_ns: String,
@@ -129,7 +182,7 @@ pub struct SutOptions {
 impl Running {
     /// Sets up `kind` for `profile` on `rig`.
     pub fn start(kind: Kind, profile: Profile, rig: &Rig, opts: &SutOptions) -> Result<Running> {
-        let tmp = opts.tmp.join(kind.name());
+        let tmp = opts.tmp.join(kind.id());
         fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         let log = tmp.join("switch.log");
         let mut r = Running {
@@ -139,16 +192,21 @@ impl Running {
             ovsdb: None,
             socket: None,
             ovs_dir: None,
+            redirect: None,
             ovs_neigh: None,
             sw_ns: rig.sw.name().to_owned(),
-            churn: opts.churn && kind == Kind::Vswitch,
+            churn: opts.churn && matches!(kind, Kind::Vswitch | Kind::VswitchSlow),
             tmp: tmp.clone(),
             log,
         };
+        // An error drops `r`, which tears down what was set up.
         match kind {
-            Kind::Vswitch | Kind::Null => r.start_vswitch(profile, rig, opts)?,
+            Kind::Vswitch | Kind::VswitchSlow | Kind::Null => {
+                r.start_vswitch(profile, rig, opts)?
+            }
             Kind::KernelBridge => r.start_bridge(profile, rig)?,
             Kind::Ovs => r.start_ovs(profile, rig)?,
+            Kind::XdpRedirect => r.start_redirect(profile, rig)?,
         }
         Ok(r)
     }
@@ -162,16 +220,13 @@ impl Running {
         let path = self.tmp.join("vswitch.toml");
         fs::write(&path, cfg).with_context(|| format!("writing {}", path.display()))?;
         let log = fs::File::create(&self.log).context("creating the switch log")?;
-        let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net={}", rig.sw.path().display()))
-            .arg("--")
-            .arg(&opts.vswitch)
-            .args(["run", "--config"])
-            .arg(&path)
-            .args(["--cores", &rig.switch_core.to_string()]);
-        if self.kind == Kind::Null {
-            cmd.arg("--forward-only");
-        }
+        let mut cmd = vswitch_command(
+            self.kind,
+            &opts.vswitch,
+            &rig.sw.path(),
+            &path,
+            rig.switch_core,
+        )?;
         cmd.env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().context("log")?)
@@ -273,6 +328,23 @@ impl Running {
             sw.ethtool(&["-K", ifname, "gro", "on"])?;
             rig.threaded_napi(sw, ifname, rig.switch_core)?;
         }
+        Ok(())
+    }
+
+    fn start_redirect(&mut self, profile: Profile, rig: &Rig) -> Result<()> {
+        if let Some(why) = self.kind.unsupported(profile) {
+            bail!("xdp-redirect: {why}");
+        }
+        // Only the measured direction: the rig's traffic goes generator → sink (the sink's
+        // learning burst the other way teaches a redirect nothing; it is lost either way,
+        // as the generator's veth has no NAPI).
+        let redirect =
+            Redirect::attach(&rig.sw.path(), &[(SW_GEN_IF, SW_SINK_IF)]).context("xdp-redirect")?;
+        self.redirect = Some(redirect);
+        // The program gave swp0 a NAPI, where all of the redirect's work runs (program,
+        // DEVMAP flush into the sink veth's ring): a thread on the switch core, as for the
+        // bridge. (The egress veth's peer, the sink's, has its NAPI from the rig.)
+        rig.threaded_napi(&rig.sw, SW_GEN_IF, rig.switch_core)?;
         Ok(())
     }
 
@@ -467,7 +539,7 @@ impl Running {
         let a = rig.sw.link_stats(SW_GEN_IF)?;
         let b = rig.sw.link_stats(SW_SINK_IF)?;
         Ok(Some(match self.kind {
-            Kind::Vswitch | Kind::Null => {
+            Kind::Vswitch | Kind::VswitchSlow | Kind::Null => {
                 let s = self.stats()?;
                 let (gen_port, sink_port) = port_names(self.profile);
                 let port = |name: &str| s.ports.iter().find(|p| p.name == name);
@@ -490,8 +562,10 @@ impl Running {
                 }
             }
             // The kernel's view of the switch's ports: what came in on the generator's
-            // side, went out on the sink's, and what the stack dropped on the way.
-            Kind::Ovs | Kind::KernelBridge => SwitchCounters {
+            // side, went out on the sink's, and what the stack dropped on the way. (veth
+            // counts the frames its XDP program ran on in `rx_packets`, and in `tx_packets`
+            // those that reached its peer's XDP ring.)
+            Kind::Ovs | Kind::KernelBridge | Kind::XdpRedirect => SwitchCounters {
                 rx: a.rx_packets,
                 rx_dropped: 0,
                 tx: b.tx_packets,
@@ -509,7 +583,8 @@ impl Running {
 
     /// vswitch's (or the null switch's) process id.
     pub fn pid(&self) -> Option<u32> {
-        matches!(self.kind, Kind::Vswitch | Kind::Null)
+        self.kind
+            .is_vswitch()
             .then(|| self.child.as_ref().map(Child::id))
             .flatten()
     }
@@ -554,6 +629,8 @@ impl Running {
 
     fn teardown(&mut self) -> Result<()> {
         let mut result = Ok(());
+        // Closing the links detaches the redirect programs.
+        drop(self.redirect.take());
         if let Some(dir) = &self.ovs_dir {
             // OVS detaches its XDP programs and removes its datapath on a clean exit.
             let _ = netns::run(
@@ -610,6 +687,29 @@ impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.teardown();
     }
+}
+
+/// The command that starts `kind` (one of vswitch's) in the switch namespace at `netns`:
+/// `nsenter --net=NETNS -- VSWITCH run --config CONFIG --cores CORE [kind's arguments]`.
+pub fn vswitch_command(
+    kind: Kind,
+    vswitch: &Path,
+    netns: &Path,
+    config: &Path,
+    core: usize,
+) -> Result<Command> {
+    let extra = kind
+        .vswitch_args()
+        .with_context(|| format!("{kind} is not run by the vswitch daemon"))?;
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net={}", netns.display()))
+        .arg("--")
+        .arg(vswitch)
+        .args(["run", "--config"])
+        .arg(config)
+        .args(["--cores", &core.to_string()])
+        .args(extra);
+    Ok(cmd)
 }
 
 /// vswitch's names of the ports on the generator's and on the sink's side.
@@ -724,6 +824,68 @@ mod tests {
             );
             let r = dataplane::config::Config::from_str(&text, "gen.toml");
             assert!(r.is_ok(), "{p}: {r:?}\n{text}");
+        }
+    }
+
+    #[test]
+    fn kinds_parse_and_have_distinct_names() {
+        let kinds = Kind::value_variants();
+        for k in kinds {
+            assert_eq!(Kind::from_str(k.id(), false), Ok(*k), "{k}");
+        }
+        let names: std::collections::BTreeSet<_> = kinds.iter().map(|k| k.name()).collect();
+        assert_eq!(names.len(), kinds.len());
+        assert_eq!(Kind::from_str("vswitch-slow", false), Ok(Kind::VswitchSlow));
+        assert_eq!(Kind::from_str("xdp-redirect", false), Ok(Kind::XdpRedirect));
+    }
+
+    #[test]
+    fn vswitch_command_lines() {
+        let args = |k: Kind| -> Option<Vec<String>> {
+            let cmd = vswitch_command(
+                k,
+                Path::new("/bin/vswitch"),
+                Path::new("/run/netns/sw"),
+                Path::new("/tmp/v.toml"),
+                1,
+            )
+            .ok()?;
+            Some(
+                cmd.get_args()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect(),
+            )
+        };
+        let base = [
+            "--net=/run/netns/sw",
+            "--",
+            "/bin/vswitch",
+            "run",
+            "--config",
+            "/tmp/v.toml",
+            "--cores",
+            "1",
+        ];
+        let with = |extra: &[&str]| -> Option<Vec<String>> {
+            Some(base.iter().chain(extra).map(|s| (*s).to_owned()).collect())
+        };
+        assert_eq!(args(Kind::Vswitch), with(&[]));
+        assert_eq!(args(Kind::VswitchSlow), with(&["--no-fastpath"]));
+        assert_eq!(args(Kind::Null), with(&["--forward-only"]));
+        for k in [Kind::KernelBridge, Kind::Ovs, Kind::XdpRedirect] {
+            assert_eq!(args(k), None, "{k}");
+            assert!(!k.is_vswitch());
+        }
+    }
+
+    #[test]
+    fn xdp_redirect_is_l2_only() {
+        for p in Profile::value_variants() {
+            assert_eq!(
+                Kind::XdpRedirect.unsupported(*p).is_none(),
+                *p == Profile::L2,
+                "{p}"
+            );
         }
     }
 

@@ -203,14 +203,14 @@ pub enum TrafficError {
 }
 
 impl TrafficError {
-    fn bpf(what: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> TrafficError {
+    pub(super) fn bpf(what: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> TrafficError {
         let what = what.into();
         move |source| TrafficError::Bpf { what, source }
     }
 }
 
 /// Runs `f` on a fresh thread that has entered the network namespace at `netns`.
-fn in_netns<R: Send>(
+pub(super) fn in_netns<R: Send>(
     netns: &std::path::Path,
     f: impl FnOnce() -> Result<R, TrafficError> + Send,
 ) -> Result<R, TrafficError> {
@@ -228,7 +228,7 @@ fn in_netns<R: Send>(
 }
 
 /// Looks up `ifname` in the calling thread's namespace.
-fn ifindex_in(netns: &std::path::Path, ifname: &str) -> Result<u32, TrafficError> {
+pub(super) fn ifindex_in(netns: &std::path::Path, ifname: &str) -> Result<u32, TrafficError> {
     sys::ifindex(ifname).map_err(|source| TrafficError::Interface {
         ifname: ifname.to_string(),
         netns: netns.to_path_buf(),
