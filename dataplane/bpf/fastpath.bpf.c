@@ -195,6 +195,296 @@ static __always_inline int maybe_partial(void *data, void *end, __u32 l3, __u16 
 	return *f == fold(sum);
 }
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);   /* a remote VTEP's IPv4 address, network order */
+	__type(value, __u32); /* its tunnel port */
+} fp_vteps SEC(".maps");
+
+static __always_inline __u64 rotl(__u64 x, int r)
+{
+	return (x << r) | (x >> (64 - r));
+}
+
+/* Big-endian loads at p (bounds checked by the caller). */
+static __always_inline __u64 be64(const __u8 *p)
+{
+	__u64 v;
+	__builtin_memcpy(&v, p, 8);
+	return bpf_be64_to_cpu(v);
+}
+
+static __always_inline __u32 be32(const __u8 *p)
+{
+	__u32 v;
+	__builtin_memcpy(&v, p, 4);
+	return bpf_ntohl(v);
+}
+
+/* encap::tunnel's mix: (h ^ v) times 2^64 + 0x9e3779b97f4a7c15, 128-bit, folded. */
+static __always_inline __u64 mix(__u64 h, __u64 v)
+{
+	__u64 x = h ^ v, c = 0x9e3779b97f4a7c15ULL;
+	__u64 xl = x & 0xffffffff, xh = x >> 32, cl = c & 0xffffffff, ch = c >> 32;
+	__u64 p0 = xl * cl, p1 = xl * ch, p2 = xh * cl, p3 = xh * ch;
+	__u64 mid = (p0 >> 32) + (p1 & 0xffffffff) + (p2 & 0xffffffff);
+	__u64 lo = (p0 & 0xffffffff) | (mid << 32);
+	__u64 hi = p3 + (p1 >> 32) + (p2 >> 32) + (mid >> 32) + x;
+	return lo ^ hi;
+}
+
+/*
+ * encap::tunnel::flow_hash of an untagged inner frame of at least 60 bytes at `in`:
+ * the same UDP source port as the workers give the flow.
+ */
+static __always_inline __u32 flow_hash(__u8 *in, void *end)
+{
+	if ((void *)(in + 60) > end)
+		return 0;
+	__u64 a = be64(in) ^ rotl(be64(in + 6) >> 16, 23);
+	__u64 b = 0;
+	__u16 ethertype = ((__u16)in[12] << 8) | in[13];
+	__u8 *l3 = in + 14;
+	__u64 l3len = (__u64)((long)end - (long)l3);
+	__u8 proto = 0;
+	__u32 l4 = 0;
+
+	a ^= (__u64)ethertype << 48;
+	if (ethertype == 0x0800 && l3len >= 20) {
+		b ^= be64(l3 + 12);
+		int frag = (((__u16)l3[6] << 8) | l3[7]) & 0x3fff;
+		l4 = (l3[0] & 0x0f) * 4;
+		proto = frag ? 0 : l3[9];
+	} else if (ethertype == 0x86dd && l3len >= 40) {
+		if ((void *)(l3 + 40) > end)
+			return 0;
+		b ^= be64(l3 + 8) ^ rotl(be64(l3 + 16), 13);
+		b ^= rotl(be64(l3 + 24), 29) ^ rotl(be64(l3 + 32), 47);
+		proto = l3[6];
+		l4 = 40;
+	}
+	a ^= (__u64)proto << 40;
+	if ((proto == 6 || proto == 17 || proto == 132) && l3len >= l4 + 4) {
+		__u8 *ports = l3 + (l4 & 0x3f);
+		if ((void *)(ports + 4) > end)
+			return 0;
+		b ^= rotl((__u64)be32(ports), 7);
+	}
+	__u64 h = mix(a, mix(b, 0x5bd1e995));
+	return (__u32)(h ^ (h >> 32));
+}
+
+static __always_inline __u16 csum_ipv4(const __u8 *ip)
+{
+	__u64 s = 0;
+#pragma unroll
+	for (int i = 0; i < 20; i += 2)
+		s += ((__u32)ip[i] << 8) | ip[i + 1];
+	return (__u16)fold(s);
+}
+
+/* Moves the first 12 bytes (the MAC addresses) by `delta` with the frame's start. */
+static __always_inline int move_head(struct xdp_md *ctx, int delta)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u8 macs[12];
+	if (data + 12 > end)
+		return -1;
+	__builtin_memcpy(macs, data, 12);
+	if (bpf_xdp_adjust_head(ctx, delta))
+		return -1;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	if (data + 12 > end)
+		return -1;
+	__builtin_memcpy(data, macs, 12);
+	return 0;
+}
+
+/* After the entry's checks: the source, the refresh, the redirect target. Returns
+ * 0 to go on, or the XDP action to return. */
+static __always_inline int admit(struct xdp_md *ctx, const struct fp_port *p,
+				 struct fp_flow *f, const __u8 *src, __u64 now, __u64 vg,
+				 __u64 cg)
+{
+	struct fp_mac_key mk = { .vlan = f->vlan };
+	__builtin_memcpy(mk.mac, src, 6);
+	struct fp_mac *m = bpf_map_lookup_elem(&fp_macs, &mk);
+	if (!m)
+		return punt(ctx, p, FP_C_PUNT_SRC_UNKNOWN);
+	if (m->port != f->src_port)
+		return punt(ctx, p, FP_C_PUNT_SRC_MOVED);
+	if (m->vlan_gen != vg || m->cfg_gen != cg)
+		return punt(ctx, p, FP_C_PUNT_STALE);
+	/* The redirect target is checked before the frame is touched: after a rewrite
+	 * it could no longer go to the workers as it came. */
+	if (bpf_redirect_map(&fp_devs, f->out_port, 0) != XDP_REDIRECT)
+		return punt(ctx, p, FP_C_PUNT_NO_DEV);
+	struct fp_config *cfg = bpf_map_lookup_elem(&fp_config, &(__u32){ 0 });
+	if (cfg && now - m->refresh_ns >= cfg->refresh_ns) {
+		/* One frame per refresh period goes to a worker, which refreshes the entry
+		 * in the FDB (that ages sources the workers no longer see). */
+		m->refresh_ns = now;
+		return punt(ctx, p, FP_C_PUNT_REFRESH);
+	}
+	m->last_hit_ns = now;
+	f->last_hit_ns = now;
+	return 0;
+}
+
+/* Whether the flow's generations are current and it has not expired. */
+static __always_inline int valid(const struct fp_flow *f, __u64 now, __u64 *vg, __u64 *cg)
+{
+	*vg = gen(f->vlan & 0x0fff);
+	*cg = gen(FP_GEN_CFG);
+	if (f->vlan_gen != *vg || f->cfg_gen != *cg || now >= f->expires_ns)
+		return 0;
+	if (f->op == FP_OP_ENCAP && f->neigh_gen != gen(FP_GEN_NEIGH))
+		return 0;
+	return 1;
+}
+
+/* A frame on the underlay port: a canonical VXLAN-over-IPv4 packet for us, from a
+ * known VTEP, whose inner flow has an entry, is decapsulated and forwarded; anything
+ * else goes to the workers, which judge it. */
+static __always_inline int underlay(struct xdp_md *ctx, const struct fp_port *p)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u8 *eth = data;
+	struct fp_config *cfg = bpf_map_lookup_elem(&fp_config, &(__u32){ 0 });
+
+	if (!cfg || !cfg->local_ip || (void *)(eth + 14 + 20 + 8 + 8 + 14) > end ||
+	    *(__u16 *)(eth + 12) != bpf_htons(ETH_P_IP))
+		goto miss;
+	__u8 *ip = eth + 14;
+	if (ip[9] != 17)
+		goto miss;
+	__u8 *udp = ip + 20;
+	if (*(__u16 *)(udp + 2) != cfg->vxlan_port)
+		goto miss;
+	__u32 len = (__u32)(end - data);
+	__u32 total = ((__u32)ip[2] << 8) | ip[3];
+	__u32 udp_len = ((__u32)udp[4] << 8) | udp[5];
+	__u8 *vx = udp + 8;
+	/* Canonical only: no IPv4 options or fragments, a valid header checksum, the
+	 * UDP length the IP length says, no UDP checksum, VXLAN flags I and no reserved
+	 * bits; for us, from a known VTEP. */
+	if (ip[0] != 0x45 || ((ip[6] & 0x3f) | ip[7]) || total > len - 14 ||
+	    len - 14 - total > 64 ||
+	    total < 20 + 8 + 8 + 14 || csum_ipv4(ip) != 0xffff || udp_len != total - 20 ||
+	    *(__u16 *)(udp + 6) != 0 || vx[0] != 0x08 || (vx[1] | vx[2] | vx[3] | vx[7]) ||
+	    (eth[0] ^ cfg->local_mac[0]) | (eth[1] ^ cfg->local_mac[1]) |
+		    (eth[2] ^ cfg->local_mac[2]) | (eth[3] ^ cfg->local_mac[3]) |
+		    (eth[4] ^ cfg->local_mac[4]) | (eth[5] ^ cfg->local_mac[5]) ||
+	    *(__u32 *)(ip + 16) != cfg->local_ip)
+		return punt(ctx, p, FP_C_PUNT_OTHER);
+	__u32 saddr = *(__u32 *)(ip + 12);
+	__u32 *vtep = bpf_map_lookup_elem(&fp_vteps, &saddr);
+	if (!vtep)
+		return punt(ctx, p, FP_C_PUNT_OTHER);
+	__u32 vtep_port = *vtep;
+	__u8 *in = vx + 8;
+	__u32 inner_len = udp_len - 16;
+	__u16 in_type = *(__u16 *)(in + 12);
+	if (in_type == bpf_htons(ETH_P_8021Q) || in_type == bpf_htons(ETH_P_8021AD) ||
+	    in_type == bpf_htons(0x9100) || (in[6] & 1))
+		return punt(ctx, p, FP_C_PUNT_OTHER);
+	if (in[0] & 1)
+		goto miss;
+	struct fp_flow_key key = {
+		.in_port = vtep_port,
+		.seg = FP_SEG_VNI | ((__u32)vx[4] << 16) | ((__u32)vx[5] << 8) | vx[6],
+	};
+	__builtin_memcpy(key.dst, in, 6);
+	struct fp_flow *f = bpf_map_lookup_elem(&fp_flows, &key);
+	if (!f)
+		goto miss;
+	__u64 now = bpf_ktime_get_ns(), vg, cg;
+	if (!valid(f, now, &vg, &cg))
+		return punt(ctx, p, FP_C_PUNT_STALE);
+	if (f->op != FP_OP_NONE && f->op != FP_OP_PUSH)
+		return punt(ctx, p, FP_C_PUNT_OTHER);
+	__u32 out_len = inner_len + (f->op == FP_OP_PUSH ? 4 : 0);
+	if (inner_len < 60)
+		return punt(ctx, p, FP_C_PUNT_SHORT);
+	if (out_len > f->max_len)
+		return punt(ctx, p, FP_C_PUNT_MTU);
+	__u8 src[6];
+	__builtin_memcpy(src, in + 6, 6);
+	int r = admit(ctx, p, f, src, now, vg, cg);
+	if (r)
+		return r;
+	__u32 out = f->out_port;
+	__u8 op = f->op;
+	__u16 vid = f->vid & 0x0fff;
+	/* Strip the outer headers and any Ethernet padding after the IP packet. */
+	__u32 trail = len - 14 - total;
+	if (bpf_xdp_adjust_head(ctx, 14 + 20 + 8 + 8))
+		return XDP_DROP;
+	if (trail && bpf_xdp_adjust_tail(ctx, -(int)(trail & 0x7f)))
+		return XDP_DROP;
+	if (op == FP_OP_PUSH) {
+		if (move_head(ctx, -4))
+			return XDP_DROP;
+		data = (void *)(long)ctx->data;
+		end = (void *)(long)ctx->data_end;
+		if (data + 18 > end)
+			return XDP_DROP;
+		*(__u16 *)(data + 12) = bpf_htons(ETH_P_8021Q);
+		*(__u16 *)(data + 14) = bpf_htons(vid);
+	}
+	count(FP_C_HIT);
+	count(FP_C_DECAP);
+	port_count(p->id, FP_PS_RX_FRAMES, len);
+	port_count(vtep_port, FP_PS_RX_FRAMES, inner_len);
+	port_count(out, FP_PS_TX_FRAMES, out_len);
+	return bpf_redirect_map(&fp_devs, out, 0);
+miss:
+	count(FP_C_MISS);
+	return bpf_redirect_map(&fp_xsks, p->xsk_base + ctx->rx_queue_index, XDP_PASS);
+}
+
+/* Toward a remote VTEP: the inner frame (popped if tagged) gets the template's outer
+ * headers, with the lengths, the IPv4 checksum, the UDP source port of the inner
+ * flow's hash and the VNI. */
+static __always_inline int encap(struct xdp_md *ctx, struct fp_flow *f, int tagged)
+{
+	__u8 hdr[FP_VXLAN4_LEN];
+	__builtin_memcpy(hdr, f->hdr, FP_VXLAN4_LEN);
+	__u32 vni = f->vni;
+	if (tagged && move_head(ctx, 4))
+		return -1;
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u32 inner_len = (__u32)(end - data);
+	__u32 hash = flow_hash(data, end);
+	__u16 sport = 49152 | ((hash ^ (hash >> 16)) & 0x3fff);
+	if (bpf_xdp_adjust_head(ctx, -FP_VXLAN4_LEN))
+		return -1;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	__u8 *o = data;
+	if ((void *)(o + FP_VXLAN4_LEN) > end)
+		return -1;
+	__builtin_memcpy(o, hdr, FP_VXLAN4_LEN);
+	__u8 *ip = o + 14;
+	__u16 ip_len = (__u16)(inner_len + 36);
+	*(__u16 *)(ip + 2) = bpf_htons(ip_len);
+	*(__u16 *)(ip + 4) = 0; /* DF: the ID is 0 (RFC 6864) */
+	*(__u16 *)(ip + 10) = 0;
+	*(__u16 *)(ip + 10) = bpf_htons((__u16)~csum_ipv4(ip));
+	__u8 *udp = ip + 20;
+	*(__u16 *)(udp + 0) = bpf_htons(sport);
+	*(__u16 *)(udp + 4) = bpf_htons((__u16)(inner_len + 16));
+	udp[12] = (__u8)(vni >> 16);
+	udp[13] = (__u8)(vni >> 8);
+	udp[14] = (__u8)vni;
+	return (int)(inner_len + FP_VXLAN4_LEN);
+}
+
 SEC("xdp")
 int vswitch_fp(struct xdp_md *ctx)
 {
@@ -209,6 +499,8 @@ int vswitch_fp(struct xdp_md *ctx)
 	}
 	if (!(p->flags & FP_PORT_FAST))
 		return bpf_redirect_map(&fp_xsks, p->xsk_base + ctx->rx_queue_index, XDP_PASS);
+	if (p->flags & FP_PORT_UNDERLAY)
+		return underlay(ctx, p);
 
 	__u8 *eth = data;
 	if ((void *)(eth + 18) > end)
@@ -218,6 +510,7 @@ int vswitch_fp(struct xdp_md *ctx)
 	__u16 ethertype = *(__u16 *)(eth + 12);
 	__u32 l3 = 14;
 	__u16 tci = 0;
+	int tagged = 0;
 
 	if (ethertype == bpf_htons(ETH_P_8021Q)) {
 		tci = bpf_ntohs(*(__u16 *)(eth + 14));
@@ -225,9 +518,10 @@ int vswitch_fp(struct xdp_md *ctx)
 		ethertype = *(__u16 *)(eth + 16);
 		/* Priority tags, reserved VIDs and a second tag are the workers' to judge. */
 		if (vid == 0 || vid == 0x0fff || ethertype == bpf_htons(ETH_P_8021Q) ||
-		    ethertype == bpf_htons(ETH_P_8021AD))
+		    ethertype == bpf_htons(ETH_P_8021AD) || ethertype == bpf_htons(0x9100))
 			return punt(ctx, p, FP_C_PUNT_OTHER);
 		key.seg = FP_SEG_TAGGED | vid;
+		tagged = 1;
 		l3 = 18;
 	} else if (ethertype == bpf_htons(ETH_P_8021AD) || ethertype == bpf_htons(0x9100)) {
 		return punt(ctx, p, FP_C_PUNT_OTHER);
@@ -245,56 +539,48 @@ int vswitch_fp(struct xdp_md *ctx)
 		return bpf_redirect_map(&fp_xsks, p->xsk_base + ctx->rx_queue_index, XDP_PASS);
 	}
 
-	__u64 now = bpf_ktime_get_ns();
-	__u64 vg = gen(f->vlan & 0x0fff), cg = gen(FP_GEN_CFG);
-	if (f->vlan_gen != vg || f->cfg_gen != cg || now >= f->expires_ns)
+	__u64 now = bpf_ktime_get_ns(), vg, cg;
+	if (!valid(f, now, &vg, &cg))
 		return punt(ctx, p, FP_C_PUNT_STALE);
-
 	/* The source: a unicast MAC the FDB has on the port this flow expects it on. */
 	if (eth[6] & 1)
 		return punt(ctx, p, FP_C_PUNT_OTHER);
-	struct fp_mac_key mk = { .vlan = f->vlan };
-	__builtin_memcpy(mk.mac, eth + 6, 6);
-	struct fp_mac *m = bpf_map_lookup_elem(&fp_macs, &mk);
-	if (!m)
-		return punt(ctx, p, FP_C_PUNT_SRC_UNKNOWN);
-	if (m->port != f->src_port)
-		return punt(ctx, p, FP_C_PUNT_SRC_MOVED);
-	if (m->vlan_gen != vg || m->cfg_gen != cg)
-		return punt(ctx, p, FP_C_PUNT_STALE);
 
 	__u32 len = (__u32)(end - data);
-	__u32 out_len = len;
-	if (f->op == FP_OP_POP)
-		out_len -= 4;
-	else if (f->op == FP_OP_PUSH)
-		out_len += 4;
-	/* The workers pad short frames (ETH_ZLEN, before a tag is pushed). */
-	if ((f->op == FP_OP_POP ? out_len : len) < 60)
-		return punt(ctx, p, FP_C_PUNT_SHORT);
-	if (out_len > f->max_len)
-		return punt(ctx, p, FP_C_PUNT_MTU);
+	__u32 out_len;
+	__u8 op = f->op;
+	if (op == FP_OP_ENCAP) {
+		/* The inner frame: untagged, at least 60 bytes, within the underlay MTU. */
+		__u32 inner = len - (tagged ? 4 : 0);
+		if (inner < 60)
+			return punt(ctx, p, FP_C_PUNT_SHORT);
+		if (inner > f->max_len)
+			return punt(ctx, p, FP_C_PUNT_MTU);
+		out_len = inner + FP_VXLAN4_LEN;
+	} else {
+		out_len = len;
+		if (op == FP_OP_POP)
+			out_len -= 4;
+		else if (op == FP_OP_PUSH)
+			out_len += 4;
+		/* The workers pad short frames (ETH_ZLEN, before a tag is pushed). */
+		if ((op == FP_OP_POP ? out_len : len) < 60)
+			return punt(ctx, p, FP_C_PUNT_SHORT);
+		if (out_len > f->max_len)
+			return punt(ctx, p, FP_C_PUNT_MTU);
+	}
 	if (maybe_partial(data, end, l3, ethertype))
 		return punt(ctx, p, FP_C_PUNT_CSUM);
+	__u8 src[6];
+	__builtin_memcpy(src, eth + 6, 6);
+	int r = admit(ctx, p, f, src, now, vg, cg);
+	if (r)
+		return r;
 
 	__u32 out = f->out_port;
-	/* The redirect target is checked before the frame is touched: after a rewrite
-	 * it could no longer go to the workers as it came. */
-	if (bpf_redirect_map(&fp_devs, out, 0) != XDP_REDIRECT)
-		return punt(ctx, p, FP_C_PUNT_NO_DEV);
-
-	struct fp_config *cfg = bpf_map_lookup_elem(&fp_config, &(__u32){ 0 });
-	if (cfg && now - m->refresh_ns >= cfg->refresh_ns) {
-		/* One frame per refresh period goes to a worker, which refreshes the entry
-		 * in the FDB (that ages sources the workers no longer see). */
-		m->refresh_ns = now;
-		return punt(ctx, p, FP_C_PUNT_REFRESH);
-	}
-	m->last_hit_ns = now;
-	f->last_hit_ns = now;
-
+	__u32 stat = f->stat_port;
 	__u16 vid = f->vid & 0x0fff;
-	switch (f->op) {
+	switch (op) {
 	case FP_OP_NONE:
 		break;
 	case FP_OP_XLATE: {
@@ -302,34 +588,27 @@ int vswitch_fp(struct xdp_md *ctx)
 		*t = bpf_htons((tci & 0xf000) | vid);
 		break;
 	}
-	case FP_OP_POP: {
-		__u8 macs[12];
-		__builtin_memcpy(macs, eth, 12);
-		if (bpf_xdp_adjust_head(ctx, 4))
-			return punt(ctx, p, FP_C_PUNT_OTHER);
-		data = (void *)(long)ctx->data;
-		end = (void *)(long)ctx->data_end;
-		eth = data;
-		if ((void *)(eth + 14) > end)
+	case FP_OP_POP:
+		if (move_head(ctx, 4))
 			return XDP_DROP;
-		__builtin_memcpy(eth, macs, 12);
 		break;
-	}
-	case FP_OP_PUSH: {
-		__u8 macs[12];
-		__builtin_memcpy(macs, eth, 12);
-		if (bpf_xdp_adjust_head(ctx, -4))
-			return punt(ctx, p, FP_C_PUNT_OTHER);
+	case FP_OP_PUSH:
+		if (move_head(ctx, -4))
+			return XDP_DROP;
 		data = (void *)(long)ctx->data;
 		end = (void *)(long)ctx->data_end;
 		eth = data;
 		if ((void *)(eth + 18) > end)
 			return XDP_DROP;
-		__builtin_memcpy(eth, macs, 12);
 		*(__u16 *)(eth + 12) = bpf_htons(ETH_P_8021Q);
 		*(__u16 *)(eth + 14) = bpf_htons(vid);
 		break;
-	}
+	case FP_OP_ENCAP:
+		if (encap(ctx, f, tagged) < 0)
+			return XDP_DROP;
+		port_count(stat, FP_PS_TX_FRAMES, out_len);
+		count(FP_C_ENCAP);
+		break;
 	default:
 		return punt(ctx, p, FP_C_PUNT_OTHER);
 	}

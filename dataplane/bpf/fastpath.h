@@ -13,23 +13,31 @@
 #define FP_MAX_QUEUES 64
 #define FP_MAX_FLOWS 65536
 #define FP_MAX_MACS 65536
-/* gens[0..4096): per local VLAN; then the configuration's generation. */
+/* gens[0..4096): per local VLAN; then the configuration's generation, then the
+ * underlay neighbours' (a VTEP's next-hop MAC changed). */
 #define FP_GEN_CFG 4096
+#define FP_GEN_NEIGH 4097
 /* 4608 u64 = 9 pages: an mmapable array is mapped whole. */
 #define FP_GENS 4608
 
 /* fp_port.flags */
-#define FP_PORT_FAST 1 /* the fast path may take this port's frames */
+#define FP_PORT_FAST 1     /* the fast path may take this port's frames */
+#define FP_PORT_UNDERLAY 2 /* the underlay port: VXLAN packets are decapsulated */
 
 /* fp_flow_key.seg: how the frame arrived on the port. */
 #define FP_SEG_UNTAGGED 0
-#define FP_SEG_TAGGED 0x1000 /* | VID */
+#define FP_SEG_TAGGED 0x1000   /* | VID */
+#define FP_SEG_VNI 0x01000000   /* | VNI: decapsulated, keyed by the VTEP's port */
 
 /* fp_flow.op: what the frame needs on its way out. */
 #define FP_OP_NONE 0  /* untagged in, untagged out */
 #define FP_OP_POP 1   /* tagged in, untagged out */
 #define FP_OP_XLATE 2 /* tagged in, tagged out (VID rewritten, PCP/DEI kept) */
 #define FP_OP_PUSH 3  /* untagged in, tagged out (PCP 0) */
+#define FP_OP_ENCAP 4 /* to a remote VTEP: popped if tagged, VXLAN over IPv4 */
+
+/* Bytes of the VXLAN-over-IPv4 outer headers: Ethernet, IPv4, UDP, VXLAN. */
+#define FP_VXLAN4_LEN 50
 
 /* Counters (per CPU): fp_stats[i]. */
 enum fp_counter {
@@ -45,6 +53,8 @@ enum fp_counter {
 	FP_C_PUNT_NO_DEV,     /* egress port not in the devmap */
 	FP_C_PUNT_OTHER,      /* a header the fast path does not take */
 	FP_C_NOT_OURS,        /* arrived on a port the fast path does not know */
+	FP_C_ENCAP,           /* hits encapsulated (VXLAN) */
+	FP_C_DECAP,           /* hits decapsulated (VXLAN) */
 	FP_C_COUNT,
 };
 
@@ -74,13 +84,17 @@ struct fp_flow {
 	__u64 cfg_gen;    /* gens[FP_GEN_CFG] likewise */
 	__u64 expires_ns; /* CLOCK_MONOTONIC: the destination's FDB entry ages out */
 	__u64 last_hit_ns;
+	__u64 neigh_gen;  /* encap: gens[FP_GEN_NEIGH] when the template was taken */
 	__u32 out_port;   /* devmap key */
 	__u32 src_port;   /* where the source MAC must be learned */
-	__u32 max_len;    /* longest frame the egress port sends */
+	__u32 max_len;    /* longest frame the egress port sends (encap: inner frame) */
+	__u32 vni;        /* encap */
+	__u32 stat_port;  /* encap: the tunnel port, for its counters */
 	__u16 vlan;       /* the network's local VLAN */
 	__u16 vid;        /* VID pushed or written */
 	__u8 op;
 	__u8 pad[7];
+	__u8 hdr[64];     /* encap: the outer headers' template (FP_VXLAN4_LEN bytes) */
 };
 
 struct fp_mac_key {
@@ -98,7 +112,10 @@ struct fp_mac {
 };
 
 struct fp_config {
-	__u64 refresh_ns; /* punt a source for a refresh this often */
+	__u64 refresh_ns;   /* punt a source for a refresh this often */
+	__u32 local_ip;     /* the local VTEP's IPv4 address, network order (0: none) */
+	__u16 vxlan_port;   /* network order */
+	__u8 local_mac[6];  /* the underlay's MAC */
 };
 
 #endif

@@ -138,6 +138,7 @@ fn corpus_frames_on_real_ports_match_the_pipeline() {
         peer.sysctl("net.ipv6.conf.default.disable_ipv6", "1")
             .unwrap();
         veth_pair(peer, "eth0", &node, port).unwrap();
+        vswitch_tests::netns::fastpath_napi(peer, "eth0").unwrap();
     }
     let socket = Vswitch::socket_path(&dir.0, "bad");
     let text = config(&socket);

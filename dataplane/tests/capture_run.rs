@@ -486,6 +486,7 @@ fn capture_on_af_xdp_ports_while_forwarding() {
     netrun::vm(&sw, "p1", &vm1, "02:2f:00:00:00:01", "198.18.47.1/24", 1500);
     netrun::vm(&sw, "p2", &vm2, "02:2f:00:00:00:02", "198.18.47.2/24", 1500);
     veth_pair(&h3, "eth0", &sw, "p3").unwrap();
+    vswitch_tests::netns::fastpath_napi(&h3, "eth0").unwrap();
     h3.sysctl("net.ipv6.conf.all.disable_ipv6", "1").unwrap();
     vm1.ip(&[
         "neigh",

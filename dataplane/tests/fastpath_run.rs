@@ -1,6 +1,7 @@
 //! The XDP fast path against the workers alone: the same randomized traffic — known
 //! and unknown destinations, broadcasts, access and trunk ports (802.1Q push, pop and
-//! translate), MAC moves, a flush and an aging period mid-stream, malformed frames —
+//! translate), a VXLAN network with a remote VTEP (encapsulation and decapsulation),
+//! MAC moves, a flush and an aging period mid-stream, malformed frames —
 //! through `vswitch run --fastpath` and `vswitch run --no-fastpath`; every port's peer
 //! must receive exactly the same frames, and with the fast path on a share of them
 //! must have been forwarded in the kernel.
@@ -8,8 +9,10 @@
 //! Needs root; otherwise it prints `SKIPPED: needs root (network namespaces)` and passes.
 //!
 //! ```text
-//!  ns sw: vswitch run; networks a, b (local), MAC aging 15 s (the least allowed)
-//!    p1 access a, p2 access a, p3 access b, t1 trunk {10 = a, 20 = b}
+//!  ns sw: vswitch run; networks a, b (local), v (vxlan 5010 → 198.18.41.2, static
+//!         neighbour), MAC aging 15 s (the least allowed)
+//!    p1 access a, p2 access a, p3 access b, t1 trunk {10 = a, 20 = b, 30 = v},
+//!    p4 access v, ul underlay (its peer plays the remote VTEP)
 //!  each port's peer in its own namespace (GRO on both ends: a veth needs a NAPI to
 //!  receive redirected frames), sending and receiving raw frames
 //! ```
@@ -27,7 +30,12 @@ use vswitch_tests::netns::{root_or_skip, veth_pair, NetNs};
 use vswitch_tests::rawsock::RawSocket;
 
 const PREFIX: &str = "vsw-fp";
-const PORTS: [&str; 4] = ["p1", "p2", "p3", "t1"];
+const PORTS: [&str; 6] = ["p1", "p2", "p3", "t1", "p4", "ul"];
+/// The underlay port's index in `PORTS`.
+const UL: usize = 5;
+const LOCAL_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x41, 0x01];
+const REMOTE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x41, 0x02];
+const VNI: u32 = 5010;
 /// Frames sent per run.
 const FRAMES: usize = 1500;
 
@@ -38,6 +46,19 @@ fn config(socket: &Path) -> String {
 workers = 1
 mac_aging_secs = 15
 control_socket = "{}"
+
+[underlay]
+port = "ul"
+ifname = "ul"
+local_ip = "198.18.41.1/24"
+local_mac = "02:00:00:00:41:01"
+neighbors = [ {{ ip = "198.18.41.2", mac = "02:00:00:00:41:02" }} ]
+
+[[network]]
+name = "v"
+segment = "vxlan"
+id = 5010
+remote_vteps = ["198.18.41.2"]
 
 [[network]]
 name = "a"
@@ -69,7 +90,13 @@ network = "b"
 name = "t1"
 ifname = "t1"
 mode = "trunk"
-vlans = {{ 10 = "a", 20 = "b" }}
+vlans = {{ 10 = "a", 20 = "b", 30 = "v" }}
+
+[[port]]
+name = "p4"
+ifname = "p4"
+mode = "access"
+network = "v"
 "#,
         socket.display()
     )
@@ -105,12 +132,37 @@ enum Event {
     Flush,
 }
 
-/// Which ports carry network `net` (0 = a, 1 = b), and the VID on the trunk.
+/// Which ports carry network `net` (0 = a, 1 = b, 2 = v: behind the remote VTEP
+/// too), and the VID on the trunk.
 fn carriers(net: usize) -> (Vec<usize>, u16) {
     match net {
         0 => (vec![0, 1, 3], 10),
-        _ => (vec![2, 3], 20),
+        1 => (vec![2, 3], 20),
+        _ => (vec![3, 4, UL], 30),
     }
+}
+
+/// `inner` as the remote VTEP sends it: VXLAN over IPv4, no UDP checksum.
+fn vxlan(inner: &[u8], sport: u16) -> Vec<u8> {
+    let mut payload = vec![
+        0x08,
+        0,
+        0,
+        0,
+        (VNI >> 16) as u8,
+        (VNI >> 8) as u8,
+        VNI as u8,
+        0,
+    ];
+    payload.extend_from_slice(inner);
+    let mut out = Vec::new();
+    etherparse::PacketBuilder::ethernet2(REMOTE_MAC, LOCAL_MAC)
+        .ipv4([198, 18, 41, 2], [198, 18, 41, 1], 64)
+        .udp(sport, 4789)
+        .write(&mut out, &payload)
+        .unwrap();
+    out[14 + 20 + 6..14 + 20 + 8].fill(0);
+    out
 }
 
 /// A UDP frame (full checksums) of `len` bytes, with `seq` in its payload.
@@ -145,7 +197,7 @@ fn traffic(seed: u64) -> Vec<Step> {
     let mut rng = Rng(seed);
     // Hosts: (network, MAC, port).
     let mut hosts: Vec<(usize, [u8; 6], usize)> = Vec::new();
-    for net in 0..2 {
+    for net in 0..3 {
         let (ports, _) = carriers(net);
         for h in 0..4u8 {
             let port = ports[h as usize % ports.len()];
@@ -177,6 +229,13 @@ fn traffic(seed: u64) -> Vec<Step> {
             let l3 = if tag.is_some() { 18 } else { 14 };
             f[l3 + 2] = 0xff;
         }
+        if port == UL {
+            f = vxlan(&f, 49152 + rng.below(1000) as u16);
+            if rng.below(50) == 0 {
+                // A VXLAN header with a reserved bit set: the workers judge it.
+                f[14 + 20 + 8 + 1] = 0x01;
+            }
+        }
         let after = match seq as usize {
             s if s == FRAMES / 3 => Some(Event::Age),
             s if s == 2 * FRAMES / 3 => Some(Event::Flush),
@@ -189,6 +248,19 @@ fn traffic(seed: u64) -> Vec<Step> {
         });
     }
     steps
+}
+
+/// The sequence number a test frame carries (in its UDP payload), encapsulated or not.
+fn seq_of(x: &[u8]) -> Option<u32> {
+    let encapsulated = x.get(6..12) == Some(&LOCAL_MAC[..]);
+    let inner = if encapsulated { 50 } else { 0 };
+    let l3 = if x.get(inner + 12..inner + 14) == Some(&[0x81, 0x00][..]) {
+        18
+    } else {
+        14
+    };
+    let at = inner + l3 + 28;
+    Some(u32::from_be_bytes(x.get(at..at + 4)?.try_into().ok()?))
 }
 
 /// Per port: the frames its peer received (bytes, with a stripped tag put back), in
@@ -221,11 +293,17 @@ fn run(args: &[&str]) -> (Delivered, dataplane::control::proto::StatsReply) {
         s.drain().unwrap();
     }
     let mut got: Delivered = PORTS.iter().map(|p| (*p, Vec::new())).collect();
-    let collect = |socks: &[RawSocket], got: &mut Delivered| {
+    // Returns whether a frame with sequence number `want` arrived.
+    let collect = |socks: &[RawSocket], got: &mut Delivered, want: Option<u32>| -> bool {
+        let mut seen = false;
         for (p, s) in PORTS.iter().zip(socks) {
             while let Some(f) = s.recv_frame(Duration::ZERO).unwrap() {
-                // Only the test's traffic (the peers' own stacks send a few frames).
-                if f.data.get(6..8) != Some(&[0x02, 0xfa][..]) {
+                // Only the test's traffic (the peers' own stacks send a few frames):
+                // a host's frame, or one encapsulated by the switch.
+                let ours = f.data.get(6..8) == Some(&[0x02, 0xfa][..])
+                    || (f.data.get(6..12) == Some(&LOCAL_MAC[..])
+                        && f.data.get(56..58) == Some(&[0x02, 0xfa][..]));
+                if !ours {
                     continue;
                 }
                 let mut data = f.data;
@@ -234,16 +312,25 @@ fn run(args: &[&str]) -> (Delivered, dataplane::control::proto::StatsReply) {
                     tag.extend_from_slice(&tci.to_be_bytes());
                     data.splice(12..12, tag);
                 }
+                seen |= want.is_some() && seq_of(&data) == want;
                 got.get_mut(p).unwrap().push(data);
             }
         }
+        seen
     };
-    for step in traffic(0x5eed_f00d) {
+    for (seq, step) in traffic(0x5eed_f00d).into_iter().enumerate() {
         socks[step.port].send(&step.frame).unwrap();
-        // Paced: the fast path installs an entry within a millisecond or two of the
-        // workers' decision; both runs see the same pacing.
-        std::thread::sleep(Duration::from_micros(400));
-        collect(&socks, &mut got);
+        // One frame at a time: the next is sent once this one has been delivered
+        // (or after 30 ms, if it is dropped), so that the switch sees the frames of
+        // different ports in the order they were sent in both runs (a worker polls
+        // its ports in turn). Then a moment for the fast path to install what the
+        // workers offered.
+        let deadline = std::time::Instant::now() + Duration::from_millis(30);
+        while !collect(&socks, &mut got, Some(seq as u32)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+        collect(&socks, &mut got, None);
         match step.after {
             Some(Event::Age) => std::thread::sleep(Duration::from_millis(16_500)),
             Some(Event::Flush) => {
@@ -255,7 +342,7 @@ fn run(args: &[&str]) -> (Delivered, dataplane::control::proto::StatsReply) {
         }
     }
     std::thread::sleep(Duration::from_millis(300));
-    collect(&socks, &mut got);
+    collect(&socks, &mut got, None);
     let st = vs.stats();
     vs.stop();
     (got, st)
@@ -279,8 +366,19 @@ fn fast_path_delivers_exactly_what_the_workers_deliver() {
         return;
     }
     let (slow, slow_st) = run(&["--no-fastpath"]);
-    let (fast, fast_st) = run(&["--fastpath"]);
-    let fp = fast_st.fastpath.clone().expect("fast path counters");
+    // FASTPATH_RUN_SELFCHECK=1: both runs without the fast path (is the rig
+    // deterministic?).
+    let selfcheck = std::env::var_os("FASTPATH_RUN_SELFCHECK").is_some();
+    let (fast, fast_st) = run(&[if selfcheck {
+        "--no-fastpath"
+    } else {
+        "--fastpath"
+    }]);
+    let fp = if selfcheck {
+        dataplane::fastpath::FastPathStats::default()
+    } else {
+        fast_st.fastpath.clone().expect("fast path counters")
+    };
     eprintln!(
         "fast path: {:?}\nslow: {:?}\nfast: {:?}",
         fp, slow_st.totals, fast_st.totals
@@ -307,11 +405,28 @@ fn fast_path_delivers_exactly_what_the_workers_deliver() {
                     .collect::<String>()
                     + &format!(" ({} bytes)", f.len())
             };
+            let elsewhere = |d: &BTreeMap<&'static str, Vec<Vec<u8>>>, f: &Vec<u8>| -> String {
+                // Where the other run delivered a frame with the same sequence number.
+                let s = seq_of(f);
+                d.iter()
+                    .filter(|(_, v)| v.iter().any(|x| seq_of(x) == s))
+                    .map(|(q, _)| *q)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
             for f in slow[p].iter().filter(|f| !fast[p].contains(f)).take(4) {
-                eprintln!("{p} only without: {}", hex(f));
+                eprintln!(
+                    "{p} only without: {} (with: on {})",
+                    hex(f),
+                    elsewhere(&fast, f)
+                );
             }
             for f in fast[p].iter().filter(|f| !slow[p].contains(f)).take(4) {
-                eprintln!("{p} only with:    {}", hex(f));
+                eprintln!(
+                    "{p} only with:    {} (without: on {})",
+                    hex(f),
+                    elsewhere(&slow, f)
+                );
             }
             let only_slow = slow[p].iter().filter(|f| !fast[p].contains(f)).count();
             let only_fast = fast[p].iter().filter(|f| !slow[p].contains(f)).count();
@@ -329,6 +444,10 @@ fn fast_path_delivers_exactly_what_the_workers_deliver() {
     assert!(
         hits > 100,
         "the fast path forwarded only {hits} frames: {fp:?}"
+    );
+    assert!(
+        fp.get("encap") > 0 && fp.get("decap") > 0,
+        "no VXLAN frame took the fast path: {fp:?}"
     );
     assert!(
         fp.get("punt_src_moved") > 0,

@@ -575,6 +575,7 @@ fn dead_and_vanishing_vteps() {
     fab.ip(&["link", "set", "br0", "up"]).unwrap();
     for (ns, port) in [(&sw, "s0"), (&kva, "a0"), (&kvb, "b0")] {
         veth_pair(ns, "ul0", &fab, port).unwrap();
+        vswitch_tests::netns::fastpath_napi(&fab, port).unwrap();
         fab.ip(&["link", "set", port, "master", "br0"]).unwrap();
     }
     sw.sysctl("net.ipv6.conf.all.disable_ipv6", "1").unwrap();

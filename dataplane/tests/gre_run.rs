@@ -175,6 +175,8 @@ fn two_vswitches_over_gre_ping_tcp_and_frames() {
         .unwrap();
     veth_pair(&n1, "ul0", &fabric, "u1").unwrap();
     veth_pair(&n2, "ul0", &fabric, "u2").unwrap();
+    vswitch_tests::netns::fastpath_napi(&fabric, "u1").unwrap();
+    vswitch_tests::netns::fastpath_napi(&fabric, "u2").unwrap();
     for u in ["u1", "u2"] {
         fabric.ip(&["link", "set", u, "master", "br0"]).unwrap();
     }

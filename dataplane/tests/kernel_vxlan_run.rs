@@ -189,6 +189,7 @@ fn kernel_vxlan(kernel_tx_offload: bool) {
     // The VM behind vswitch, and the underlay.
     vm(&sw, "vm0", &vmns, VM_MAC, &format!("{VM_IP}/24"), 1450);
     veth_pair(&sw, "ul0", &kv, "ul0").unwrap();
+    vswitch_tests::netns::fastpath_napi(&kv, "ul0").unwrap();
     // The kernel VTEP. With its TX checksum offload on (veth's default) the outer UDP
     // checksum of what it sends is partial (see `kernel_vtep_with_tx_offload`).
     kv.ip(&["addr", "add", &format!("{KERNEL}/24"), "dev", "ul0"])

@@ -92,9 +92,9 @@ fn host(sw: &NetNs, port: &str, h: &NetNs, mac: &str, addr: &str, queues: usize)
     .unwrap();
     sw.ip(&["link", "set", port, "up"]).unwrap();
     h.sysctl("net.ipv6.conf.all.disable_ipv6", "1").unwrap();
-    vswitch_tests::netns::fastpath_napi(h, "eth0").unwrap();
     h.ip(&["link", "set", "eth0", "address", mac, "up"])
         .unwrap();
+    vswitch_tests::netns::fastpath_napi(h, "eth0").unwrap();
     h.ip(&["addr", "add", addr, "dev", "eth0"]).unwrap();
     h.ethtool(&["-K", "eth0", "tx", "off"]).unwrap();
 }

@@ -293,9 +293,9 @@ fn two_workers_each_poll_their_own_queue() {
         .unwrap();
         sw.ip(&["link", "set", "dev", port, "up"]).unwrap();
         h.sysctl("net.ipv6.conf.all.disable_ipv6", "1").unwrap();
-        vswitch_tests::netns::fastpath_napi(h, "eth0").unwrap();
         h.ip(&["link", "set", "dev", "eth0", "address", mac, "up"])
             .unwrap();
+        vswitch_tests::netns::fastpath_napi(h, "eth0").unwrap();
         h.ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"])
             .unwrap();
         h.ethtool(&["-K", "eth0", "tx", "off"]).unwrap();

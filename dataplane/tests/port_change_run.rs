@@ -74,9 +74,9 @@ fn host(sw: &NetNs, port: &str, h: &NetNs, mac: &str, addr: Ipv4Addr, queues: us
     .unwrap();
     sw.ip(&["link", "set", port, "up"]).unwrap();
     h.sysctl("net.ipv6.conf.all.disable_ipv6", "1").unwrap();
-    vswitch_tests::netns::fastpath_napi(h, "eth0").unwrap();
     h.ip(&["link", "set", "eth0", "address", mac, "up"])
         .unwrap();
+    vswitch_tests::netns::fastpath_napi(h, "eth0").unwrap();
     h.ip(&["addr", "add", &format!("{addr}/24"), "dev", "eth0"])
         .unwrap();
     h.ethtool(&["-K", "eth0", "tx", "off"]).unwrap();
@@ -172,6 +172,7 @@ fn scenario(workers: usize) {
     let vm4 = NetNs::new(PREFIX).unwrap();
     if workers > 1 {
         veth_pair(&vm4, "eth0", &sw, "p4").unwrap();
+        vswitch_tests::netns::fastpath_napi(&vm4, "eth0").unwrap();
         let one = s.ctl(&["port", "add", "p4", "--ifname", "p4", "--network", "n"]);
         assert!(!one.status.success());
         let err = String::from_utf8_lossy(&one.stderr);

@@ -138,6 +138,7 @@ fn vswitch_run_two_networks_ctl_and_clean_sigterm() {
     let h3 = NetNs::new(PREFIX).unwrap();
     for (h, p, a) in [(&h1, "p1", H1), (&h2, "p2", H2), (&h3, "p3", H2)] {
         veth_pair(h, "eth0", &sw, p).unwrap();
+        vswitch_tests::netns::fastpath_napi(h, "eth0").unwrap();
         h.ip(&["addr", "add", &format!("{a}/24"), "dev", "eth0"])
             .unwrap();
         // Partial checksums would reach the switch otherwise (see xsk_veth.rs).
@@ -320,6 +321,7 @@ fn vswitch_run_two_workers_and_refusals() {
     veth_queues(&h2, "eth0", &sw, "p2", 2);
     // A one-queue veth for the refusal.
     veth_pair(&h1, "eth1", &sw, "p3").unwrap();
+    vswitch_tests::netns::fastpath_napi(&h1, "eth1").unwrap();
     for (h, a) in [(&h1, H1), (&h2, H2)] {
         h.ip(&["addr", "add", &format!("{a}/24"), "dev", "eth0"])
             .unwrap();

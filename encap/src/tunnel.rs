@@ -254,6 +254,28 @@ impl VxlanTemplate {
         usize::from(self.outer.mtu).saturating_sub(self.outer.len - ETH_HLEN)
     }
 
+    /// The outer headers as [`VxlanTemplate::encap`] writes them, before the per-frame
+    /// fields (IP total length, ID and checksum, UDP source port and length, VNI) are
+    /// set: for a copy of the encapsulation elsewhere (the XDP fast path).
+    pub fn header(&self) -> &[u8] {
+        &self.outer.hdr[..self.outer.len]
+    }
+
+    /// Whether the outer IP is IPv6.
+    pub fn is_v6(&self) -> bool {
+        self.outer.v6
+    }
+
+    /// Whether the outer IPv4 header has DF set (then its ID is always 0).
+    pub fn df(&self) -> bool {
+        self.outer.df
+    }
+
+    /// The underlay IP MTU.
+    pub fn mtu(&self) -> u16 {
+        self.outer.mtu
+    }
+
     /// Encapsulates the frame in place with `vni`. `flow_hash` picks the UDP source
     /// port (use [`flow_hash`] of the inner frame, computed once per flow); `ip_id` is
     /// used only when DF is clear (with DF set the ID is 0, RFC 6864). Nothing is written

@@ -56,7 +56,7 @@ use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder};
 use serde::{Deserialize, Serialize};
 
 use abi::{FlowKey, FpPort, Mac, MacKey, FP_MAX_FLOWS, FP_MAX_MACS, FP_MAX_QUEUES, FP_PS_COUNT};
-pub use abi::{Op, COUNTERS};
+pub use abi::{Op, COUNTERS, FP_VXLAN4_LEN};
 pub use shm::SharedGens;
 
 /// The compiled program (`build.rs`).
@@ -74,10 +74,10 @@ const REOFFER_NS: u64 = 100_000_000;
 /// A worker's known-unicast decision, offered to the fast path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Offer {
-    /// Ingress port.
+    /// Ingress port (for a decapsulated frame, the remote VTEP's tunnel port).
     pub in_port: PortId,
-    /// The frame's tag VID as received (None: untagged).
-    pub vid_in: Option<u16>,
+    /// How the frame arrives: [`seg_tagged`], [`seg_vni`] or 0 (untagged).
+    pub seg: u32,
     /// Destination MAC.
     pub dst: MacAddr,
     /// Egress port.
@@ -96,6 +96,51 @@ pub struct Offer {
     pub expires: u64,
     /// The source MAC, known on `in_port` (None: not learned there).
     pub src: Option<MacAddr>,
+    /// Encap: the tunnel's VNI, its tunnel port (counters), the largest inner frame
+    /// the underlay takes, the outer headers' template and the neighbours' generation
+    /// it was built under.
+    pub tunnel: Option<EncapOffer>,
+}
+
+/// The encapsulation part of an [`Offer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncapOffer {
+    /// VNI.
+    pub vni: u32,
+    /// The remote VTEP's tunnel port.
+    pub tunnel_port: PortId,
+    /// Largest inner frame (Ethernet header included) that fits the underlay MTU.
+    pub max_inner: u32,
+    /// The VXLAN-over-IPv4 template ([`encap::tunnel::VxlanTemplate::header`]).
+    pub hdr: [u8; abi::FP_VXLAN4_LEN],
+    /// The neighbours' generation when the template was read.
+    pub neigh_gen: u64,
+}
+
+/// [`Offer::seg`] of a frame tagged `vid`.
+pub fn seg_tagged(vid: u16) -> u32 {
+    abi::FP_SEG_TAGGED | u32::from(vid & 0x0fff)
+}
+
+/// [`Offer::seg`] of a frame decapsulated from VNI `vni`.
+pub fn seg_vni(vni: u32) -> u32 {
+    abi::FP_SEG_VNI | (vni & 0x00ff_ffff)
+}
+
+/// What the program needs of the underlay to decapsulate: the local VTEP (IPv4 only)
+/// and the remote VTEPs' tunnel ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnderlayInfo {
+    /// The underlay port.
+    pub port: PortId,
+    /// Local VTEP address.
+    pub local_ip: core::net::Ipv4Addr,
+    /// Underlay MAC.
+    pub local_mac: MacAddr,
+    /// VXLAN UDP port.
+    pub vxlan_port: u16,
+    /// Remote VTEPs: address and tunnel port.
+    pub vteps: Vec<(core::net::Ipv4Addr, PortId)>,
 }
 
 /// Counters of the fast path: the program's (summed over CPUs) and the agent's.
@@ -135,10 +180,16 @@ impl FastPathStats {
 /// One flow entry, for `ctl fastpath show`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FlowRow {
-    /// Ingress port number.
+    /// Ingress port number (a tunnel port for decapsulated frames).
     pub in_port: u16,
     /// VID the frame arrives with (None: untagged).
     pub vid_in: Option<u16>,
+    /// VNI it arrives with (decapsulated).
+    #[serde(default)]
+    pub vni_in: Option<u32>,
+    /// VNI it leaves with (encapsulated).
+    #[serde(default)]
+    pub vni_out: Option<u32>,
     /// Destination MAC.
     pub dst: String,
     /// Egress port number.
@@ -190,6 +241,8 @@ struct PortReg {
     max_len: u32,
     /// Captured: its frames go to the workers until the capture ends.
     tapped: Option<Weak<()>>,
+    /// The underlay port.
+    underlay: bool,
     /// Down or without carrier: frames for it go to the workers (which count them).
     down: bool,
     /// It refused redirected frames (a veth whose peer has no NAPI): frames for it go
@@ -240,6 +293,10 @@ pub struct FastPath {
     /// The tracepoint program that counts refused redirects (none if it could not be
     /// attached: then a refusing port is not detected).
     xmit_link: Mutex<Option<Link>>,
+    vteps: MapHandle,
+    /// The decapsulation side, as last set.
+    underlay: Mutex<Option<UnderlayInfo>>,
+    refresh_ns: u64,
     gens: Arc<SharedGens>,
     /// CLOCK_MONOTONIC at the workers' clock's zero.
     mono_epoch: AtomicU64,
@@ -296,6 +353,11 @@ impl FastPath {
             port_stats: handle("fp_port_stats")?,
             xmit_errors: handle("fp_xmit_errors")?,
             xmit_link: Mutex::new(None),
+            vteps: handle("fp_vteps")?,
+            underlay: Mutex::new(None),
+            refresh_ns: u64::try_from(aging.as_nanos() / 4)
+                .unwrap_or(u64::MAX)
+                .max(1),
             obj,
             gens: Arc::new(gens),
             mono_epoch: AtomicU64::new(mono_now()),
@@ -304,11 +366,7 @@ impl FastPath {
             queues: Mutex::new(Vec::new()),
             counters: Arc::default(),
         };
-        let refresh = u64::try_from(aging.as_nanos() / 4)
-            .unwrap_or(u64::MAX)
-            .max(1);
-        fp.config
-            .update(&0u32.to_ne_bytes(), &refresh.to_ne_bytes(), MapFlags::ANY)
+        fp.write_config(None)
             .map_err(bpf("write the configuration"))?;
         let link = fp
             .obj
@@ -326,6 +384,52 @@ impl FastPath {
             None => {}
         }
         Ok(Arc::new(fp))
+    }
+
+    fn write_config(&self, u: Option<&UnderlayInfo>) -> Result<(), libbpf_rs::Error> {
+        let c = abi::Config {
+            refresh_ns: self.refresh_ns,
+            local_ip: u.map(|u| u.local_ip),
+            vxlan_port: u.map_or(0, |u| u.vxlan_port),
+            local_mac: u.map_or(MacAddr::ZERO, |u| u.local_mac),
+        };
+        self.config
+            .update(&0u32.to_ne_bytes(), &c.encode(), MapFlags::ANY)
+    }
+
+    /// Sets what decapsulation needs (`None`: no IPv4 underlay, nothing is
+    /// decapsulated in the kernel). Called at start and before a reconfiguration's
+    /// tables reach the workers.
+    pub fn set_underlay(&self, u: Option<UnderlayInfo>) {
+        let old = std::mem::replace(
+            &mut *self.underlay.lock().unwrap_or_else(|e| e.into_inner()),
+            u.clone(),
+        );
+        if let Some(o) = &old {
+            for (ip, _) in &o.vteps {
+                let _ = self.vteps.delete(&ip.octets());
+            }
+        }
+        if let Err(e) = self.write_config(u.as_ref()) {
+            tracing::warn!(error = %e, "fast path: the underlay could not be written ({e})");
+        }
+        if let Some(u) = &u {
+            for (ip, port) in &u.vteps {
+                let _ = self.vteps.update(
+                    &ip.octets(),
+                    &u32::from(port.0).to_ne_bytes(),
+                    MapFlags::ANY,
+                );
+            }
+        }
+        let mut ports = self.ports.lock().unwrap_or_else(|e| e.into_inner());
+        let ids: Vec<PortId> = ports.keys().copied().collect();
+        for id in ids {
+            if let Some(r) = ports.get_mut(&id) {
+                r.underlay = u.as_ref().is_some_and(|u| u.port == id);
+            }
+            let _ = self.write_port(id, &ports);
+        }
     }
 
     /// The generations the program checks (the FDB replicas' [`flowtable::GenSink`]).
@@ -411,6 +515,12 @@ impl FastPath {
             ifname: ifname.to_string(),
             max_len: mtu + 18,
             tapped: None,
+            underlay: self
+                .underlay
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .is_some_and(|u| u.port == id),
             down: false,
             refused: false,
             xmit_errors,
@@ -434,10 +544,10 @@ impl FastPath {
         let p = FpPort {
             id: u32::from(id.0),
             xsk_base: u32::from(id.0) * FP_MAX_QUEUES,
-            flags: if r.tapped.is_none() {
-                abi::FP_PORT_FAST
-            } else {
-                0
+            flags: match (r.tapped.is_none(), r.underlay) {
+                (false, _) => 0,
+                (true, false) => abi::FP_PORT_FAST,
+                (true, true) => abi::FP_PORT_FAST | abi::FP_PORT_UNDERLAY,
             },
         };
         let io = |e: libbpf_rs::Error| io::Error::other(e.to_string());
@@ -591,17 +701,33 @@ impl FastPath {
             self.counters.offers_stale.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        if o.tunnel.is_some_and(|t| t.neigh_gen != self.gens.neigh()) {
+            self.counters.offers_stale.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let max_len = {
             let ports = self.ports.lock().unwrap_or_else(|e| e.into_inner());
-            let ingress = ports.get(&o.in_port).is_some_and(|r| r.tapped.is_none());
+            // A decapsulated frame came in on the underlay port.
+            let ingress = if o.seg & abi::FP_SEG_VNI != 0 {
+                ports.values().any(|r| r.underlay && r.tapped.is_none())
+            } else {
+                ports.get(&o.in_port).is_some_and(|r| r.tapped.is_none())
+            };
             match ports.get(&o.out_port).filter(|r| r.egress()) {
-                Some(out) if ingress => out.max_len,
+                Some(out) if ingress => match &o.tunnel {
+                    // The inner frame: within the template's MTU, and the outer frame
+                    // within the underlay netdev's.
+                    Some(t) => t
+                        .max_inner
+                        .min(out.max_len.saturating_sub(abi::FP_VXLAN4_LEN as u32)),
+                    None => out.max_len,
+                },
                 _ => return,
             }
         };
         let key = FlowKey {
             in_port: u32::from(o.in_port.0),
-            seg: o.vid_in.map_or(0, |v| abi::FP_SEG_TAGGED | u32::from(v)),
+            seg: o.seg,
             dst: o.dst,
         };
         let flow = abi::Flow {
@@ -618,6 +744,10 @@ impl FastPath {
             vlan: o.vlan,
             vid: o.vid_out,
             op: o.op,
+            neigh_gen: o.tunnel.map_or(0, |t| t.neigh_gen),
+            vni: o.tunnel.map_or(0, |t| t.vni),
+            stat_port: o.tunnel.map_or(0, |t| u32::from(t.tunnel_port.0)),
+            hdr: o.tunnel.map_or([0; abi::FP_VXLAN4_LEN], |t| t.hdr),
         };
         let mut mirror = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(src) = o.src {
@@ -676,9 +806,12 @@ impl FastPath {
         let now = mono_now();
         let mut mirror = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
         let Mirror { flows, macs } = &mut *mirror;
+        let ng = self.gens.neigh();
         flows.retain(|k, f| {
-            let keep =
-                f.cfg_gen == cg && f.vlan_gen == self.gens.vlan(f.vlan) && now < f.expires_ns;
+            let keep = f.cfg_gen == cg
+                && f.vlan_gen == self.gens.vlan(f.vlan)
+                && now < f.expires_ns
+                && (f.op != Op::Encap || f.neigh_gen == ng);
             if !keep {
                 let _ = self.flows.delete(&k.encode());
             }
@@ -757,7 +890,10 @@ impl FastPath {
                 let last_hit = live.map_or(0, |l| l.last_hit_ns);
                 FlowRow {
                     in_port: k.in_port as u16,
-                    vid_in: (k.seg != 0).then_some((k.seg & 0x0fff) as u16),
+                    vid_in: (k.seg & abi::FP_SEG_TAGGED != 0 && k.seg & abi::FP_SEG_VNI == 0)
+                        .then_some((k.seg & 0x0fff) as u16),
+                    vni_in: (k.seg & abi::FP_SEG_VNI != 0).then_some(k.seg & 0x00ff_ffff),
+                    vni_out: (f.op == Op::Encap).then_some(f.vni),
                     dst: k.dst.to_string(),
                     out_port: f.out_port as u16,
                     op: f.op.name().to_string(),
@@ -765,7 +901,8 @@ impl FastPath {
                     vlan: f.vlan,
                     valid: f.cfg_gen == cg
                         && f.vlan_gen == self.gens.vlan(f.vlan)
-                        && now < f.expires_ns,
+                        && now < f.expires_ns
+                        && (f.op != Op::Encap || f.neigh_gen == self.gens.neigh()),
                     idle_secs: (last_hit != 0).then(|| now.saturating_sub(last_hit) as f64 / 1e9),
                 }
             })
@@ -852,6 +989,17 @@ impl FastHook {
     #[inline]
     pub fn vlan_gen(&self, vlan: u16) -> u64 {
         self.gens.vlan(vlan)
+    }
+
+    /// The underlay neighbours' generation now.
+    #[inline]
+    pub fn neigh_gen(&self) -> u64 {
+        self.gens.neigh()
+    }
+
+    /// A remote VTEP's next hop changed (before the worker uses the new one).
+    pub fn bump_neigh(&self) {
+        self.gens.bump_neigh();
     }
 
     /// Whether flow `key` (a hash) with these generations was offered less than

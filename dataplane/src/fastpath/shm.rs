@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::abi::{FP_GENS, FP_GEN_CFG};
+use super::abi::{FP_GENS, FP_GEN_CFG, FP_GEN_NEIGH};
 
 /// The mapped `fp_gens` array: `FP_GENS` u64s (per local VLAN, then the configuration's).
 #[derive(Debug)]
@@ -64,6 +64,17 @@ impl SharedGens {
     #[inline]
     pub fn bump_vlan(&self, vlan: u16) {
         self.slots()[usize::from(vlan & 0x0fff)].fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The underlay neighbours' generation.
+    #[inline]
+    pub fn neigh(&self) -> u64 {
+        self.slots()[FP_GEN_NEIGH as usize].load(Ordering::Acquire)
+    }
+
+    /// A remote VTEP's next hop changed: every encap entry is stale.
+    pub fn bump_neigh(&self) {
+        self.slots()[FP_GEN_NEIGH as usize].fetch_add(1, Ordering::AcqRel);
     }
 
     /// The configuration's generation.

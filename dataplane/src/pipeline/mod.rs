@@ -29,7 +29,7 @@ pub use tables::{
 use tunnel::VtepState;
 pub use tunnel::{NeighborPeers, Pending};
 
-use crate::fastpath::{FastHook, Offer, Op as FastOp};
+use crate::fastpath::{EncapOffer, FastHook, Offer, Op as FastOp};
 use crate::underlay::NeighborCache;
 
 use encap::ethernet::EtherType;
@@ -591,11 +591,13 @@ impl Pipeline {
         self.fast = Some(hook);
     }
 
-    /// After output: offers the batch's known-unicast decisions between two local
-    /// ports to the fast path (each flow at most once per re-offer period), with the
-    /// generations they were taken under. Frames the fast path must not take are not
-    /// offered: from a secured port, from or to a tunnel, priority-tagged, dropped at
-    /// egress. Out of line: only with the fast path on.
+    /// After output: offers the batch's known-unicast decisions to the fast path (each
+    /// flow at most once per re-offer period), with the generations they were taken
+    /// under: between two local ports, into a VXLAN tunnel over IPv4 (with the
+    /// template), out of one. Frames the fast path must not take are not offered: from
+    /// a secured port, GRE, priority-tagged, dropped at egress, a tunnel whose outer
+    /// ID varies (DF clear) or whose next hop is unresolved. Out of line: only with the
+    /// fast path on.
     #[inline(never)]
     fn offer_fast(&mut self, n: usize, now: u64) {
         let Some(h) = self.fast.as_mut() else {
@@ -606,39 +608,73 @@ impl Pipeline {
             let Action::Unicast(out) = m.action else {
                 continue;
             };
-            if m.drop.is_some()
-                || m.consumed
-                || m.local_only
-                || m.from_tunnel
-                || m.egress_drop.is_some()
-            {
+            if m.drop.is_some() || m.consumed || m.local_only || m.egress_drop.is_some() {
                 continue;
             }
-            let Some(pe) = self.tables.ports.get(m.in_port.index()) else {
-                continue;
+            let net = &self.tables.nets[usize::from(m.net)];
+            let vlan = net.local_vlan;
+            // How the frame arrived: tagged, untagged, or out of a VXLAN tunnel.
+            let seg = if m.from_tunnel {
+                match net.overlay {
+                    Some(Overlay::Vxlan(vni)) => crate::fastpath::seg_vni(vni.get()),
+                    _ => continue,
+                }
+            } else {
+                let Some(pe) = self.tables.ports.get(m.in_port.index()) else {
+                    continue;
+                };
+                if pe.security.is_some()
+                    || !matches!(pe.ingress, Ingress::Access { .. } | Ingress::Trunk { .. })
+                {
+                    continue;
+                }
+                match m.tag {
+                    None => 0,
+                    Some(VlanTag { vid: Some(v), .. }) => crate::fastpath::seg_tagged(v.get()),
+                    Some(_) => continue,
+                }
             };
-            if pe.security.is_some()
-                || !matches!(pe.ingress, Ingress::Access { .. } | Ingress::Trunk { .. })
-            {
-                continue;
-            }
-            let Some(Egress::Tag(e)) = self.tables.egress(out, m.net) else {
-                continue;
+            let tagged = seg != 0 && !m.from_tunnel;
+            let (op, vid_out, out_dev, tunnel) = match self.tables.egress(out, m.net) {
+                Some(Egress::Tag(e)) => match (tagged, e) {
+                    (false, EgressTag::Untagged) => (FastOp::None, 0, out, None),
+                    (true, EgressTag::Untagged) => (FastOp::Pop, 0, out, None),
+                    (true, EgressTag::Tagged(v)) => (FastOp::Xlate, v.get(), out, None),
+                    (false, EgressTag::Tagged(v)) => (FastOp::Push, v.get(), out, None),
+                },
+                Some(Egress::Tunnel(v)) if !m.from_tunnel => {
+                    let (Some(Overlay::Vxlan(vni)), Some(u)) =
+                        (net.overlay, self.tables.underlay.as_ref())
+                    else {
+                        continue;
+                    };
+                    let Some(t) = self
+                        .vteps
+                        .get(usize::from(v))
+                        .and_then(|st| st.vxlan.as_ref())
+                    else {
+                        continue;
+                    };
+                    let Ok(hdr) = <[u8; crate::fastpath::FP_VXLAN4_LEN]>::try_from(t.header())
+                    else {
+                        continue;
+                    };
+                    if t.is_v6() || !t.df() {
+                        continue;
+                    }
+                    let e = EncapOffer {
+                        vni: vni.get(),
+                        tunnel_port: out,
+                        max_inner: t.max_inner_len() as u32,
+                        hdr,
+                        neigh_gen: h.neigh_gen(),
+                    };
+                    (FastOp::Encap, 0, u.port, Some(e))
+                }
+                _ => continue,
             };
-            let vid_in = match m.tag {
-                None => None,
-                Some(VlanTag { vid: Some(v), .. }) => Some(v.get()),
-                Some(_) => continue,
-            };
-            let (op, vid_out) = match (vid_in, e) {
-                (None, EgressTag::Untagged) => (FastOp::None, 0),
-                (Some(_), EgressTag::Untagged) => (FastOp::Pop, 0),
-                (Some(_), EgressTag::Tagged(v)) => (FastOp::Xlate, v.get()),
-                (None, EgressTag::Tagged(v)) => (FastOp::Push, v.get()),
-            };
-            let vlan = self.tables.nets[usize::from(m.net)].local_vlan;
             let vlan_gen = h.vlan_gen(vlan.get());
-            let key = (u64::from(m.in_port.0) << 48 | u64::from(vid_in.unwrap_or(0x1fff)) << 32)
+            let key = (u64::from(m.in_port.0) << 48 | u64::from(seg) << 16)
                 ^ m.dst.to_u64().wrapping_mul(0x9e37_79b9_7f4a_7c15);
             if h.recently_offered(
                 key.wrapping_mul(0xff51_afd7_ed55_8ccd) >> 20,
@@ -658,9 +694,9 @@ impl Pipeline {
             let src = (fdb.lookup(vlan, m.src, now) == Some(m.in_port)).then_some(m.src);
             h.offer(Offer {
                 in_port: m.in_port,
-                vid_in,
+                seg,
                 dst: m.dst,
-                out_port: out,
+                out_port: out_dev,
                 op,
                 vid_out,
                 vlan: vlan.get(),
@@ -668,6 +704,7 @@ impl Pipeline {
                 cfg_gen,
                 expires: hit.deadline_ns,
                 src,
+                tunnel,
             });
         }
     }

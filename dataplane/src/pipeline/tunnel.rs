@@ -205,6 +205,11 @@ impl Pipeline {
                     Some(mac) if self.vteps[v].mac != Some(mac) => self.set_neighbor(nh, mac),
                     Some(_) => {}
                     None => {
+                        if self.vteps[v].mac.is_some() {
+                            if let Some(h) = &self.fast {
+                                h.bump_neigh();
+                            }
+                        }
                         let st = &mut self.vteps[v];
                         (st.mac, st.vxlan, st.gre) = (None, None, None);
                     }
@@ -314,6 +319,12 @@ impl Pipeline {
         for (v, st) in self.tables.vteps.iter().zip(self.vteps.iter_mut()) {
             if v.next_hop != Some(ip) {
                 continue;
+            }
+            if st.mac != Some(mac) {
+                // The fast path's encap entries carry the old MAC: stale from now on.
+                if let Some(h) = &self.fast {
+                    h.bump_neigh();
+                }
             }
             st.mac = Some(mac);
             let Some(src_mac) = u.local_mac else {

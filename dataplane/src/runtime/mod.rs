@@ -466,6 +466,7 @@ impl Switch {
                 if let Some(fp) = &fastpath {
                     fp.set_epoch(epoch);
                     fp.set_generation(generation);
+                    fp.set_underlay(underlay_info(&config, &layout));
                 }
             }
             if let Some(fp) = &fastpath {
@@ -703,6 +704,7 @@ impl Switch {
         // Every fast-path entry is stale before any worker has the new tables.
         if let Some(fp) = &self.fastpath {
             fp.set_generation(self.generation);
+            fp.set_underlay(underlay_info(&new, &plan.layout));
         }
         let tables = Tables::compile_with(&new, self.generation, &plan.layout);
         let committed = self
@@ -845,6 +847,31 @@ impl Switch {
             let _ = h.join();
         }
     }
+}
+
+/// What the XDP fast path needs to decapsulate VXLAN over IPv4 for `cfg` numbered by
+/// `layout`: `None` without an IPv4 underlay with a known MAC.
+fn underlay_info(cfg: &Config, layout: &PortLayout) -> Option<crate::fastpath::UnderlayInfo> {
+    let u = cfg.underlay.as_ref()?;
+    let core::net::IpAddr::V4(local_ip) = u.local_ip else {
+        return None;
+    };
+    let vteps = cfg
+        .vteps
+        .iter()
+        .zip(&layout.vteps)
+        .filter_map(|(ip, id)| match ip {
+            core::net::IpAddr::V4(v4) => Some((*v4, *id)),
+            core::net::IpAddr::V6(_) => None,
+        })
+        .collect();
+    Some(crate::fastpath::UnderlayInfo {
+        port: layout.port(u.port)?,
+        local_ip,
+        local_mac: u.local_mac?,
+        vxlan_port: u.vxlan_port,
+        vteps,
+    })
 }
 
 /// Starts worker `w` running `engine` on its `pool` and `ports`.
