@@ -56,7 +56,7 @@ use traffic::{GenConfig, Generator, Sink, SinkConfig, SinkCounters, Stream};
 pub struct Args {
     /// Switches under test, measured alternately; ratios are to the first. `xdp-redirect`
     /// (the in-kernel ceiling) runs on the `l2` profile only and is skipped on others.
-    #[arg(long = "switch", value_enum, value_delimiter = ',', default_values_t = [Kind::Vswitch, Kind::KernelBridge, Kind::XdpRedirect])]
+    #[arg(long = "switch", value_enum, value_delimiter = ',', default_values_t = [Kind::VswitchFast, Kind::Vswitch, Kind::KernelBridge, Kind::XdpRedirect])]
     pub switches: Vec<Kind>,
     /// Traffic profiles.
     #[arg(long = "profile", value_enum, value_delimiter = ',', default_values_t = [Profile::L2])]

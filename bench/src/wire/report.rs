@@ -149,7 +149,7 @@ pub fn print_table(report: &RunReport, switches: &[Kind]) {
         return;
     }
     let search = rows.iter().any(|r| r.zero_loss.is_some());
-    // Wide enough for "vswitch (no fast path)" when it is there.
+    // Wide enough for "vswitch (XDP fast path)" when it is there.
     let sw_w = rows
         .iter()
         .map(|r| r.switch.chars().count())
@@ -301,7 +301,7 @@ pub fn check(report: &RunReport, soak_max_loss: f64) -> Result<()> {
             // Frames the switch makes itself (ARP...) reach the sink as "other" frames.
             // Inside the kernel's switches (bridge, VXLAN device, OVS) not every drop has a
             // counter on the two ports: only vswitch's own accounting must balance.
-            let ours = [Kind::Vswitch, Kind::VswitchSlow, Kind::Null]
+            let ours = [Kind::Vswitch, Kind::VswitchFast, Kind::Null]
                 .iter()
                 .any(|k| s.switch == k.name());
             if ours && tx + drops != rx + s.sink_other {

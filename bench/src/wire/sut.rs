@@ -4,8 +4,8 @@
 //!
 //! - `vswitch`: `vswitch run` with a generated configuration, in the switch namespace,
 //!   its worker pinned to the switch core; cycles per packet from `ctl stats`.
-//! - `vswitch-slow` ("vswitch (no fast path)" in reports): the same with `--no-fastpath`,
-//!   every frame through the AF_XDP workers.
+//! - `vswitch-fast` ("vswitch (XDP fast path)" in reports): the same with `--fastpath`:
+//!   established flows forwarded by the XDP program, the rest by the AF_XDP workers.
 //! - `null`: the same daemon with `--forward-only` (swp0 ⇄ swp1, no switching logic):
 //!   the AF_XDP ceiling of the rig.
 //! - `kernel-bridge`: a Linux bridge over swp0 and swp1 (with a kernel VXLAN device for
@@ -41,8 +41,8 @@ use super::rig::{self, Rig, SINK_IF, SW_GEN_IF, SW_SINK_IF};
 pub enum Kind {
     /// This project's switch (`vswitch run`).
     Vswitch,
-    /// This project's switch without its XDP fast path (`vswitch run --no-fastpath`).
-    VswitchSlow,
+    /// This project's switch with its XDP fast path (`vswitch run --fastpath`).
+    VswitchFast,
     /// vswitch's workers forwarding swp0 ⇄ swp1 with no switching logic.
     Null,
     /// The Linux bridge.
@@ -59,7 +59,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Vswitch => "vswitch",
-            Kind::VswitchSlow => "vswitch (no fast path)",
+            Kind::VswitchFast => "vswitch (XDP fast path)",
             Kind::Null => "null",
             Kind::KernelBridge => "kernel-bridge",
             Kind::Ovs => "ovs",
@@ -71,7 +71,7 @@ impl Kind {
     pub fn id(self) -> &'static str {
         match self {
             Kind::Vswitch => "vswitch",
-            Kind::VswitchSlow => "vswitch-slow",
+            Kind::VswitchFast => "vswitch-fast",
             Kind::Null => "null",
             Kind::KernelBridge => "kernel-bridge",
             Kind::Ovs => "ovs",
@@ -89,7 +89,7 @@ impl Kind {
     pub fn vswitch_args(self) -> Option<&'static [&'static str]> {
         match self {
             Kind::Vswitch => Some(&[]),
-            Kind::VswitchSlow => Some(&["--no-fastpath"]),
+            Kind::VswitchFast => Some(&["--fastpath"]),
             Kind::Null => Some(&["--forward-only"]),
             Kind::KernelBridge | Kind::Ovs | Kind::XdpRedirect => None,
         }
@@ -195,13 +195,13 @@ impl Running {
             redirect: None,
             ovs_neigh: None,
             sw_ns: rig.sw.name().to_owned(),
-            churn: opts.churn && matches!(kind, Kind::Vswitch | Kind::VswitchSlow),
+            churn: opts.churn && matches!(kind, Kind::Vswitch | Kind::VswitchFast),
             tmp: tmp.clone(),
             log,
         };
         // An error drops `r`, which tears down what was set up.
         match kind {
-            Kind::Vswitch | Kind::VswitchSlow | Kind::Null => {
+            Kind::Vswitch | Kind::VswitchFast | Kind::Null => {
                 r.start_vswitch(profile, rig, opts)?
             }
             Kind::KernelBridge => r.start_bridge(profile, rig)?,
@@ -539,7 +539,7 @@ impl Running {
         let a = rig.sw.link_stats(SW_GEN_IF)?;
         let b = rig.sw.link_stats(SW_SINK_IF)?;
         Ok(Some(match self.kind {
-            Kind::Vswitch | Kind::VswitchSlow | Kind::Null => {
+            Kind::Vswitch | Kind::VswitchFast | Kind::Null => {
                 let s = self.stats()?;
                 let (gen_port, sink_port) = port_names(self.profile);
                 let port = |name: &str| s.ports.iter().find(|p| p.name == name);
@@ -835,7 +835,7 @@ mod tests {
         }
         let names: std::collections::BTreeSet<_> = kinds.iter().map(|k| k.name()).collect();
         assert_eq!(names.len(), kinds.len());
-        assert_eq!(Kind::from_str("vswitch-slow", false), Ok(Kind::VswitchSlow));
+        assert_eq!(Kind::from_str("vswitch-fast", false), Ok(Kind::VswitchFast));
         assert_eq!(Kind::from_str("xdp-redirect", false), Ok(Kind::XdpRedirect));
     }
 
@@ -870,7 +870,7 @@ mod tests {
             Some(base.iter().chain(extra).map(|s| (*s).to_owned()).collect())
         };
         assert_eq!(args(Kind::Vswitch), with(&[]));
-        assert_eq!(args(Kind::VswitchSlow), with(&["--no-fastpath"]));
+        assert_eq!(args(Kind::VswitchFast), with(&["--fastpath"]));
         assert_eq!(args(Kind::Null), with(&["--forward-only"]));
         for k in [Kind::KernelBridge, Kind::Ovs, Kind::XdpRedirect] {
             assert_eq!(args(k), None, "{k}");

@@ -600,7 +600,11 @@ impl FastPath {
             ports.remove(&id);
             let _ = self.devs.delete(&u32::from(id.0).to_ne_bytes());
         }
-        let _ = self.ports_map.delete(&ifindex.to_ne_bytes());
+        // A netdev that came back may already have this index again (and its port its
+        // entry): only an index no port has is forgotten.
+        if !ports.values().any(|r| r.ifindex == ifindex) {
+            let _ = self.ports_map.delete(&ifindex.to_ne_bytes());
+        }
     }
 
     /// Starts the agent: installs the workers' offers, removes entries that went stale,
