@@ -83,9 +83,9 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, FP_MAX_PORTS * FP_PS_COUNT);
+	__uint(max_entries, FP_MAX_PORTS);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct fp_port_stats);
 } fp_port_stats SEC(".maps");
 
 /* Per egress ifindex: frames the devmap could not hand to it because the device
@@ -105,16 +105,18 @@ static __always_inline void count(__u32 c)
 		*v += 1;
 }
 
-static __always_inline void port_count(__u32 port, __u32 field, __u64 bytes)
+static __always_inline void port_count(__u32 port, __u32 dir, __u64 bytes)
 {
-	__u32 i = port * FP_PS_COUNT + field;
-	__u64 *v = bpf_map_lookup_elem(&fp_port_stats, &i);
-	if (v)
-		v[0] += 1;
-	i += 1;
-	v = bpf_map_lookup_elem(&fp_port_stats, &i);
-	if (v)
-		v[0] += bytes;
+	struct fp_port_stats *v = bpf_map_lookup_elem(&fp_port_stats, &port);
+	if (!v)
+		return;
+	if (dir == FP_PS_RX) {
+		v->rx_frames += 1;
+		v->rx_bytes += bytes;
+	} else {
+		v->tx_frames += 1;
+		v->tx_bytes += bytes;
+	}
 }
 
 static __always_inline __u64 gen(__u32 i)
@@ -438,10 +440,11 @@ static __always_inline int underlay(struct xdp_md *ctx, const struct fp_port *p)
 	}
 	count(FP_C_HIT);
 	count(FP_C_DECAP);
-	port_count(p->id, FP_PS_RX_FRAMES, len);
-	port_count(vtep_port, FP_PS_RX_FRAMES, inner_len);
-	port_count(out, FP_PS_TX_FRAMES, out_len);
-	return bpf_redirect_map(&fp_devs, out, 0);
+	port_count(p->id, FP_PS_RX, len);
+	port_count(vtep_port, FP_PS_RX, inner_len);
+	port_count(out, FP_PS_TX, out_len);
+	/* admit() set the redirect to `out` (checked before the frame was touched). */
+	return XDP_REDIRECT;
 miss:
 	count(FP_C_MISS);
 	return bpf_redirect_map(&fp_xsks, p->xsk_base + ctx->rx_queue_index, XDP_PASS);
@@ -606,16 +609,17 @@ int vswitch_fp(struct xdp_md *ctx)
 	case FP_OP_ENCAP:
 		if (encap(ctx, f, tagged) < 0)
 			return XDP_DROP;
-		port_count(stat, FP_PS_TX_FRAMES, out_len);
+		port_count(stat, FP_PS_TX, out_len);
 		count(FP_C_ENCAP);
 		break;
 	default:
 		return punt(ctx, p, FP_C_PUNT_OTHER);
 	}
 	count(FP_C_HIT);
-	port_count(p->id, FP_PS_RX_FRAMES, len);
-	port_count(out, FP_PS_TX_FRAMES, out_len);
-	return bpf_redirect_map(&fp_devs, out, 0);
+	port_count(p->id, FP_PS_RX, len);
+	port_count(out, FP_PS_TX, out_len);
+	/* admit() set the redirect to `out` (checked before the frame was touched). */
+	return XDP_REDIRECT;
 }
 
 /* The tracepoint's record (/sys/kernel/tracing/events/xdp/xdp_devmap_xmit/format). */

@@ -58,12 +58,15 @@ enum fp_counter {
 	FP_C_COUNT,
 };
 
-/* Per port per CPU: fp_port_stats[id * FP_PS_COUNT + i]. */
-#define FP_PS_RX_FRAMES 0
-#define FP_PS_RX_BYTES 1
-#define FP_PS_TX_FRAMES 2
-#define FP_PS_TX_BYTES 3
-#define FP_PS_COUNT 4
+/* Per port per CPU: fp_port_stats[id]. */
+struct fp_port_stats {
+	__u64 rx_frames;
+	__u64 rx_bytes;
+	__u64 tx_frames;
+	__u64 tx_bytes;
+};
+#define FP_PS_RX 0
+#define FP_PS_TX 1
 
 struct fp_port {
 	__u32 id;       /* the switch's port number (PortId) */

@@ -216,7 +216,14 @@ impl Running {
         let _ = fs::remove_file(&socket);
         let sink_mac = rig.mac(&rig.sink, SINK_IF)?;
         let gen_mac = rig.mac(&rig.gen, super::rig::GEN_IF)?;
-        let cfg = vswitch_config(profile, &socket, gen_mac, sink_mac, &opts.vswitch_extra);
+        let mut extra = opts.vswitch_extra.clone();
+        if self.kind == Kind::VswitchFast {
+            // The fast path runs in the ports' NAPIs: threads on the switch core (below),
+            // as for the bridge and OVS, with batches of 64 (a busy poll's are 8); the
+            // worker, idle but for what the fast path leaves it, yields the core to them.
+            extra.push("napi_busy_poll = false".into());
+        }
+        let cfg = vswitch_config(profile, &socket, gen_mac, sink_mac, &extra);
         let path = self.tmp.join("vswitch.toml");
         fs::write(&path, cfg).with_context(|| format!("writing {}", path.display()))?;
         let log = fs::File::create(&self.log).context("creating the switch log")?;
@@ -258,6 +265,11 @@ impl Running {
                 "vswitch did not come up ({last}); its log:\n{}",
                 fs::read_to_string(&self.log).unwrap_or_default()
             );
+        }
+        if self.kind == Kind::VswitchFast {
+            for ifname in [SW_GEN_IF, SW_SINK_IF] {
+                rig.threaded_napi(&rig.sw, ifname, rig.switch_core)?;
+            }
         }
         Ok(())
     }

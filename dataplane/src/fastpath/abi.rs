@@ -27,8 +27,6 @@ pub const FP_SEG_VNI: u32 = 0x0100_0000;
 pub const FP_VXLAN4_LEN: usize = 50;
 /// `fp_flow_key.seg` of a tagged frame: `FP_SEG_TAGGED | vid` (0: untagged).
 pub const FP_SEG_TAGGED: u32 = 0x1000;
-/// Per-port counters per port.
-pub const FP_PS_COUNT: u32 = 4;
 
 /// What a frame needs on its way out (`fp_flow.op`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

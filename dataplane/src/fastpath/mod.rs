@@ -55,7 +55,7 @@ use flowtable::PortId;
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder};
 use serde::{Deserialize, Serialize};
 
-use abi::{FlowKey, FpPort, Mac, MacKey, FP_MAX_FLOWS, FP_MAX_MACS, FP_MAX_QUEUES, FP_PS_COUNT};
+use abi::{FlowKey, FpPort, Mac, MacKey, FP_MAX_FLOWS, FP_MAX_MACS, FP_MAX_QUEUES};
 pub use abi::{Op, COUNTERS, FP_VXLAN4_LEN};
 pub use shm::SharedGens;
 
@@ -858,8 +858,21 @@ impl FastPath {
     /// Port `id`'s frames forwarded by the fast path: (rx frames, rx bytes, tx frames,
     /// tx bytes).
     pub fn port_counters(&self, id: PortId) -> [u64; 4] {
-        let base = u32::from(id.0) * FP_PS_COUNT;
-        [0, 1, 2, 3].map(|i| self.percpu_sum(&self.port_stats, base + i))
+        let mut sum = [0u64; 4];
+        if let Ok(Some(per_cpu)) = self
+            .port_stats
+            .lookup_percpu(&u32::from(id.0).to_ne_bytes(), MapFlags::ANY)
+        {
+            for v in &per_cpu {
+                for (i, s) in sum.iter_mut().enumerate() {
+                    *s += v
+                        .get(i * 8..i * 8 + 8)
+                        .and_then(|b| b.try_into().ok())
+                        .map_or(0, u64::from_ne_bytes);
+                }
+            }
+        }
+        sum
     }
 
     fn percpu_sum(&self, map: &MapHandle, i: u32) -> u64 {

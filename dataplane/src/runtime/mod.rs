@@ -483,6 +483,10 @@ impl Switch {
             opened.push((pipeline, pool, ports));
         }
         let forward_only = config.switch.forward_only;
+        // With the fast path on and no NAPI busy polling, the ports' NAPIs (which run the
+        // XDP program) are the kernel's to schedule, possibly on the workers' cores: an
+        // idle worker gives its core to them.
+        let yield_idle = fastpath.is_some() && !config.switch.napi_busy_poll;
         let mut workers = Workers {
             backend: Arc::clone(&backend),
             handles: Vec::with_capacity(n),
@@ -495,9 +499,14 @@ impl Switch {
                 ports.into_iter().map(|p| Tapped::new(Some(p))).collect();
             let spawned = if forward_only {
                 let engine = Forwarder::new(&layout.ports, layout.slots());
-                spawn_worker(w, core, engine, pool, ports, stop2, epoch)
+                let place = Placement {
+                    core,
+                    yield_idle: false,
+                };
+                spawn_worker(w, place, engine, pool, ports, stop2, epoch)
             } else {
-                spawn_worker(w, core, pipeline, pool, ports, stop2, epoch)
+                let place = Placement { core, yield_idle };
+                spawn_worker(w, place, pipeline, pool, ports, stop2, epoch)
             };
             match spawned {
                 Ok(h) => workers.handles.push(h),
@@ -875,9 +884,18 @@ fn underlay_info(cfg: &Config, layout: &PortLayout) -> Option<crate::fastpath::U
 }
 
 /// Starts worker `w` running `engine` on its `pool` and `ports`.
+/// Where a worker runs and how it idles.
+#[derive(Debug, Clone, Copy)]
+struct Placement {
+    /// The core it is pinned to, if any.
+    core: Option<usize>,
+    /// An idle poll yields the core instead of spinning (see `Worker::yield_idle`).
+    yield_idle: bool,
+}
+
 fn spawn_worker<P: Port + Send + 'static, E: worker::Engine>(
     w: usize,
-    core: Option<usize>,
+    place: Placement,
     engine: E,
     pool: Pool,
     ports: Vec<Tapped<Option<P>>>,
@@ -887,7 +905,7 @@ fn spawn_worker<P: Port + Send + 'static, E: worker::Engine>(
     let (tx, rx): (Sender<Cmd<P>>, Receiver<Cmd<P>>) = channel::unbounded();
     let ctx = worker::Worker {
         id: w,
-        core,
+        core: place.core,
         engine,
         pool,
         ports,
@@ -895,6 +913,7 @@ fn spawn_worker<P: Port + Send + 'static, E: worker::Engine>(
         stop,
         epoch,
         stats: WorkerStats::default(),
+        yield_idle: place.yield_idle,
     };
     let thread = std::thread::Builder::new()
         .name(format!("vswitch-w{w}"))

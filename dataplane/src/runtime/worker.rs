@@ -139,6 +139,9 @@ pub(super) struct Worker<P: Port, E: Engine> {
     pub(super) stop: Arc<AtomicBool>,
     pub(super) epoch: Instant,
     pub(super) stats: WorkerStats,
+    /// An idle poll yields the core (to the kernel's NAPI threads on it, which run the
+    /// XDP fast path) instead of spinning.
+    pub(super) yield_idle: bool,
 }
 
 impl<P: Port, E: Engine> Worker<P, E> {
@@ -183,7 +186,11 @@ impl<P: Port, E: Engine> Worker<P, E> {
                 s.busy_ns += spent;
             } else {
                 s.idle_ns += spent;
-                std::hint::spin_loop();
+                if self.yield_idle {
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
             }
         }
     }
