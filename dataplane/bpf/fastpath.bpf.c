@@ -277,13 +277,16 @@ static __always_inline __u32 flow_hash(__u8 *in, void *end)
 	return (__u32)(h ^ (h >> 32));
 }
 
+/* The ones' complement sum of a 20-byte IPv4 header, in network order (native 16-bit
+ * loads: the sum is byte-order independent but for the final swap). */
 static __always_inline __u16 csum_ipv4(const __u8 *ip)
 {
+	const __u16 *w = (const __u16 *)ip;
 	__u64 s = 0;
 #pragma unroll
-	for (int i = 0; i < 20; i += 2)
-		s += ((__u32)ip[i] << 8) | ip[i + 1];
-	return (__u16)fold(s);
+	for (int i = 0; i < 10; i++)
+		s += w[i];
+	return bpf_ntohs((__u16)fold(s));
 }
 
 /* Moves the first 12 bytes (the MAC addresses) by `delta` with the frame's start. */
