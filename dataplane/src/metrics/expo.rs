@@ -413,6 +413,41 @@ pub fn render(s: &StatsReply) -> String {
         t.checksums_completed,
     );
 
+    // The XDP fast path, when on.
+    if let Some(fp) = &s.fastpath {
+        e.family(
+            "vswitch_fastpath_frames_total",
+            Counter,
+            "Frames the XDP fast path saw, by outcome: hits (forwarded in the kernel; encap and \
+             decap are subsets), misses (no entry: to the workers), punt_* (an entry, but the \
+             workers decide: stale, source unknown or moved, refresh, checksum, short, MTU, \
+             egress not ready, other).",
+            |f| {
+                for (outcome, n) in &fp.program {
+                    f.sample(&[("outcome", outcome)], *n);
+                }
+            },
+        );
+        e.single(
+            "vswitch_fastpath_flows",
+            Gauge,
+            "Flow entries installed in the XDP fast path.",
+            fp.flows,
+        );
+        e.single(
+            "vswitch_fastpath_source_macs",
+            Gauge,
+            "Source MAC entries installed in the XDP fast path.",
+            fp.macs,
+        );
+        e.single(
+            "vswitch_fastpath_offers_total",
+            Counter,
+            "Known-unicast decisions the workers offered to the fast path.",
+            fp.offers,
+        );
+    }
+
     // Flow cache, all workers.
     let hits: u64 = s.workers.iter().map(|w| w.cache_hits).sum();
     let misses: u64 = s.workers.iter().map(|w| w.cache_misses).sum();
@@ -587,6 +622,34 @@ mod tests {
             .find(|l| l.starts_with(line_start))
             .unwrap_or_else(|| panic!("no {line_start} in\n{text}"));
         line.rsplit(' ').next().unwrap_or_default().to_owned()
+    }
+
+    #[test]
+    fn fast_path_counters_are_exported_when_on() {
+        let mut r = reply();
+        assert!(!render(&r).contains("vswitch_fastpath"));
+        r.fastpath = Some(crate::fastpath::FastPathStats {
+            program: vec![("hits".into(), 7), ("punt_src_moved".into(), 2)],
+            flows: 3,
+            macs: 4,
+            offers: 5,
+            ..Default::default()
+        });
+        let text = render(&r);
+        vswitch_tests::prom::check_layout(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(
+            value(&text, "vswitch_fastpath_frames_total{outcome=\"hits\"}"),
+            "7"
+        );
+        assert_eq!(
+            value(
+                &text,
+                "vswitch_fastpath_frames_total{outcome=\"punt_src_moved\"}"
+            ),
+            "2"
+        );
+        assert_eq!(value(&text, "vswitch_fastpath_flows "), "3");
+        assert_eq!(value(&text, "vswitch_fastpath_offers_total "), "5");
     }
 
     #[test]
