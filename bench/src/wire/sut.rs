@@ -217,7 +217,7 @@ impl Running {
         let sink_mac = rig.mac(&rig.sink, SINK_IF)?;
         let gen_mac = rig.mac(&rig.gen, super::rig::GEN_IF)?;
         let mut extra = opts.vswitch_extra.clone();
-        if self.kind == Kind::VswitchFast {
+        if self.fast_in_napi_threads(opts) {
             // The fast path runs in the ports' NAPIs: threads on the switch core (below),
             // as for the bridge and OVS, with batches of 64 (a busy poll's are 8); the
             // worker, idle but for what the fast path leaves it, yields the core to them.
@@ -266,12 +266,22 @@ impl Running {
                 fs::read_to_string(&self.log).unwrap_or_default()
             );
         }
-        if self.kind == Kind::VswitchFast {
+        if self.fast_in_napi_threads(opts) {
             for ifname in [SW_GEN_IF, SW_SINK_IF] {
                 rig.threaded_napi(&rig.sw, ifname, rig.switch_core)?;
             }
         }
         Ok(())
+    }
+
+    /// `vswitch-fast` unless `--vswitch-opt` sets `napi_busy_poll` itself (then the
+    /// worker busy polls the ports' NAPIs, and the program runs in its polls).
+    fn fast_in_napi_threads(&self, opts: &SutOptions) -> bool {
+        self.kind == Kind::VswitchFast
+            && !opts
+                .vswitch_extra
+                .iter()
+                .any(|l| l.trim_start().starts_with("napi_busy_poll"))
     }
 
     fn start_bridge(&mut self, profile: Profile, rig: &Rig) -> Result<()> {

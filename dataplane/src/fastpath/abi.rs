@@ -244,10 +244,6 @@ impl Mac {
         b[32..36].copy_from_slice(&self.port.to_ne_bytes());
         b
     }
-
-    pub fn last_hit(b: &[u8]) -> Option<u64> {
-        Some(u64::from_ne_bytes(b.get(24..32)?.try_into().ok()?))
-    }
 }
 
 #[cfg(test)]

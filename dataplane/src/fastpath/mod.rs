@@ -43,7 +43,7 @@ mod shm;
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
@@ -619,13 +619,9 @@ impl FastPath {
     fn agent(&self, stop: &AtomicBool) {
         let mut last_gc = Instant::now();
         while !stop.load(Ordering::Relaxed) {
-            let queues: Vec<_> = self
-                .queues
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
             let mut n = 0;
-            for q in &queues {
+            // Taken only by `hook` (at start) besides here.
+            for q in self.queues.lock().unwrap_or_else(|e| e.into_inner()).iter() {
                 while let Some(o) = q.pop() {
                     self.install(&o);
                     n += 1;
@@ -924,23 +920,6 @@ impl FastPath {
                 }
             })
             .collect()
-    }
-
-    /// The source MAC entry of (`vlan`, `mac`) was hit `Some(ns ago)`.
-    pub fn mac_idle(&self, vlan: u16, mac: MacAddr) -> Option<u64> {
-        let k = MacKey { vlan, mac };
-        let b = self
-            .macs
-            .lookup(&k.encode(), MapFlags::ANY)
-            .ok()
-            .flatten()?;
-        let hit = Mac::last_hit(&b)?;
-        (hit != 0).then(|| mono_now().saturating_sub(hit))
-    }
-
-    /// The XSKMAP's descriptor (for tests and diagnostics).
-    pub fn xsks_fd(&self) -> RawFd {
-        self.xsks.as_fd().as_raw_fd()
     }
 }
 

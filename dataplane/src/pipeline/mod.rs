@@ -674,14 +674,11 @@ impl Pipeline {
                 _ => continue,
             };
             let vlan_gen = h.vlan_gen(vlan.get());
-            let key = (u64::from(m.in_port.0) << 48 | u64::from(seg) << 16)
-                ^ m.dst.to_u64().wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            if h.recently_offered(
-                key.wrapping_mul(0xff51_afd7_ed55_8ccd) >> 20,
-                vlan_gen,
-                cfg_gen,
-                now,
-            ) {
+            let key = flowtable::hash::hash_u64_pair(
+                m.dst.to_u64(),
+                u64::from(m.in_port.0) << 32 | u64::from(seg),
+            );
+            if h.recently_offered(key, vlan_gen, cfg_gen, now) {
                 continue;
             }
             let fdb = self.fdb.fdb();

@@ -266,17 +266,6 @@ impl XskAttach {
         }
     }
 
-    /// Whether the XDP fast path's program steers it.
-    pub fn fast(&self) -> bool {
-        matches!(
-            &*self
-                ._prog
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-            Steer::Fast(_)
-        )
-    }
-
     /// The netdev is gone: closing only forgets the program (the interface index may
     /// already name another device).
     fn disown(&self) {
