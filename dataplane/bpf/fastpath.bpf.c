@@ -137,7 +137,81 @@ static __always_inline __u32 fold(__u64 s)
 	s = (s & 0xffff) + (s >> 16);
 	s = (s & 0xffff) + (s >> 16);
 	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
 	return (__u32)s;
+}
+
+/* One bpf_csum_diff chunk of `n` bytes (a multiple of 4, at most 512) at *p into *s. */
+#define SUM_CHUNK(n)                                                              \
+	if (len & (n)) {                                                          \
+		if ((void *)(p + (n)) > end)                                      \
+			return -1;                                                \
+		r = bpf_csum_diff(0, 0, (void *)p, (n), 0);                       \
+		if (r < 0)                                                        \
+			return -1;                                                \
+		s += (__u64)r;                                                    \
+		p += (n);                                                         \
+	}
+
+/*
+ * The ones' complement sum, as native 16-bit words (fold() it), of the `len` bytes at
+ * `p`, for a len under 4096 (an XDP frame is within a page); -1 if they pass `end`.
+ * Constant-size bpf_csum_diff chunks, so that the verifier sees every access bounded.
+ */
+static __always_inline __s64 sum_bytes(__u8 *p, __u32 len, void *end)
+{
+	__u64 s = 0;
+	__s64 r;
+
+	if (len >= 4096)
+		return -1;
+	for (int i = 0; i < 7; i++) {
+		if (len < 512)
+			break;
+		if ((void *)(p + 512) > end)
+			return -1;
+		r = bpf_csum_diff(0, 0, (void *)p, 512, 0);
+		if (r < 0)
+			return -1;
+		s += (__u64)r;
+		p += 512;
+		len -= 512;
+	}
+	if (len >= 512)
+		return -1;
+	SUM_CHUNK(256)
+	SUM_CHUNK(128)
+	SUM_CHUNK(64)
+	SUM_CHUNK(32)
+	SUM_CHUNK(16)
+	SUM_CHUNK(8)
+	SUM_CHUNK(4)
+	if (len & 2) {
+		if ((void *)(p + 2) > end)
+			return -1;
+		s += *(__u16 *)p;
+		p += 2;
+	}
+	if (len & 1) {
+		if ((void *)(p + 1) > end)
+			return -1;
+		/* The last byte is the high-order byte of a zero-padded word. */
+		__u8 b[2] = { *p, 0 };
+		s += *(__u16 *)b;
+	}
+	return (__s64)s;
+}
+
+/* The UDP-over-IPv6 pseudo-header's sum (addresses at ip + 8, 32 bytes; next header
+ * 17; `udp_len`), as native words; -1 if the header passes `end`. */
+static __always_inline __s64 pseudo6(__u8 *ip, __u32 udp_len, void *end)
+{
+	if ((void *)(ip + 40) > end)
+		return -1;
+	__s64 r = bpf_csum_diff(0, 0, (void *)(ip + 8), 32, 0);
+	if (r < 0)
+		return -1;
+	return r + bpf_htons(17) + bpf_htons(udp_len & 0xffff);
 }
 
 /*
@@ -200,8 +274,8 @@ static __always_inline int maybe_partial(void *data, void *end, __u32 l3, __u16 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
-	__type(key, __u32);   /* a remote VTEP's IPv4 address, network order */
-	__type(value, __u32); /* its tunnel port */
+	__type(key, struct fp_vtep_key); /* a remote VTEP's address */
+	__type(value, __u32);            /* its tunnel port */
 } fp_vteps SEC(".maps");
 
 static __always_inline __u64 rotl(__u64 x, int r)
@@ -351,58 +425,124 @@ static __always_inline int valid(const struct fp_flow *f, __u64 now, __u64 *vg, 
 	return 1;
 }
 
-/* A frame on the underlay port: a canonical VXLAN-over-IPv4 packet for us, from a
- * known VTEP, whose inner flow has an entry, is decapsulated and forwarded; anything
- * else goes to the workers, which judge it. */
+/* A frame on the underlay port: a canonical VXLAN or GRE packet over IPv4 or IPv6 for
+ * us, from a known VTEP, whose inner flow has an entry, is decapsulated and forwarded;
+ * anything else goes to the workers, which judge it. */
 static __always_inline int underlay(struct xdp_md *ctx, const struct fp_port *p)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	__u8 *eth = data;
 	struct fp_config *cfg = bpf_map_lookup_elem(&fp_config, &(__u32){ 0 });
-
-	if (!cfg || !cfg->local_ip || (void *)(eth + 14 + 20 + 8 + 8 + 14) > end ||
-	    *(__u16 *)(eth + 12) != bpf_htons(ETH_P_IP))
-		goto miss;
-	__u8 *ip = eth + 14;
-	if (ip[9] != 17)
-		goto miss;
-	__u8 *udp = ip + 20;
-	if (*(__u16 *)(udp + 2) != cfg->vxlan_port)
-		goto miss;
+	struct fp_vtep_key vk = {};
 	__u32 len = (__u32)(end - data);
-	__u32 total = ((__u32)ip[2] << 8) | ip[3];
-	__u32 udp_len = ((__u32)udp[4] << 8) | udp[5];
-	__u8 *vx = udp + 8;
-	/* Canonical only: no IPv4 options or fragments, a valid header checksum, the
-	 * UDP length the IP length says, no UDP checksum, VXLAN flags I and no reserved
-	 * bits; for us, from a known VTEP. */
-	if (ip[0] != 0x45 || ((ip[6] & 0x3f) | ip[7]) || total > len - 14 ||
-	    len - 14 - total > 64 ||
-	    total < 20 + 8 + 8 + 14 || csum_ipv4(ip) != 0xffff || udp_len != total - 20 ||
-	    *(__u16 *)(udp + 6) != 0 || vx[0] != 0x08 || (vx[1] | vx[2] | vx[3] | vx[7]) ||
-	    (eth[0] ^ cfg->local_mac[0]) | (eth[1] ^ cfg->local_mac[1]) |
-		    (eth[2] ^ cfg->local_mac[2]) | (eth[3] ^ cfg->local_mac[3]) |
-		    (eth[4] ^ cfg->local_mac[4]) | (eth[5] ^ cfg->local_mac[5]) ||
-	    *(__u32 *)(ip + 16) != cfg->local_ip)
+	__u32 l4, ip_end;
+	__u8 proto;
+	int v6;
+
+	/* The shortest tunnel packet: Ethernet, IPv4, GRE with a key, an inner header. */
+	if (!cfg || (void *)(eth + 14 + 20 + 8 + 14) > end)
+		goto miss;
+	__u16 et = *(__u16 *)(eth + 12);
+	__u8 *ip = eth + 14;
+	if (et == bpf_htons(ETH_P_IP)) {
+		if (!cfg->local_ip)
+			goto miss;
+		proto = ip[9];
+		if (proto != 17 && proto != 47)
+			goto miss;
+		__u32 total = ((__u32)ip[2] << 8) | ip[3];
+		/* Canonical only: no IPv4 options or fragments, a valid header checksum; for
+		 * our address. */
+		if (ip[0] != 0x45 || ((ip[6] & 0x3f) | ip[7]) || total > len - 14 ||
+		    total < 20 + 8 + 14 || csum_ipv4(ip) != 0xffff ||
+		    *(__u32 *)(ip + 16) != cfg->local_ip)
+			return punt(ctx, p, FP_C_PUNT_OTHER);
+		vk.addr[10] = 0xff;
+		vk.addr[11] = 0xff;
+		__builtin_memcpy(&vk.addr[12], ip + 12, 4);
+		l4 = 14 + 20;
+		ip_end = 14 + total;
+		v6 = 0;
+	} else if (et == bpf_htons(ETH_P_IPV6)) {
+		if ((void *)(ip + 40) > end)
+			goto miss;
+		const __u64 *l6 = (const __u64 *)cfg->local_ip6;
+		if (!(l6[0] | l6[1]))
+			goto miss;
+		proto = ip[6];
+		if (proto != 17 && proto != 47)
+			goto miss;
+		__u32 plen = ((__u32)ip[4] << 8) | ip[5];
+		/* No extension headers; for our address. */
+		const __u64 *d6 = (const __u64 *)(ip + 24);
+		if ((ip[0] >> 4) != 6 || plen > len - 54 || plen < 8 + 14 ||
+		    ((d6[0] ^ l6[0]) | (d6[1] ^ l6[1])))
+			return punt(ctx, p, FP_C_PUNT_OTHER);
+		__builtin_memcpy(vk.addr, ip + 8, 16);
+		l4 = 14 + 40;
+		ip_end = 54 + plen;
+		v6 = 1;
+	} else {
+		goto miss;
+	}
+	/* Ethernet padding after the IP packet is stripped (at most a minimum frame's). */
+	__u32 trail = len - ip_end;
+	if (trail > 64)
 		return punt(ctx, p, FP_C_PUNT_OTHER);
-	__u32 saddr = *(__u32 *)(ip + 12);
-	__u32 *vtep = bpf_map_lookup_elem(&fp_vteps, &saddr);
+	if ((eth[0] ^ cfg->local_mac[0]) | (eth[1] ^ cfg->local_mac[1]) |
+	    (eth[2] ^ cfg->local_mac[2]) | (eth[3] ^ cfg->local_mac[3]) |
+	    (eth[4] ^ cfg->local_mac[4]) | (eth[5] ^ cfg->local_mac[5]))
+		return punt(ctx, p, FP_C_PUNT_OTHER);
+
+	struct fp_flow_key key = {};
+	__u32 inner;
+	__u8 *t = data + (l4 & 0x7f);
+	if ((void *)(t + 16) > end)
+		goto miss;
+	if (proto == 17) {
+		if (*(__u16 *)(t + 2) != cfg->vxlan_port)
+			goto miss;
+		__u32 udp_len = ((__u32)t[4] << 8) | t[5];
+		__u16 csum = *(__u16 *)(t + 6);
+		/* The UDP length the IP length says; over IPv4 no UDP checksum, over IPv6 one
+		 * that verifies (a zero or a partial one is the workers' to judge); VXLAN
+		 * flags I and no reserved bits. */
+		if (udp_len != ip_end - l4 || udp_len < 16 + 14 || (!v6 && csum) || (v6 && !csum) ||
+		    t[8] != 0x08 || (t[9] | t[10] | t[11] | t[15]))
+			return punt(ctx, p, FP_C_PUNT_OTHER);
+		if (v6) {
+			__s64 ps = pseudo6(ip, udp_len, end);
+			__s64 us = sum_bytes(t, udp_len, end);
+			if (ps < 0 || us < 0 || fold((__u64)ps + (__u64)us) != 0xffff)
+				return punt(ctx, p, FP_C_PUNT_OTHER);
+		}
+		key.seg = FP_SEG_VNI | ((__u32)t[12] << 16) | ((__u32)t[13] << 8) | t[14];
+		inner = l4 + 16;
+	} else {
+		/* GRE version 0 with a key and nothing else (no checksum, sequence number,
+		 * routing or reserved bits), carrying Ethernet (RFC 2784, RFC 2890). */
+		if (t[0] != 0x20 || t[1] != 0 || t[2] != 0x65 || t[3] != 0x58)
+			return punt(ctx, p, FP_C_PUNT_OTHER);
+		key.seg = be32(t + 4);
+		key.gre = 1;
+		inner = l4 + 8;
+	}
+	__u32 *vtep = bpf_map_lookup_elem(&fp_vteps, &vk);
 	if (!vtep)
 		return punt(ctx, p, FP_C_PUNT_OTHER);
 	__u32 vtep_port = *vtep;
-	__u8 *in = vx + 8;
-	__u32 inner_len = udp_len - 16;
+	__u32 inner_len = ip_end - inner;
+	__u8 *in = data + (inner & 0x7f);
+	if ((void *)(in + 14) > end)
+		goto miss;
 	__u16 in_type = *(__u16 *)(in + 12);
 	if (in_type == bpf_htons(ETH_P_8021Q) || in_type == bpf_htons(ETH_P_8021AD) ||
 	    in_type == bpf_htons(0x9100) || (in[6] & 1))
 		return punt(ctx, p, FP_C_PUNT_OTHER);
 	if (in[0] & 1)
 		goto miss;
-	struct fp_flow_key key = {
-		.in_port = vtep_port,
-		.seg = FP_SEG_VNI | ((__u32)vx[4] << 16) | ((__u32)vx[5] << 8) | vx[6],
-	};
+	key.in_port = vtep_port;
 	__builtin_memcpy(key.dst, in, 6);
 	struct fp_flow *f = bpf_map_lookup_elem(&fp_flows, &key);
 	if (!f)
@@ -426,8 +566,7 @@ static __always_inline int underlay(struct xdp_md *ctx, const struct fp_port *p)
 	__u8 op = f->op;
 	__u16 vid = f->vid & 0x0fff;
 	/* Strip the outer headers and any Ethernet padding after the IP packet. */
-	__u32 trail = len - 14 - total;
-	if (bpf_xdp_adjust_head(ctx, 14 + 20 + 8 + 8))
+	if (bpf_xdp_adjust_head(ctx, (int)(inner & 0x7f)))
 		return XDP_DROP;
 	if (trail && bpf_xdp_adjust_tail(ctx, -(int)(trail & 0x7f)))
 		return XDP_DROP;
@@ -443,6 +582,10 @@ static __always_inline int underlay(struct xdp_md *ctx, const struct fp_port *p)
 	}
 	count(FP_C_HIT);
 	count(FP_C_DECAP);
+	if (key.gre)
+		count(FP_C_DECAP_GRE);
+	if (v6)
+		count(FP_C_DECAP_IPV6);
 	port_count(p->id, FP_PS_RX, len);
 	port_count(vtep_port, FP_PS_RX, inner_len);
 	port_count(out, FP_PS_TX, out_len);
@@ -453,42 +596,102 @@ miss:
 	return bpf_redirect_map(&fp_xsks, p->xsk_base + ctx->rx_queue_index, XDP_PASS);
 }
 
-/* Toward a remote VTEP: the inner frame (popped if tagged) gets the template's outer
- * headers, with the lengths, the IPv4 checksum, the UDP source port of the inner
- * flow's hash and the VNI. */
-static __always_inline int encap(struct xdp_md *ctx, struct fp_flow *f, int tagged)
+/*
+ * Toward a remote VTEP: the inner frame (already popped if it was tagged) gets the
+ * template's `L` bytes of outer headers, IPv6 if `v6`, GRE if `gre` (else VXLAN), with
+ * the lengths, the IPv4 checksum, the VNI or key, and for VXLAN the UDP source port of
+ * the inner flow's hash (and over IPv6 the UDP checksum). Returns -1 if it could not.
+ */
+static __always_inline int push_outer(struct xdp_md *ctx, struct fp_flow *f, const int L,
+				      const int v6, const int gre)
 {
-	__u8 hdr[FP_VXLAN4_LEN];
-	__builtin_memcpy(hdr, f->hdr, FP_VXLAN4_LEN);
-	__u32 vni = f->vni;
-	if (tagged && move_head(ctx, 4))
-		return -1;
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	__u32 inner_len = (__u32)(end - data);
-	__u32 hash = flow_hash(data, end);
-	__u16 sport = 49152 | ((hash ^ (hash >> 16)) & 0x3fff);
-	if (bpf_xdp_adjust_head(ctx, -FP_VXLAN4_LEN))
+	__u32 id = f->vni;
+	__u16 sport = 0;
+	__s64 inner_sum = 0;
+	if (!gre) {
+		__u32 hash = flow_hash(data, end);
+		sport = 49152 | ((hash ^ (hash >> 16)) & 0x3fff);
+		if (v6) {
+			/* Over IPv6 the UDP checksum is mandatory (RFC 7348 §6, RFC 8200 §8.1). */
+			inner_sum = sum_bytes(data, inner_len, end);
+			if (inner_sum < 0)
+				return -1;
+		}
+	}
+	if (bpf_xdp_adjust_head(ctx, -L))
 		return -1;
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
 	__u8 *o = data;
-	if ((void *)(o + FP_VXLAN4_LEN) > end)
+	if ((void *)(o + L) > end)
 		return -1;
-	__builtin_memcpy(o, hdr, FP_VXLAN4_LEN);
+	__builtin_memcpy(o, f->hdr, L);
 	__u8 *ip = o + 14;
-	__u16 ip_len = (__u16)(inner_len + 36);
-	*(__u16 *)(ip + 2) = bpf_htons(ip_len);
-	*(__u16 *)(ip + 4) = 0; /* DF: the ID is 0 (RFC 6864) */
-	*(__u16 *)(ip + 10) = 0;
-	*(__u16 *)(ip + 10) = bpf_htons((__u16)~csum_ipv4(ip));
-	__u8 *udp = ip + 20;
-	*(__u16 *)(udp + 0) = bpf_htons(sport);
-	*(__u16 *)(udp + 4) = bpf_htons((__u16)(inner_len + 16));
-	udp[12] = (__u8)(vni >> 16);
-	udp[13] = (__u8)(vni >> 8);
-	udp[14] = (__u8)vni;
-	return (int)(inner_len + FP_VXLAN4_LEN);
+	__u8 *t = ip + (v6 ? 40 : 20);
+	if (v6) {
+		*(__u16 *)(ip + 4) = bpf_htons((__u16)(inner_len + L - 54));
+	} else {
+		*(__u16 *)(ip + 2) = bpf_htons((__u16)(inner_len + L - 14));
+		*(__u16 *)(ip + 4) = 0; /* DF: the ID is 0 (RFC 6864) */
+		*(__u16 *)(ip + 10) = 0;
+		*(__u16 *)(ip + 10) = bpf_htons((__u16)~csum_ipv4(ip));
+	}
+	if (gre) {
+		*(__u32 *)(t + 4) = bpf_htonl(id);
+		return 0;
+	}
+	__u16 udp_len = (__u16)(inner_len + 16);
+	*(__u16 *)(t + 0) = bpf_htons(sport);
+	*(__u16 *)(t + 4) = bpf_htons(udp_len);
+	t[12] = (__u8)(id >> 16);
+	t[13] = (__u8)(id >> 8);
+	t[14] = (__u8)id;
+	if (v6) {
+		*(__u16 *)(t + 6) = 0;
+		__s64 ps = pseudo6(ip, udp_len, end);
+		__s64 hs = bpf_csum_diff(0, 0, (void *)t, 16, 0);
+		if (ps < 0 || hs < 0)
+			return -1;
+		__u16 c = (__u16)~fold((__u64)ps + (__u64)hs + (__u64)inner_sum);
+		*(__u16 *)(t + 6) = c ? c : 0xffff;
+	}
+	return 0;
+}
+
+/* The outer headers' length of tunnel kind `tun`. */
+static __always_inline __u32 tun_len(__u8 tun)
+{
+	switch (tun) {
+	case FP_TUN_VXLAN4:
+		return FP_VXLAN4_LEN;
+	case FP_TUN_VXLAN6:
+		return FP_VXLAN6_LEN;
+	case FP_TUN_GRE4:
+		return FP_GRE4_LEN;
+	default:
+		return FP_GRE6_LEN;
+	}
+}
+
+static __always_inline int encap(struct xdp_md *ctx, struct fp_flow *f, int tagged)
+{
+	if (tagged && move_head(ctx, 4))
+		return -1;
+	switch (f->tun) {
+	case FP_TUN_VXLAN4:
+		return push_outer(ctx, f, FP_VXLAN4_LEN, 0, 0);
+	case FP_TUN_VXLAN6:
+		return push_outer(ctx, f, FP_VXLAN6_LEN, 1, 0);
+	case FP_TUN_GRE4:
+		return push_outer(ctx, f, FP_GRE4_LEN, 0, 1);
+	case FP_TUN_GRE6:
+		return push_outer(ctx, f, FP_GRE6_LEN, 1, 1);
+	default:
+		return -1;
+	}
 }
 
 SEC("xdp")
@@ -556,13 +759,14 @@ int vswitch_fp(struct xdp_md *ctx)
 	__u32 out_len;
 	__u8 op = f->op;
 	if (op == FP_OP_ENCAP) {
-		/* The inner frame: untagged, at least 60 bytes, within the underlay MTU. */
+		/* The inner frame: untagged, at least 60 bytes, within the underlay MTU (and
+		 * what sum_bytes() takes). */
 		__u32 inner = len - (tagged ? 4 : 0);
 		if (inner < 60)
 			return punt(ctx, p, FP_C_PUNT_SHORT);
-		if (inner > f->max_len)
+		if (inner > f->max_len || inner >= 4096 || f->tun > FP_TUN_GRE6)
 			return punt(ctx, p, FP_C_PUNT_MTU);
-		out_len = inner + FP_VXLAN4_LEN;
+		out_len = inner + tun_len(f->tun);
 	} else {
 		out_len = len;
 		if (op == FP_OP_POP)
@@ -614,6 +818,10 @@ int vswitch_fp(struct xdp_md *ctx)
 			return XDP_DROP;
 		port_count(stat, FP_PS_TX, out_len);
 		count(FP_C_ENCAP);
+		if (f->tun == FP_TUN_GRE4 || f->tun == FP_TUN_GRE6)
+			count(FP_C_ENCAP_GRE);
+		if (f->tun == FP_TUN_VXLAN6 || f->tun == FP_TUN_GRE6)
+			count(FP_C_ENCAP_IPV6);
 		break;
 	default:
 		return punt(ctx, p, FP_C_PUNT_OTHER);

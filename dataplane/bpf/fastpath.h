@@ -22,22 +22,32 @@
 
 /* fp_port.flags */
 #define FP_PORT_FAST 1     /* the fast path may take this port's frames */
-#define FP_PORT_UNDERLAY 2 /* the underlay port: VXLAN packets are decapsulated */
+#define FP_PORT_UNDERLAY 2 /* the underlay port: tunnel packets are decapsulated */
 
 /* fp_flow_key.seg: how the frame arrived on the port. */
 #define FP_SEG_UNTAGGED 0
 #define FP_SEG_TAGGED 0x1000   /* | VID */
-#define FP_SEG_VNI 0x01000000   /* | VNI: decapsulated, keyed by the VTEP's port */
+#define FP_SEG_VNI 0x01000000   /* | VNI: decapsulated VXLAN, keyed by the VTEP's port */
+/* fp_flow_key.gre: 1 when the frame was decapsulated from GRE (seg: the 32-bit key). */
 
 /* fp_flow.op: what the frame needs on its way out. */
 #define FP_OP_NONE 0  /* untagged in, untagged out */
 #define FP_OP_POP 1   /* tagged in, untagged out */
 #define FP_OP_XLATE 2 /* tagged in, tagged out (VID rewritten, PCP/DEI kept) */
 #define FP_OP_PUSH 3  /* untagged in, tagged out (PCP 0) */
-#define FP_OP_ENCAP 4 /* to a remote VTEP: popped if tagged, VXLAN over IPv4 */
+#define FP_OP_ENCAP 4 /* to a remote VTEP: popped if tagged, then fp_flow.tun */
 
-/* Bytes of the VXLAN-over-IPv4 outer headers: Ethernet, IPv4, UDP, VXLAN. */
+/* fp_flow.tun: the encapsulation of an FP_OP_ENCAP entry, and the bytes of its outer
+ * headers (Ethernet, IP, then UDP + VXLAN or GRE with a key). */
+#define FP_TUN_VXLAN4 0
+#define FP_TUN_VXLAN6 1
+#define FP_TUN_GRE4 2
+#define FP_TUN_GRE6 3
 #define FP_VXLAN4_LEN 50
+#define FP_VXLAN6_LEN 70
+#define FP_GRE4_LEN 42
+#define FP_GRE6_LEN 62
+#define FP_HDR_MAX 72
 
 /* Counters (per CPU): fp_stats[i]. */
 enum fp_counter {
@@ -53,8 +63,12 @@ enum fp_counter {
 	FP_C_PUNT_NO_DEV,     /* egress port not in the devmap */
 	FP_C_PUNT_OTHER,      /* a header the fast path does not take */
 	FP_C_NOT_OURS,        /* arrived on a port the fast path does not know */
-	FP_C_ENCAP,           /* hits encapsulated (VXLAN) */
-	FP_C_DECAP,           /* hits decapsulated (VXLAN) */
+	FP_C_ENCAP,           /* hits encapsulated (VXLAN or GRE) */
+	FP_C_DECAP,           /* hits decapsulated (VXLAN or GRE) */
+	FP_C_ENCAP_GRE,       /* of those encapsulated: in GRE */
+	FP_C_DECAP_GRE,       /* of those decapsulated: from GRE */
+	FP_C_ENCAP_IPV6,      /* of those encapsulated: over IPv6 */
+	FP_C_DECAP_IPV6,      /* of those decapsulated: from over IPv6 */
 	FP_C_COUNT,
 };
 
@@ -79,7 +93,8 @@ struct fp_flow_key {
 	__u32 in_port;
 	__u32 seg;
 	__u8 dst[6];
-	__u8 pad[2];
+	__u8 gre;
+	__u8 pad;
 };
 
 struct fp_flow {
@@ -91,13 +106,14 @@ struct fp_flow {
 	__u32 out_port;   /* devmap key */
 	__u32 src_port;   /* where the source MAC must be learned */
 	__u32 max_len;    /* longest frame the egress port sends (encap: inner frame) */
-	__u32 vni;        /* encap */
+	__u32 vni;        /* encap: the VNI or the GRE key */
 	__u32 stat_port;  /* encap: the tunnel port, for its counters */
 	__u16 vlan;       /* the network's local VLAN */
 	__u16 vid;        /* VID pushed or written */
 	__u8 op;
-	__u8 pad[7];
-	__u8 hdr[64];     /* encap: the outer headers' template (FP_VXLAN4_LEN bytes) */
+	__u8 tun;         /* encap: FP_TUN_* */
+	__u8 pad[6];
+	__u8 hdr[FP_HDR_MAX]; /* encap: the outer headers' template (FP_*_LEN bytes) */
 };
 
 struct fp_mac_key {
@@ -119,6 +135,21 @@ struct fp_config {
 	__u32 local_ip;     /* the local VTEP's IPv4 address, network order (0: none) */
 	__u16 vxlan_port;   /* network order */
 	__u8 local_mac[6];  /* the underlay's MAC */
+	__u8 pad[4];
+	__u8 local_ip6[16]; /* the local VTEP's IPv6 address (all zero: none), at 24 */
 };
+
+/* fp_vteps' key: a remote VTEP's address, IPv4 mapped into ::ffff:0:0/96. */
+struct fp_vtep_key {
+	__u8 addr[16];
+};
+
+/* The offsets abi.rs encodes at. */
+_Static_assert(sizeof(struct fp_flow_key) == 16, "fp_flow_key");
+_Static_assert(__builtin_offsetof(struct fp_flow, hdr) == 72, "fp_flow.hdr");
+_Static_assert(sizeof(struct fp_flow) == 144, "fp_flow");
+_Static_assert(__builtin_offsetof(struct fp_config, local_ip6) == 24, "fp_config");
+_Static_assert(sizeof(struct fp_config) == 40, "fp_config");
+_Static_assert(sizeof(struct fp_mac) == 40, "fp_mac");
 
 #endif

@@ -36,17 +36,20 @@ fn fast_path(cfg: &Config, port: PortIdx, frame: &[u8], action: Option<Action>) 
         return "no: only known unicast is installed (floods and drops stay in the workers)".into();
     };
     let Some(p) = cfg.port(port) else {
-        return "no: tunnel traffic stays in the workers".into();
+        return "no: not a configured port".into();
     };
     if p.policy.security.is_some() {
         return "no: port security is checked by the workers".into();
     }
+    const YES: &str = "yes, once the workers have offered the decision (while the source stays \
+                       learned on this port; one frame per refresh period still goes to the \
+                       workers)";
     if matches!(p.role, PortRole::Underlay) {
-        return "no: tunnel traffic stays in the workers".into();
+        return match canonical_tunnel(cfg, frame) {
+            Ok(()) => format!("{YES}, decapsulated in the kernel"),
+            Err(why) => format!("no: {why}"),
+        };
     }
-    let Some(out) = cfg.port(PortIdx(to.0)) else {
-        return "no: encapsulation stays in the workers".into();
-    };
     let Ok(l2) = parse_l2(frame) else {
         return "no: unparseable".into();
     };
@@ -54,9 +57,27 @@ fn fast_path(cfg: &Config, port: PortIdx, frame: &[u8], action: Option<Action>) 
     if tag.is_some_and(|t| t.vid.is_none()) {
         return "no: priority-tagged frames go to the workers".into();
     }
-    let net = p.mode.ingress(tag.and_then(|t| t.vid));
-    let egress = net.and_then(|n| out.mode.egress(n));
-    let popped = tag.is_some() && matches!(egress, Some(EgressTag::Untagged));
+    let (popped, encap) = match cfg.port(PortIdx(to.0)) {
+        Some(out) => {
+            let net = p.mode.ingress(tag.and_then(|t| t.vid));
+            let egress = net.and_then(|n| out.mode.egress(n));
+            (
+                tag.is_some() && matches!(egress, Some(EgressTag::Untagged)),
+                false,
+            )
+        }
+        // A remote VTEP's tunnel port: the inner frame leaves untagged.
+        None => {
+            if let Some(u) = &cfg.underlay {
+                if u.local_ip.is_ipv4() && !u.df {
+                    return "no: the underlay's DF is clear, so the outer IPv4 ID varies (the \
+                            workers number it)"
+                        .into();
+                }
+            }
+            (tag.is_some(), true)
+        }
+    };
     let out_len = frame.len() - if popped { 4 } else { 0 };
     if (if popped { out_len } else { frame.len() }) < 60 {
         return "no: shorter than 60 bytes (the workers pad it)".into();
@@ -68,9 +89,75 @@ fn fast_path(cfg: &Config, port: PortIdx, frame: &[u8], action: Option<Action>) 
     {
         return "no: partial TCP/UDP checksum (TX offload; the workers complete it)".into();
     }
-    "yes, once the workers have offered the decision (while the source stays learned on \
-     this port; one frame per refresh period still goes to the workers)"
-        .into()
+    if encap {
+        format!("{YES}, encapsulated in the kernel")
+    } else {
+        YES.into()
+    }
+}
+
+/// Whether a tunnel packet is one the XDP program decapsulates itself (the workers
+/// judge every other one): for our underlay MAC; over IPv4 without options or
+/// fragments, or over IPv6 without extension headers; VXLAN with the I flag and no
+/// reserved bits, without a UDP checksum over IPv4 and with one that verifies over
+/// IPv6; or GRE version 0 with a key and no other option; an inner frame of at least 60
+/// bytes.
+fn canonical_tunnel(cfg: &Config, frame: &[u8]) -> Result<(), &'static str> {
+    let u = cfg.underlay.as_ref().ok_or("no underlay")?;
+    if u.local_mac
+        .is_some_and(|m| frame.get(..6) != Some(&m.0[..]))
+    {
+        return Err("not addressed to the underlay's MAC");
+    }
+    let (l4, end, proto) = match (frame.get(12..14), frame.get(14)) {
+        (Some([0x08, 0x00]), Some(0x45)) => {
+            let total = usize::from(u16::from_be_bytes([frame[16], frame[17]]));
+            if frame
+                .get(20..22)
+                .is_none_or(|f| f[0] & 0x3f != 0 || f[1] != 0)
+            {
+                return Err("an IPv4 fragment goes to the workers");
+            }
+            (34, 14 + total, frame.get(23).copied())
+        }
+        (Some([0x08, 0x00]), _) => return Err("IPv4 options go to the workers"),
+        (Some([0x86, 0xdd]), _) => {
+            let plen = frame
+                .get(18..20)
+                .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+            (54, 54 + usize::from(plen), frame.get(20).copied())
+        }
+        _ => return Err("not a tunnel packet"),
+    };
+    let t = frame.get(l4..end.min(frame.len())).ok_or("truncated")?;
+    let inner = match proto {
+        Some(17) => {
+            let csum = t.get(6..8).ok_or("truncated")?;
+            let zero = csum == [0, 0];
+            if l4 == 34 && !zero {
+                return Err("a UDP checksum over IPv4 is verified by the workers");
+            }
+            if l4 == 54 && zero {
+                return Err("a zero UDP checksum over IPv6 is judged by the workers");
+            }
+            if t.get(8) != Some(&0x08) || t.get(9..12) != Some(&[0, 0, 0]) || t.get(15) != Some(&0)
+            {
+                return Err("VXLAN flags other than I (or reserved bits) go to the workers");
+            }
+            16
+        }
+        Some(47) => {
+            if t.get(..4) != Some(&[0x20, 0x00, 0x65, 0x58]) {
+                return Err("GRE with a checksum, a sequence number or no key goes to the workers");
+            }
+            8
+        }
+        _ => return Err("not a tunnel packet"),
+    };
+    if t.len().saturating_sub(inner) < 60 {
+        return Err("an inner frame shorter than 60 bytes goes to the workers");
+    }
+    Ok(())
 }
 
 /// What decapsulating a frame received on the underlay port gives: the inner frame and
@@ -343,4 +430,97 @@ pub fn trace(sw: &mut OfflineSwitch, port: PortIdx, frame: &[u8], now: u64) -> S
     };
     let _ = writeln!(s, "Decision: {decision}");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: [u8; 6] = [2, 0xaa, 0, 0, 0, 1]; // behind the remote VTEP
+    const P: [u8; 6] = [2, 0xbb, 0, 0, 0, 1]; // on port p
+    const LOCAL: [u8; 6] = [2, 0, 0, 0, 0x41, 1];
+    const REMOTE: [u8; 6] = [2, 0, 0, 0, 0x41, 2];
+
+    fn switch(df: bool) -> OfflineSwitch {
+        let cfg = Config::from_str(
+            &format!(
+                "[switch]\nfastpath = true\n\
+                 [underlay]\nport = \"ul\"\nlocal_ip = \"198.18.41.1/24\"\n\
+                 local_mac = \"02:00:00:00:41:01\"\ndf = {df}\n\
+                 neighbors = [ {{ ip = \"198.18.41.2\", mac = \"02:00:00:00:41:02\" }} ]\n\
+                 [[network]]\nname = \"g\"\nsegment = \"gre\"\nid = 7\n\
+                 remote_vteps = [\"198.18.41.2\"]\n\
+                 [[port]]\nname = \"p\"\nmode = \"access\"\nnetwork = \"g\"\n"
+            ),
+            "t.toml",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        OfflineSwitch::new(cfg).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn inner(src: [u8; 6], dst: [u8; 6]) -> Vec<u8> {
+        let mut out = Vec::new();
+        etherparse::PacketBuilder::ethernet2(src, dst)
+            .ipv4([198, 18, 40, 1], [198, 18, 40, 2], 64)
+            .udp(4000, 5000)
+            .write(&mut out, &[0u8; 32])
+            .unwrap_or_else(|e| panic!("{e}"));
+        out
+    }
+
+    /// The remote VTEP's GRE packet around `f` (flags: 0x20 = key, 0x30 = key and
+    /// sequence number).
+    fn gre(f: &[u8], flags: u8) -> Vec<u8> {
+        let mut payload = vec![flags, 0, 0x65, 0x58, 0, 0, 0, 7];
+        if flags & 0x10 != 0 {
+            payload.extend_from_slice(&[0, 0, 0, 1]);
+        }
+        payload.extend_from_slice(f);
+        let mut out = Vec::new();
+        etherparse::PacketBuilder::ethernet2(REMOTE, LOCAL)
+            .ipv4([198, 18, 41, 2], [198, 18, 41, 1], 64)
+            .write(&mut out, etherparse::IpNumber::GRE, &payload)
+            .unwrap_or_else(|e| panic!("{e}"));
+        out
+    }
+
+    fn fast_line(t: &str) -> &str {
+        t.lines()
+            .find(|l| l.starts_with("Fast path: "))
+            .unwrap_or_else(|| panic!("no fast path line in\n{t}"))
+    }
+
+    #[test]
+    fn fast_path_verdicts_for_tunnels() {
+        let mut sw = switch(true);
+        let p = sw.config().port_by_name("p").unwrap_or_else(|| panic!("p"));
+        let ul = sw
+            .config()
+            .underlay
+            .as_ref()
+            .map(|u| u.port)
+            .unwrap_or_else(|| panic!("ul"));
+        // P is learned on p, then H behind the VTEP.
+        let t = trace(&mut sw, p, &inner(P, H), 0);
+        assert!(
+            fast_line(&t).starts_with("Fast path: no: only known unicast"),
+            "{t}"
+        );
+        let t = trace(&mut sw, ul, &gre(&inner(H, P), 0x20), 1);
+        assert!(fast_line(&t).ends_with("decapsulated in the kernel"), "{t}");
+        let t = trace(&mut sw, ul, &gre(&inner(H, P), 0x30), 2);
+        assert!(
+            fast_line(&t).contains("no: GRE with a checksum, a sequence number"),
+            "{t}"
+        );
+        let t = trace(&mut sw, p, &inner(P, H), 3);
+        assert!(fast_line(&t).ends_with("encapsulated in the kernel"), "{t}");
+
+        // DF clear: the workers number the outer IPv4 ID.
+        let mut sw = switch(false);
+        trace(&mut sw, p, &inner(P, H), 0);
+        trace(&mut sw, ul, &gre(&inner(H, P), 0x20), 1);
+        let t = trace(&mut sw, p, &inner(P, H), 2);
+        assert!(fast_line(&t).contains("DF is clear"), "{t}");
+    }
 }

@@ -1,18 +1,20 @@
 //! The XDP fast path against the workers alone: the same randomized traffic — known
 //! and unknown destinations, broadcasts, access and trunk ports (802.1Q push, pop and
-//! translate), a VXLAN network with a remote VTEP (encapsulation and decapsulation),
-//! MAC moves, a flush and an aging period mid-stream, malformed frames —
-//! through `vswitch run --fastpath` and `vswitch run --no-fastpath`; every port's peer
-//! must receive exactly the same frames, and with the fast path on a share of them
-//! must have been forwarded in the kernel.
+//! translate), a VXLAN and a GRE network with a remote VTEP (encapsulation and
+//! decapsulation) over an IPv4 underlay and, in a second test, an IPv6 one, MAC moves,
+//! a flush and an aging period mid-stream, malformed frames and tunnel packets the
+//! fast path leaves to the workers — through `vswitch run --fastpath` and
+//! `vswitch run --no-fastpath`; every port's peer must receive exactly the same frames,
+//! and with the fast path on a share of them must have been forwarded in the kernel.
 //!
 //! Needs root; otherwise it prints `SKIPPED: needs root (network namespaces)` and passes.
 //!
 //! ```text
-//!  ns sw: vswitch run; networks a, b (local), v (vxlan 5010 → 198.18.41.2, static
-//!         neighbour), MAC aging 15 s (the least allowed)
-//!    p1 access a, p2 access a, p3 access b, t1 trunk {10 = a, 20 = b, 30 = v},
-//!    p4 access v, ul underlay (its peer plays the remote VTEP)
+//!  ns sw: vswitch run; networks a, b (local), v (vxlan 5010), g (gre, key 0x01234567),
+//!         both to the remote VTEP 198.18.41.2 (or 2001:2:0:41::2; static neighbour),
+//!         MAC aging 15 s (the least allowed)
+//!    p1 access a, p2 access a, p3 access b, t1 trunk {10 = a, 20 = b, 30 = v, 40 = g},
+//!    p4 access v, p5 access g, ul underlay (its peer plays the remote VTEP)
 //!  each port's peer in its own namespace (GRO on both ends: a veth needs a NAPI to
 //!  receive redirected frames), sending and receiving raw frames
 //! ```
@@ -30,16 +32,48 @@ use vswitch_tests::netns::{root_or_skip, veth_pair, NetNs};
 use vswitch_tests::rawsock::RawSocket;
 
 const PREFIX: &str = "vsw-fp";
-const PORTS: [&str; 6] = ["p1", "p2", "p3", "t1", "p4", "ul"];
+const PORTS: [&str; 7] = ["p1", "p2", "p3", "t1", "p4", "p5", "ul"];
 /// The underlay port's index in `PORTS`.
-const UL: usize = 5;
+const UL: usize = 6;
 const LOCAL_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x41, 0x01];
 const REMOTE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x41, 0x02];
 const VNI: u32 = 5010;
+/// All 32 bits of it count.
+const GRE_KEY: u32 = 0x0123_4567;
+
+/// The underlay's addresses: IPv4 or IPv6 (RFC 5180's benchmarking prefix).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn local(self) -> &'static str {
+        match self {
+            Family::V4 => "198.18.41.1",
+            Family::V6 => "2001:2:0:41::1",
+        }
+    }
+
+    fn remote(self) -> &'static str {
+        match self {
+            Family::V4 => "198.18.41.2",
+            Family::V6 => "2001:2:0:41::2",
+        }
+    }
+
+    fn prefix(self) -> u8 {
+        match self {
+            Family::V4 => 24,
+            Family::V6 => 64,
+        }
+    }
+}
 /// Frames sent per run.
 const FRAMES: usize = 1500;
 
-fn config(socket: &Path) -> String {
+fn config(socket: &Path, fam: Family) -> String {
     format!(
         r#"
 [switch]
@@ -50,15 +84,21 @@ control_socket = "{}"
 [underlay]
 port = "ul"
 ifname = "ul"
-local_ip = "198.18.41.1/24"
+local_ip = "{local}/{prefix}"
 local_mac = "02:00:00:00:41:01"
-neighbors = [ {{ ip = "198.18.41.2", mac = "02:00:00:00:41:02" }} ]
+neighbors = [ {{ ip = "{remote}", mac = "02:00:00:00:41:02" }} ]
 
 [[network]]
 name = "v"
 segment = "vxlan"
-id = 5010
-remote_vteps = ["198.18.41.2"]
+id = {VNI}
+remote_vteps = ["{remote}"]
+
+[[network]]
+name = "g"
+segment = "gre"
+id = {GRE_KEY}
+remote_vteps = ["{remote}"]
 
 [[network]]
 name = "a"
@@ -90,15 +130,24 @@ network = "b"
 name = "t1"
 ifname = "t1"
 mode = "trunk"
-vlans = {{ 10 = "a", 20 = "b", 30 = "v" }}
+vlans = {{ 10 = "a", 20 = "b", 30 = "v", 40 = "g" }}
 
 [[port]]
 name = "p4"
 ifname = "p4"
 mode = "access"
 network = "v"
+
+[[port]]
+name = "p5"
+ifname = "p5"
+mode = "access"
+network = "g"
 "#,
-        socket.display()
+        socket.display(),
+        local = fam.local(),
+        remote = fam.remote(),
+        prefix = fam.prefix(),
     )
 }
 
@@ -132,18 +181,47 @@ enum Event {
     Flush,
 }
 
-/// Which ports carry network `net` (0 = a, 1 = b, 2 = v: behind the remote VTEP
-/// too), and the VID on the trunk.
+/// Which ports carry network `net` (0 = a, 1 = b, 2 = v and 3 = g: behind the remote
+/// VTEP too), and the VID on the trunk.
 fn carriers(net: usize) -> (Vec<usize>, u16) {
     match net {
         0 => (vec![0, 1, 3], 10),
         1 => (vec![2, 3], 20),
-        _ => (vec![3, 4, UL], 30),
+        2 => (vec![3, 4, UL], 30),
+        _ => (vec![3, 5, UL], 40),
     }
 }
 
-/// `inner` as the remote VTEP sends it: VXLAN over IPv4, no UDP checksum.
-fn vxlan(inner: &[u8], sport: u16) -> Vec<u8> {
+/// The remote VTEP's outer headers around `payload` (protocol `proto`).
+fn outer(fam: Family, proto: etherparse::IpNumber, payload: &[u8]) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2(REMOTE_MAC, LOCAL_MAC);
+    let mut out = Vec::new();
+    let b = match fam {
+        Family::V4 => b.ipv4([198, 18, 41, 2], [198, 18, 41, 1], 64),
+        Family::V6 => {
+            let ip = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap().octets();
+            b.ipv6(ip(fam.remote()), ip(fam.local()), 64)
+        }
+    };
+    b.write(&mut out, proto, payload).unwrap();
+    out
+}
+
+/// `inner` as the remote VTEP sends it over GRE with the key (and, if `seq`, a
+/// sequence number, which the fast path leaves to the workers).
+fn gre(fam: Family, inner: &[u8], seq: bool) -> Vec<u8> {
+    let mut payload = vec![if seq { 0x30 } else { 0x20 }, 0, 0x65, 0x58];
+    payload.extend_from_slice(&GRE_KEY.to_be_bytes());
+    if seq {
+        payload.extend_from_slice(&7u32.to_be_bytes());
+    }
+    payload.extend_from_slice(inner);
+    outer(fam, etherparse::IpNumber::GRE, &payload)
+}
+
+/// `inner` as the remote VTEP sends it: VXLAN, over IPv4 without a UDP checksum, over
+/// IPv6 with one.
+fn vxlan(fam: Family, inner: &[u8], sport: u16) -> Vec<u8> {
     let mut payload = vec![
         0x08,
         0,
@@ -156,13 +234,36 @@ fn vxlan(inner: &[u8], sport: u16) -> Vec<u8> {
     ];
     payload.extend_from_slice(inner);
     let mut out = Vec::new();
-    etherparse::PacketBuilder::ethernet2(REMOTE_MAC, LOCAL_MAC)
-        .ipv4([198, 18, 41, 2], [198, 18, 41, 1], 64)
-        .udp(sport, 4789)
-        .write(&mut out, &payload)
-        .unwrap();
-    out[14 + 20 + 6..14 + 20 + 8].fill(0);
+    let b = etherparse::PacketBuilder::ethernet2(REMOTE_MAC, LOCAL_MAC);
+    match fam {
+        Family::V4 => {
+            b.ipv4([198, 18, 41, 2], [198, 18, 41, 1], 64)
+                .udp(sport, 4789)
+                .write(&mut out, &payload)
+                .unwrap();
+            out[14 + 20 + 6..14 + 20 + 8].fill(0);
+        }
+        Family::V6 => {
+            let ip = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap().octets();
+            b.ipv6(ip(fam.remote()), ip(fam.local()), 64)
+                .udp(sport, 4789)
+                .write(&mut out, &payload)
+                .unwrap();
+        }
+    }
     out
+}
+
+/// Where the inner frame starts in a frame the switch encapsulated (or the remote
+/// VTEP sent): after Ethernet, IPv4 or IPv6, and UDP + VXLAN or GRE with a key.
+fn inner_at(x: &[u8]) -> usize {
+    match (x.get(12..14), x.get(23), x.get(20)) {
+        (Some([0x08, 0x00]), Some(17), _) => 50,
+        (Some([0x08, 0x00]), Some(47), _) => 42,
+        (Some([0x86, 0xdd]), _, Some(17)) => 70,
+        (Some([0x86, 0xdd]), _, Some(47)) => 62,
+        _ => 0,
+    }
 }
 
 /// A UDP frame (full checksums) of `len` bytes, with `seq` in its payload.
@@ -193,14 +294,19 @@ fn frame(src: [u8; 6], dst: [u8; 6], vid: Option<u16>, seq: u32, len: usize) -> 
 /// The traffic: a few hosts per network, each behind one port (and sometimes moving),
 /// sending to each other, to unknown MACs and to broadcast; now and then a malformed
 /// frame, an aging period or a flush.
-fn traffic(seed: u64) -> Vec<Step> {
+fn traffic(seed: u64, fam: Family) -> Vec<Step> {
     let mut rng = Rng(seed);
     // Hosts: (network, MAC, port).
     let mut hosts: Vec<(usize, [u8; 6], usize)> = Vec::new();
-    for net in 0..3 {
+    for net in 0..4 {
         let (ports, _) = carriers(net);
         for h in 0..4u8 {
-            let port = ports[h as usize % ports.len()];
+            // Two of a tunnel network's hosts behind the remote VTEP.
+            let port = if net >= 2 && h == 3 {
+                UL
+            } else {
+                ports[h as usize % ports.len()]
+            };
             hosts.push((net, [0x02, 0xfa, net as u8, 0, 0, h + 1], port));
         }
     }
@@ -229,12 +335,19 @@ fn traffic(seed: u64) -> Vec<Step> {
             let l3 = if tag.is_some() { 18 } else { 14 };
             f[l3 + 2] = 0xff;
         }
-        if port == UL {
-            f = vxlan(&f, 49152 + rng.below(1000) as u16);
-            if rng.below(50) == 0 {
+        if port == UL && net == 2 {
+            f = vxlan(fam, &f, 49152 + rng.below(1000) as u16);
+            let udp = if fam == Family::V4 { 34 } else { 54 };
+            match rng.below(50) {
                 // A VXLAN header with a reserved bit set: the workers judge it.
-                f[14 + 20 + 8 + 1] = 0x01;
+                0 => f[udp + 8 + 1] = 0x01,
+                // Over IPv6, a zero UDP checksum (the workers drop it) or a wrong one.
+                1 if fam == Family::V6 => f[udp + 6..udp + 8].fill(0),
+                2 if fam == Family::V6 => f[udp + 7] ^= 0x40,
+                _ => {}
             }
+        } else if port == UL {
+            f = gre(fam, &f, rng.below(50) == 0);
         }
         let after = match seq as usize {
             s if s == FRAMES / 3 => Some(Event::Age),
@@ -252,8 +365,7 @@ fn traffic(seed: u64) -> Vec<Step> {
 
 /// The sequence number a test frame carries (in its UDP payload), encapsulated or not.
 fn seq_of(x: &[u8]) -> Option<u32> {
-    let encapsulated = x.get(6..12) == Some(&LOCAL_MAC[..]);
-    let inner = if encapsulated { 50 } else { 0 };
+    let inner = inner_at(x);
     let l3 = if x.get(inner + 12..inner + 14) == Some(&[0x81, 0x00][..]) {
         18
     } else {
@@ -269,7 +381,7 @@ type Delivered = BTreeMap<&'static str, Vec<Vec<u8>>>;
 
 /// Runs the traffic through `vswitch run` with `args`; returns what every peer
 /// received and the switch's final counters.
-fn run(args: &[&str]) -> (Delivered, dataplane::control::proto::StatsReply) {
+fn run(args: &[&str], fam: Family) -> (Delivered, dataplane::control::proto::StatsReply) {
     let sw = NetNs::new(PREFIX).unwrap();
     let peers: Vec<NetNs> = PORTS.iter().map(|_| NetNs::new(PREFIX).unwrap()).collect();
     for (p, ns) in PORTS.iter().zip(&peers) {
@@ -283,7 +395,7 @@ fn run(args: &[&str]) -> (Delivered, dataplane::control::proto::StatsReply) {
     let dir = TempDir::new(sw.name());
     let socket = Vswitch::socket_path(&dir.0, "sw");
     let core = *cores().last().unwrap();
-    let vs = Vswitch::start_with(&sw, &dir.0, "sw", &config(&socket), &[core], args);
+    let vs = Vswitch::start_with(&sw, &dir.0, "sw", &config(&socket, fam), &[core], args);
     let socks: Vec<RawSocket> = peers
         .iter()
         .map(|ns| RawSocket::open(ns, "eth0").unwrap())
@@ -300,9 +412,10 @@ fn run(args: &[&str]) -> (Delivered, dataplane::control::proto::StatsReply) {
             while let Some(f) = s.recv_frame(Duration::ZERO).unwrap() {
                 // Only the test's traffic (the peers' own stacks send a few frames):
                 // a host's frame, or one encapsulated by the switch.
+                let inner = inner_at(&f.data);
                 let ours = f.data.get(6..8) == Some(&[0x02, 0xfa][..])
                     || (f.data.get(6..12) == Some(&LOCAL_MAC[..])
-                        && f.data.get(56..58) == Some(&[0x02, 0xfa][..]));
+                        && f.data.get(inner + 6..inner + 8) == Some(&[0x02, 0xfa][..]));
                 if !ours {
                     continue;
                 }
@@ -318,7 +431,7 @@ fn run(args: &[&str]) -> (Delivered, dataplane::control::proto::StatsReply) {
         }
         seen
     };
-    for (seq, step) in traffic(0x5eed_f00d).into_iter().enumerate() {
+    for (seq, step) in traffic(0x5eed_f00d, fam).into_iter().enumerate() {
         socks[step.port].send(&step.frame).unwrap();
         // One frame at a time: the next is sent once this one has been delivered
         // (or after 30 ms, if it is dropped), so that the switch sees the frames of
@@ -365,23 +478,39 @@ fn fast_path_delivers_exactly_what_the_workers_deliver() {
     if !root_or_skip("fast_path_delivers_exactly_what_the_workers_deliver") {
         return;
     }
-    let (slow, slow_st) = run(&["--no-fastpath"]);
+    differential(Family::V4);
+}
+
+#[test]
+fn fast_path_delivers_exactly_what_the_workers_deliver_over_ipv6() {
+    if !root_or_skip("fast_path_delivers_exactly_what_the_workers_deliver_over_ipv6") {
+        return;
+    }
+    differential(Family::V6);
+}
+
+fn differential(fam: Family) {
+    let (slow, slow_st) = run(&["--no-fastpath"], fam);
     // FASTPATH_RUN_SELFCHECK=1: both runs without the fast path (is the rig
     // deterministic?).
     let selfcheck = std::env::var_os("FASTPATH_RUN_SELFCHECK").is_some();
-    let (fast, fast_st) = run(&[if selfcheck {
-        "--no-fastpath"
-    } else {
-        "--fastpath"
-    }]);
+    let (fast, fast_st) = run(
+        &[if selfcheck {
+            "--no-fastpath"
+        } else {
+            "--fastpath"
+        }],
+        fam,
+    );
     let fp = if selfcheck {
         dataplane::fastpath::FastPathStats::default()
     } else {
         fast_st.fastpath.clone().expect("fast path counters")
     };
     eprintln!(
-        "fast path: {:?}\nslow: {:?}\nfast: {:?}",
-        fp, slow_st.totals, fast_st.totals
+        "fast path: {:?}\nslow: {:?}\nfast: {:?}\ndrops without the fast path: {:?}\n\
+         with it: {:?}",
+        fp, slow_st.totals, fast_st.totals, slow_st.drops, fast_st.drops
     );
     assert!(
         slow_st.fastpath.is_none(),
@@ -447,7 +576,23 @@ fn fast_path_delivers_exactly_what_the_workers_deliver() {
     );
     assert!(
         fp.get("encap") > 0 && fp.get("decap") > 0,
-        "no VXLAN frame took the fast path: {fp:?}"
+        "no tunnel frame took the fast path: {fp:?}"
+    );
+    // Both tunnels, both ways, over the underlay's family only.
+    let (enc, dec) = (fp.get("encap"), fp.get("decap"));
+    let (gre_enc, gre_dec) = (fp.get("encap_gre"), fp.get("decap_gre"));
+    let v6 = match fam {
+        Family::V4 => 0,
+        Family::V6 => 1,
+    };
+    assert!(
+        gre_enc > 0 && gre_enc < enc && gre_dec > 0 && gre_dec < dec,
+        "VXLAN and GRE did not both take the fast path both ways: {fp:?}"
+    );
+    assert_eq!(
+        (fp.get("encap_ipv6"), fp.get("decap_ipv6")),
+        (enc * v6, dec * v6),
+        "encapsulations by underlay family: {fp:?}"
     );
     assert!(
         fp.get("punt_src_moved") > 0,

@@ -379,6 +379,28 @@ impl GreTemplate {
         usize::from(self.outer.mtu).saturating_sub(self.outer.len - ETH_HLEN)
     }
 
+    /// The outer headers as [`GreTemplate::encap`] writes them, before the per-frame
+    /// fields (IP length, ID and checksum, key, sequence number, GRE checksum) are set:
+    /// for a copy of the encapsulation elsewhere (the XDP fast path).
+    pub fn header(&self) -> &[u8] {
+        &self.outer.hdr[..self.outer.len]
+    }
+
+    /// Whether the outer IP is IPv6.
+    pub fn is_v6(&self) -> bool {
+        self.outer.v6
+    }
+
+    /// Whether the outer IPv4 header has DF set (then its ID is always 0).
+    pub fn df(&self) -> bool {
+        self.outer.df
+    }
+
+    /// The GRE options it sends with.
+    pub fn options(&self) -> GreOptions {
+        self.opts
+    }
+
     /// Encapsulates the frame in place with `key`; `seq` is written when sequence numbers
     /// are on, `ip_id` used only when DF is clear.
     #[inline]

@@ -385,23 +385,32 @@ fn fastpath(f: &FastpathReply) -> String {
     fastpath_counters(&mut o, s);
     let mut t = Table::new(&[
         ("in port", true),
-        ("in VID", true),
+        ("in segment", false),
         ("destination", false),
         ("out port", true),
         ("rewrite", false),
-        ("out VID", true),
+        ("out segment", false),
         ("VLAN", true),
         ("valid", false),
         ("idle s", true),
     ]);
+    // How a frame is tagged or encapsulated: "VID 10", "VNI 5010", "GRE key 7", "-".
+    let seg = |vid: Option<u16>, vni: Option<u32>, key: Option<u32>| -> String {
+        match (vid, vni, key) {
+            (Some(v), _, _) => format!("VID {v}"),
+            (_, Some(v), _) => format!("VNI {v}"),
+            (_, _, Some(k)) => format!("GRE key {k}"),
+            _ => "-".into(),
+        }
+    };
     for r in &f.flows {
         t.row(vec![
             r.in_port.to_string(),
-            opt(r.vid_in),
+            seg(r.vid_in, r.vni_in, r.gre_key_in),
             r.dst.clone(),
             r.out_port.to_string(),
             r.op.clone(),
-            opt(r.vid_out),
+            seg(r.vid_out, r.vni_out, r.gre_key_out),
             r.vlan.to_string(),
             if r.valid { "yes" } else { "no" }.into(),
             r.idle_secs

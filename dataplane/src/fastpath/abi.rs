@@ -19,12 +19,63 @@ pub const FP_GEN_NEIGH: u32 = 4097;
 pub const FP_GENS: u32 = 4608;
 /// `fp_port.flags`: the fast path may take the port's frames.
 pub const FP_PORT_FAST: u32 = 1;
-/// `fp_port.flags`: the underlay port (VXLAN packets are decapsulated).
+/// `fp_port.flags`: the underlay port (tunnel packets are decapsulated).
 pub const FP_PORT_UNDERLAY: u32 = 2;
-/// `fp_flow_key.seg` of a decapsulated frame: `FP_SEG_VNI | vni`.
+/// `fp_flow_key.seg` of a frame decapsulated from VXLAN: `FP_SEG_VNI | vni`.
 pub const FP_SEG_VNI: u32 = 0x0100_0000;
-/// Bytes of the VXLAN-over-IPv4 outer headers.
-pub const FP_VXLAN4_LEN: usize = 50;
+/// Room for the outer headers' template in `fp_flow.hdr`.
+pub const FP_HDR_MAX: usize = 72;
+
+/// The encapsulation of an [`Op::Encap`] entry (`fp_flow.tun`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Tun {
+    /// VXLAN over IPv4.
+    Vxlan4 = 0,
+    /// VXLAN over IPv6 (with the UDP checksum).
+    Vxlan6 = 1,
+    /// GRE with a key over IPv4.
+    Gre4 = 2,
+    /// GRE with a key over IPv6.
+    Gre6 = 3,
+}
+
+impl Tun {
+    /// The kind for a tunnel over IPv6 (`v6`) or IPv4, GRE (`gre`) or VXLAN.
+    pub fn new(v6: bool, gre: bool) -> Tun {
+        match (v6, gre) {
+            (false, false) => Tun::Vxlan4,
+            (true, false) => Tun::Vxlan6,
+            (false, true) => Tun::Gre4,
+            (true, true) => Tun::Gre6,
+        }
+    }
+
+    /// Bytes of its outer headers (Ethernet, IP, UDP + VXLAN or GRE with a key): the
+    /// program's `FP_*_LEN`.
+    pub fn hdr_len(self) -> usize {
+        match self {
+            Tun::Vxlan4 => 50,
+            Tun::Vxlan6 => 70,
+            Tun::Gre4 => 42,
+            Tun::Gre6 => 62,
+        }
+    }
+
+    /// Whether it is GRE.
+    pub fn is_gre(self) -> bool {
+        matches!(self, Tun::Gre4 | Tun::Gre6)
+    }
+
+    fn from_u8(v: u8) -> Tun {
+        match v {
+            1 => Tun::Vxlan6,
+            2 => Tun::Gre4,
+            3 => Tun::Gre6,
+            _ => Tun::Vxlan4,
+        }
+    }
+}
 /// `fp_flow_key.seg` of a tagged frame: `FP_SEG_TAGGED | vid` (0: untagged).
 pub const FP_SEG_TAGGED: u32 = 0x1000;
 
@@ -40,7 +91,7 @@ pub enum Op {
     Xlate = 2,
     /// Untagged in, tagged out (PCP 0).
     Push = 3,
-    /// To a remote VTEP: popped if tagged, VXLAN over IPv4.
+    /// To a remote VTEP: popped if tagged, then [`Tun`].
     Encap = 4,
 }
 
@@ -52,7 +103,7 @@ impl Op {
             Op::Pop => "pop",
             Op::Xlate => "translate",
             Op::Push => "push",
-            Op::Encap => "vxlan-encap",
+            Op::Encap => "encap",
         }
     }
 
@@ -68,7 +119,7 @@ impl Op {
 }
 
 /// Counters of the program (`enum fp_counter`), in order.
-pub const COUNTERS: [&str; 14] = [
+pub const COUNTERS: [&str; 18] = [
     "hits",
     "misses",
     "punt_stale",
@@ -83,6 +134,10 @@ pub const COUNTERS: [&str; 14] = [
     "not_ours",
     "encap",
     "decap",
+    "encap_gre",
+    "decap_gre",
+    "encap_ipv6",
+    "decap_ipv6",
 ];
 
 /// `struct fp_port`.
@@ -109,6 +164,8 @@ pub struct FlowKey {
     pub in_port: u32,
     pub seg: u32,
     pub dst: MacAddr,
+    /// Decapsulated from GRE: `seg` is the key.
+    pub gre: bool,
 }
 
 impl FlowKey {
@@ -117,7 +174,16 @@ impl FlowKey {
         b[0..4].copy_from_slice(&self.in_port.to_ne_bytes());
         b[4..8].copy_from_slice(&self.seg.to_ne_bytes());
         b[8..14].copy_from_slice(&self.dst.0);
+        b[14] = u8::from(self.gre);
         b
+    }
+}
+
+/// `struct fp_vtep_key` of `ip`: IPv4 mapped into `::ffff:0:0/96`.
+pub fn vtep_key(ip: core::net::IpAddr) -> [u8; 16] {
+    match ip {
+        core::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        core::net::IpAddr::V6(v6) => v6.octets(),
     }
 }
 
@@ -137,12 +203,14 @@ pub struct Flow {
     pub vlan: u16,
     pub vid: u16,
     pub op: Op,
-    /// Encap: the outer headers' template.
-    pub hdr: [u8; FP_VXLAN4_LEN],
+    /// Encap: the tunnel's kind.
+    pub tun: Tun,
+    /// Encap: the outer headers' template (`tun.hdr_len()` bytes).
+    pub hdr: [u8; FP_HDR_MAX],
 }
 
 /// Size of `struct fp_flow`.
-pub const FLOW_SIZE: usize = 136;
+pub const FLOW_SIZE: usize = 144;
 
 impl Flow {
     pub fn encode(&self) -> [u8; FLOW_SIZE] {
@@ -160,7 +228,8 @@ impl Flow {
         b[60..62].copy_from_slice(&self.vlan.to_ne_bytes());
         b[62..64].copy_from_slice(&self.vid.to_ne_bytes());
         b[64] = self.op as u8;
-        b[72..72 + FP_VXLAN4_LEN].copy_from_slice(&self.hdr);
+        b[65] = self.tun as u8;
+        b[72..72 + FP_HDR_MAX].copy_from_slice(&self.hdr);
         b
     }
 
@@ -182,7 +251,8 @@ impl Flow {
             vlan: u16_at(60)?,
             vid: u16_at(62)?,
             op: Op::from_u8(*b.get(64)?),
-            hdr: b.get(72..72 + FP_VXLAN4_LEN)?.try_into().ok()?,
+            tun: Tun::from_u8(*b.get(65)?),
+            hdr: b.get(72..72 + FP_HDR_MAX)?.try_into().ok()?,
         })
     }
 }
@@ -195,15 +265,18 @@ pub struct Config {
     pub local_ip: Option<core::net::Ipv4Addr>,
     pub vxlan_port: u16,
     pub local_mac: MacAddr,
+    /// The local VTEP's IPv6 address (None: no IPv6 underlay).
+    pub local_ip6: Option<core::net::Ipv6Addr>,
 }
 
 impl Config {
-    pub fn encode(&self) -> [u8; 24] {
-        let mut b = [0u8; 24];
+    pub fn encode(&self) -> [u8; 40] {
+        let mut b = [0u8; 40];
         b[0..8].copy_from_slice(&self.refresh_ns.to_ne_bytes());
         b[8..12].copy_from_slice(&self.local_ip.map_or([0; 4], |ip| ip.octets()));
         b[12..14].copy_from_slice(&self.vxlan_port.to_be_bytes());
         b[14..20].copy_from_slice(&self.local_mac.0);
+        b[24..40].copy_from_slice(&self.local_ip6.map_or([0; 16], |ip| ip.octets()));
         b
     }
 }
@@ -266,14 +339,22 @@ mod tests {
             neigh_gen: 8,
             vni: 5010,
             stat_port: 9,
-            hdr: [0x42; FP_VXLAN4_LEN],
+            tun: Tun::Gre6,
+            hdr: [0x42; FP_HDR_MAX],
         };
         assert_eq!(Flow::decode(&f.encode()), Some(f));
         let k = FlowKey {
             in_port: 3,
             seg: FP_SEG_TAGGED | 100,
             dst: MacAddr([2, 0, 0, 0, 0, 1]),
+            gre: true,
         };
-        assert_eq!(&k.encode()[8..14], &k.dst.0);
+        assert_eq!(&k.encode()[8..15], &[2, 0, 0, 0, 0, 1, 1]);
+        for (v6, gre) in [(false, false), (true, false), (false, true), (true, true)] {
+            let t = Tun::new(v6, gre);
+            assert_eq!(Tun::from_u8(t as u8), t);
+            assert_eq!(t.is_gre(), gre);
+            assert!(t.hdr_len() <= FP_HDR_MAX);
+        }
     }
 }

@@ -56,7 +56,7 @@ use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder};
 use serde::{Deserialize, Serialize};
 
 use abi::{FlowKey, FpPort, Mac, MacKey, FP_MAX_FLOWS, FP_MAX_MACS, FP_MAX_QUEUES};
-pub use abi::{Op, COUNTERS, FP_VXLAN4_LEN};
+pub use abi::{Op, Tun, COUNTERS, FP_HDR_MAX};
 pub use shm::SharedGens;
 
 /// The compiled program (`build.rs`).
@@ -76,8 +76,11 @@ const REOFFER_NS: u64 = 100_000_000;
 pub struct Offer {
     /// Ingress port (for a decapsulated frame, the remote VTEP's tunnel port).
     pub in_port: PortId,
-    /// How the frame arrives: [`seg_tagged`], [`seg_vni`] or 0 (untagged).
+    /// How the frame arrives: [`seg_tagged`], [`seg_vni`], a GRE key (with `gre`) or 0
+    /// (untagged).
     pub seg: u32,
+    /// Decapsulated from GRE: `seg` is the key.
+    pub gre: bool,
     /// Destination MAC.
     pub dst: MacAddr,
     /// Egress port.
@@ -96,7 +99,7 @@ pub struct Offer {
     pub expires: u64,
     /// The source MAC, known on `in_port` (None: not learned there).
     pub src: Option<MacAddr>,
-    /// Encap: the tunnel's VNI, its tunnel port (counters), the largest inner frame
+    /// Encap: the tunnel's VNI or key, its tunnel port (counters), the largest inner frame
     /// the underlay takes, the outer headers' template and the neighbours' generation
     /// it was built under.
     pub tunnel: Option<EncapOffer>,
@@ -105,14 +108,17 @@ pub struct Offer {
 /// The encapsulation part of an [`Offer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EncapOffer {
-    /// VNI.
+    /// VNI or GRE key.
     pub vni: u32,
     /// The remote VTEP's tunnel port.
     pub tunnel_port: PortId,
     /// Largest inner frame (Ethernet header included) that fits the underlay MTU.
     pub max_inner: u32,
-    /// The VXLAN-over-IPv4 template ([`encap::tunnel::VxlanTemplate::header`]).
-    pub hdr: [u8; abi::FP_VXLAN4_LEN],
+    /// VXLAN or GRE, over IPv4 or IPv6.
+    pub tun: Tun,
+    /// The template ([`encap::tunnel::VxlanTemplate::header`],
+    /// [`encap::tunnel::GreTemplate::header`]): `tun.hdr_len()` bytes.
+    pub hdr: [u8; abi::FP_HDR_MAX],
     /// The neighbours' generation when the template was read.
     pub neigh_gen: u64,
 }
@@ -127,20 +133,20 @@ pub fn seg_vni(vni: u32) -> u32 {
     abi::FP_SEG_VNI | (vni & 0x00ff_ffff)
 }
 
-/// What the program needs of the underlay to decapsulate: the local VTEP (IPv4 only)
-/// and the remote VTEPs' tunnel ports.
+/// What the program needs of the underlay to decapsulate: the local VTEP and the remote
+/// VTEPs' tunnel ports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnderlayInfo {
     /// The underlay port.
     pub port: PortId,
     /// Local VTEP address.
-    pub local_ip: core::net::Ipv4Addr,
+    pub local_ip: core::net::IpAddr,
     /// Underlay MAC.
     pub local_mac: MacAddr,
     /// VXLAN UDP port.
     pub vxlan_port: u16,
     /// Remote VTEPs: address and tunnel port.
-    pub vteps: Vec<(core::net::Ipv4Addr, PortId)>,
+    pub vteps: Vec<(core::net::IpAddr, PortId)>,
 }
 
 /// Counters of the fast path: the program's (summed over CPUs) and the agent's.
@@ -190,6 +196,12 @@ pub struct FlowRow {
     /// VNI it leaves with (encapsulated).
     #[serde(default)]
     pub vni_out: Option<u32>,
+    /// GRE key it arrives with (decapsulated).
+    #[serde(default)]
+    pub gre_key_in: Option<u32>,
+    /// GRE key it leaves with (encapsulated).
+    #[serde(default)]
+    pub gre_key_out: Option<u32>,
     /// Destination MAC.
     pub dst: String,
     /// Egress port number.
@@ -389,7 +401,14 @@ impl FastPath {
     fn write_config(&self, u: Option<&UnderlayInfo>) -> Result<(), libbpf_rs::Error> {
         let c = abi::Config {
             refresh_ns: self.refresh_ns,
-            local_ip: u.map(|u| u.local_ip),
+            local_ip: u.and_then(|u| match u.local_ip {
+                core::net::IpAddr::V4(ip) => Some(ip),
+                core::net::IpAddr::V6(_) => None,
+            }),
+            local_ip6: u.and_then(|u| match u.local_ip {
+                core::net::IpAddr::V6(ip) => Some(ip),
+                core::net::IpAddr::V4(_) => None,
+            }),
             vxlan_port: u.map_or(0, |u| u.vxlan_port),
             local_mac: u.map_or(MacAddr::ZERO, |u| u.local_mac),
         };
@@ -397,7 +416,7 @@ impl FastPath {
             .update(&0u32.to_ne_bytes(), &c.encode(), MapFlags::ANY)
     }
 
-    /// Sets what decapsulation needs (`None`: no IPv4 underlay, nothing is
+    /// Sets what decapsulation needs (`None`: no underlay, nothing is
     /// decapsulated in the kernel). Called at start and before a reconfiguration's
     /// tables reach the workers.
     pub fn set_underlay(&self, u: Option<UnderlayInfo>) {
@@ -407,7 +426,7 @@ impl FastPath {
         );
         if let Some(o) = &old {
             for (ip, _) in &o.vteps {
-                let _ = self.vteps.delete(&ip.octets());
+                let _ = self.vteps.delete(&abi::vtep_key(*ip));
             }
         }
         if let Err(e) = self.write_config(u.as_ref()) {
@@ -416,7 +435,7 @@ impl FastPath {
         if let Some(u) = &u {
             for (ip, port) in &u.vteps {
                 let _ = self.vteps.update(
-                    &ip.octets(),
+                    &abi::vtep_key(*ip),
                     &u32::from(port.0).to_ne_bytes(),
                     MapFlags::ANY,
                 );
@@ -708,7 +727,7 @@ impl FastPath {
         let max_len = {
             let ports = self.ports.lock().unwrap_or_else(|e| e.into_inner());
             // A decapsulated frame came in on the underlay port.
-            let ingress = if o.seg & abi::FP_SEG_VNI != 0 {
+            let ingress = if o.gre || o.seg & abi::FP_SEG_VNI != 0 {
                 ports.values().any(|r| r.underlay && r.tapped.is_none())
             } else {
                 ports.get(&o.in_port).is_some_and(|r| r.tapped.is_none())
@@ -719,7 +738,7 @@ impl FastPath {
                     // within the underlay netdev's.
                     Some(t) => t
                         .max_inner
-                        .min(out.max_len.saturating_sub(abi::FP_VXLAN4_LEN as u32)),
+                        .min(out.max_len.saturating_sub(t.tun.hdr_len() as u32)),
                     None => out.max_len,
                 },
                 _ => return,
@@ -729,6 +748,7 @@ impl FastPath {
             in_port: u32::from(o.in_port.0),
             seg: o.seg,
             dst: o.dst,
+            gre: o.gre,
         };
         let flow = abi::Flow {
             vlan_gen: o.vlan_gen,
@@ -747,7 +767,8 @@ impl FastPath {
             neigh_gen: o.tunnel.map_or(0, |t| t.neigh_gen),
             vni: o.tunnel.map_or(0, |t| t.vni),
             stat_port: o.tunnel.map_or(0, |t| u32::from(t.tunnel_port.0)),
-            hdr: o.tunnel.map_or([0; abi::FP_VXLAN4_LEN], |t| t.hdr),
+            tun: o.tunnel.map_or(Tun::Vxlan4, |t| t.tun),
+            hdr: o.tunnel.map_or([0; abi::FP_HDR_MAX], |t| t.hdr),
         };
         let mut mirror = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(src) = o.src {
@@ -903,13 +924,23 @@ impl FastPath {
                 let last_hit = live.map_or(0, |l| l.last_hit_ns);
                 FlowRow {
                     in_port: k.in_port as u16,
-                    vid_in: (k.seg & abi::FP_SEG_TAGGED != 0 && k.seg & abi::FP_SEG_VNI == 0)
+                    vid_in: (!k.gre
+                        && k.seg & abi::FP_SEG_TAGGED != 0
+                        && k.seg & abi::FP_SEG_VNI == 0)
                         .then_some((k.seg & 0x0fff) as u16),
-                    vni_in: (k.seg & abi::FP_SEG_VNI != 0).then_some(k.seg & 0x00ff_ffff),
-                    vni_out: (f.op == Op::Encap).then_some(f.vni),
+                    vni_in: (!k.gre && k.seg & abi::FP_SEG_VNI != 0).then_some(k.seg & 0x00ff_ffff),
+                    vni_out: (f.op == Op::Encap && !f.tun.is_gre()).then_some(f.vni),
+                    gre_key_in: k.gre.then_some(k.seg),
+                    gre_key_out: (f.op == Op::Encap && f.tun.is_gre()).then_some(f.vni),
                     dst: k.dst.to_string(),
                     out_port: f.out_port as u16,
-                    op: f.op.name().to_string(),
+                    op: match (f.op, f.tun) {
+                        (Op::Encap, Tun::Vxlan4) => "vxlan-encap".to_string(),
+                        (Op::Encap, Tun::Vxlan6) => "vxlan6-encap".to_string(),
+                        (Op::Encap, Tun::Gre4) => "gre-encap".to_string(),
+                        (Op::Encap, Tun::Gre6) => "gre6-encap".to_string(),
+                        (op, _) => op.name().to_string(),
+                    },
                     vid_out: matches!(f.op, Op::Push | Op::Xlate).then_some(f.vid),
                     vlan: f.vlan,
                     valid: f.cfg_gen == cg

@@ -593,10 +593,11 @@ impl Pipeline {
 
     /// After output: offers the batch's known-unicast decisions to the fast path (each
     /// flow at most once per re-offer period), with the generations they were taken
-    /// under: between two local ports, into a VXLAN tunnel over IPv4 (with the
-    /// template), out of one. Frames the fast path must not take are not offered: from
-    /// a secured port, GRE, priority-tagged, dropped at egress, a tunnel whose outer
-    /// ID varies (DF clear) or whose next hop is unresolved. Out of line: only with the
+    /// under: between two local ports, into a VXLAN or GRE tunnel over IPv4 or IPv6
+    /// (with the template), out of one. Frames the fast path must not take are not
+    /// offered: from a secured port, priority-tagged, dropped at egress, a tunnel whose
+    /// outer ID varies (DF clear), whose GRE options need per-frame state (checksum,
+    /// sequence numbers) or whose next hop is unresolved. Out of line: only with the
     /// fast path on.
     #[inline(never)]
     fn offer_fast(&mut self, n: usize, now: u64) {
@@ -613,11 +614,12 @@ impl Pipeline {
             }
             let net = &self.tables.nets[usize::from(m.net)];
             let vlan = net.local_vlan;
-            // How the frame arrived: tagged, untagged, or out of a VXLAN tunnel.
-            let seg = if m.from_tunnel {
+            // How the frame arrived: tagged, untagged, or out of a VXLAN or GRE tunnel.
+            let (seg, gre) = if m.from_tunnel {
                 match net.overlay {
-                    Some(Overlay::Vxlan(vni)) => crate::fastpath::seg_vni(vni.get()),
-                    _ => continue,
+                    Some(Overlay::Vxlan(vni)) => (crate::fastpath::seg_vni(vni.get()), false),
+                    Some(Overlay::Gre(key)) => (key.get(), true),
+                    None => continue,
                 }
             } else {
                 let Some(pe) = self.tables.ports.get(m.in_port.index()) else {
@@ -629,8 +631,10 @@ impl Pipeline {
                     continue;
                 }
                 match m.tag {
-                    None => 0,
-                    Some(VlanTag { vid: Some(v), .. }) => crate::fastpath::seg_tagged(v.get()),
+                    None => (0, false),
+                    Some(VlanTag { vid: Some(v), .. }) => {
+                        (crate::fastpath::seg_tagged(v.get()), false)
+                    }
                     Some(_) => continue,
                 }
             };
@@ -643,29 +647,44 @@ impl Pipeline {
                     (false, EgressTag::Tagged(v)) => (FastOp::Push, v.get(), out, None),
                 },
                 Some(Egress::Tunnel(v)) if !m.from_tunnel => {
-                    let (Some(Overlay::Vxlan(vni)), Some(u)) =
-                        (net.overlay, self.tables.underlay.as_ref())
+                    let (Some(overlay), Some(u)) = (net.overlay, self.tables.underlay.as_ref())
                     else {
                         continue;
                     };
-                    let Some(t) = self
-                        .vteps
-                        .get(usize::from(v))
-                        .and_then(|st| st.vxlan.as_ref())
-                    else {
+                    let Some(st) = self.vteps.get(usize::from(v)) else {
                         continue;
                     };
-                    let Ok(hdr) = <[u8; crate::fastpath::FP_VXLAN4_LEN]>::try_from(t.header())
-                    else {
-                        continue;
+                    // The template, whether it is IPv6 and DF, its largest inner frame.
+                    let (id, gre, t) = match overlay {
+                        Overlay::Vxlan(vni) => match st.vxlan.as_ref() {
+                            Some(t) => (
+                                vni.get(),
+                                false,
+                                (t.header(), t.is_v6(), t.df(), t.max_inner_len()),
+                            ),
+                            None => continue,
+                        },
+                        Overlay::Gre(key) => match st.gre.as_ref() {
+                            Some(t) if t.options() == encap::tunnel::GreOptions::default() => (
+                                key.get(),
+                                true,
+                                (t.header(), t.is_v6(), t.df(), t.max_inner_len()),
+                            ),
+                            _ => continue,
+                        },
                     };
-                    if t.is_v6() || !t.df() {
+                    let (header, v6, df, max_inner) = t;
+                    let tun = crate::fastpath::Tun::new(v6, gre);
+                    if (!v6 && !df) || header.len() != tun.hdr_len() {
                         continue;
                     }
+                    let mut hdr = [0u8; crate::fastpath::FP_HDR_MAX];
+                    hdr[..header.len()].copy_from_slice(header);
                     let e = EncapOffer {
-                        vni: vni.get(),
+                        vni: id,
                         tunnel_port: out,
-                        max_inner: t.max_inner_len() as u32,
+                        max_inner: max_inner as u32,
+                        tun,
                         hdr,
                         neigh_gen: h.neigh_gen(),
                     };
@@ -675,7 +694,7 @@ impl Pipeline {
             };
             let vlan_gen = h.vlan_gen(vlan.get());
             let key = flowtable::hash::hash_u64_pair(
-                m.dst.to_u64(),
+                m.dst.to_u64() | u64::from(gre) << 48,
                 u64::from(m.in_port.0) << 32 | u64::from(seg),
             );
             if h.recently_offered(key, vlan_gen, cfg_gen, now) {
@@ -692,6 +711,7 @@ impl Pipeline {
             h.offer(Offer {
                 in_port: m.in_port,
                 seg,
+                gre,
                 dst: m.dst,
                 out_port: out_dev,
                 op,

@@ -858,25 +858,20 @@ impl Switch {
     }
 }
 
-/// What the XDP fast path needs to decapsulate VXLAN over IPv4 for `cfg` numbered by
-/// `layout`: `None` without an IPv4 underlay with a known MAC.
+/// What the XDP fast path needs to decapsulate VXLAN and GRE for `cfg` numbered by
+/// `layout`: `None` without an underlay with a known MAC.
 fn underlay_info(cfg: &Config, layout: &PortLayout) -> Option<crate::fastpath::UnderlayInfo> {
     let u = cfg.underlay.as_ref()?;
-    let core::net::IpAddr::V4(local_ip) = u.local_ip else {
-        return None;
-    };
     let vteps = cfg
         .vteps
         .iter()
         .zip(&layout.vteps)
-        .filter_map(|(ip, id)| match ip {
-            core::net::IpAddr::V4(v4) => Some((*v4, *id)),
-            core::net::IpAddr::V6(_) => None,
-        })
+        .filter(|(ip, _)| ip.is_ipv4() == u.local_ip.is_ipv4())
+        .map(|(ip, id)| (*ip, *id))
         .collect();
     Some(crate::fastpath::UnderlayInfo {
         port: layout.port(u.port)?,
-        local_ip,
+        local_ip: u.local_ip,
         local_mac: u.local_mac?,
         vxlan_port: u.vxlan_port,
         vteps,
