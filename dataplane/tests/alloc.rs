@@ -11,7 +11,9 @@
 //! through `MemPort::inject` and `Pipeline::poll` with the clock advancing 1 ms per
 //! burst (so per-second refreshes, the aging sweep and the flow-cache sweep all run).
 //! The profiles: known unicast access → access; broadcast and unknown unicast
-//! flooded to 3 ports; trunk tag push, pop and translate.
+//! flooded to 3 ports; trunk tag push, pop and translate; known unicast with the XDP
+//! fast path's hook set, so that the worker offers its decisions (needs root to load
+//! the program).
 //!
 //! The neighbour cache and the underlay responder are held to the same rule after
 //! `NeighborCache::new` (`no_allocation_in_neighbour_cache_after_new`).
@@ -244,7 +246,13 @@ const FRAMES: usize = 100_000;
 /// Warms the switch up, then counts the heap operations of [`FRAMES`] more frames;
 /// returns the counters of the measured loop alone.
 fn steady_state(name: &str, p: &Profile) -> Counters {
+    steady_state_with(name, p, |_| {})
+}
+
+/// [`steady_state`], with `setup` applied to the switch first.
+fn steady_state_with(name: &str, p: &Profile, setup: impl FnOnce(&mut Switch)) -> Counters {
     let mut sw = Switch::new(&p.cfg);
+    setup(&mut sw);
     sw.run(&p.bursts, 4);
     let before = sw.pipeline.counters().clone();
     let pool_free = sw.pool.available();
@@ -295,6 +303,36 @@ fn no_allocation_known_unicast_access_to_access() {
     assert_eq!(c.unicast, c.cache_hits);
     assert!(c.unicast >= FRAMES as u64, "{c:?}");
     assert_eq!(c.flooded, 0);
+}
+
+/// Known unicast with the XDP fast path's hook set: after each batch the worker offers
+/// its decisions (generations read from the shared map, the re-offer filter, the
+/// lock-free queue to the agent), and that allocates nothing either. Loading the
+/// program needs root: otherwise the test says SKIPPED and passes.
+#[test]
+fn no_allocation_offering_to_the_fast_path() {
+    if !vswitch_tests::netns::root_or_skip("no_allocation_offering_to_the_fast_path") {
+        return;
+    }
+    let fp = dataplane::fastpath::FastPath::load(std::time::Duration::from_secs(300))
+        .unwrap_or_else(|e| panic!("loading the fast path: {e}"));
+    let p = Profile {
+        cfg: config(1, vec![access(0), access(0)]),
+        bursts: (0..2u8)
+            .map(|side| {
+                let frames = (0..BURST as u8)
+                    .map(|i| frame(host(1 - side, i % 16), host(side, i % 16), None))
+                    .collect();
+                (usize::from(side), frames)
+            })
+            .collect(),
+    };
+    let before = fp.stats().offers;
+    let c = steady_state_with("offers", &p, |sw| sw.pipeline.set_fastpath(fp.hook()));
+    assert!(c.unicast >= FRAMES as u64, "{c:?}");
+    // 32 flows re-offered every 100 ms of the switch's clock (1 ms per burst).
+    let offers = fp.stats().offers - before;
+    assert!(offers >= 32 * 10, "only {offers} offers were made");
 }
 
 /// Broadcast and unknown unicast from one access port flooded to the 3 other
