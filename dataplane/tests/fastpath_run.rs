@@ -2,8 +2,8 @@
 //! and unknown destinations, broadcasts, access and trunk ports (802.1Q push, pop and
 //! translate), a VXLAN and a GRE network with a remote VTEP (encapsulation and
 //! decapsulation) over an IPv4 underlay and, in a second test, an IPv6 one, MAC moves,
-//! a flush and an aging period mid-stream, malformed frames and tunnel packets the
-//! fast path leaves to the workers — through `vswitch run --fastpath` and
+//! a flush and an aging period mid-stream, malformed frames, frames over a tunnel's MTU
+//! and tunnel packets the fast path leaves to the workers — through `vswitch run --fastpath` and
 //! `vswitch run --no-fastpath`; every port's peer must receive exactly the same frames,
 //! and with the fast path on a share of them must have been forwarded in the kernel.
 //!
@@ -329,7 +329,14 @@ fn traffic(seed: u64, fam: Family) -> Vec<Step> {
             }
         };
         let tag = (port == 3).then_some(vid);
-        let mut f = frame(src, dst, tag, seq, 60 + rng.below(200) as usize);
+        // Now and then a full-size frame: over a tunnel it no longer fits the underlay's
+        // MTU once encapsulated (a counted drop by the workers, a punt by the program).
+        let len = if port != UL && rng.below(40) == 0 {
+            1460 + rng.below(55) as usize
+        } else {
+            60 + rng.below(200) as usize
+        };
+        let mut f = frame(src, dst, tag, seq, len);
         if rng.below(100) == 0 {
             // Malformed: an IPv4 header that claims more than the frame has.
             let l3 = if tag.is_some() { 18 } else { 14 };
@@ -593,6 +600,11 @@ fn differential(fam: Family) {
         (fp.get("encap_ipv6"), fp.get("decap_ipv6")),
         (enc * v6, dec * v6),
         "encapsulations by underlay family: {fp:?}"
+    );
+    assert!(
+        fp.get("punt_mtu") > 0 && fast_st.drops.get("mtu_exceeded").copied().unwrap_or(0) > 0,
+        "no frame over a tunnel's MTU met the fast path: {fp:?} {:?}",
+        fast_st.drops
     );
     assert!(
         fp.get("punt_src_moved") > 0,
