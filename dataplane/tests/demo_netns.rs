@@ -56,6 +56,18 @@ fn demo_netns_script_passes() {
             "missing from the demo's output: {line:?}"
         );
     }
+    // The XDP fast path forwarded the established flows on both nodes.
+    for node in ["node1", "node2"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("PASS: {node}: "))
+                    && l.ends_with(
+                        "frames encapsulated, decapsulated and forwarded by the XDP program"
+                    )),
+            "no fast path PASS line for {node}"
+        );
+    }
     assert!(!stdout.contains("FAIL") && !stderr.contains("FAIL"));
     // Both switches ran on AF_XDP in native mode.
     assert_eq!(

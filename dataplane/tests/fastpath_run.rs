@@ -501,7 +501,9 @@ fn fast_path_delivers_exactly_what_the_workers_deliver_over_ipv6() {
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn differential(fam: Family) {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let (slow, slow_st) = run(&["--no-fastpath"], fam);
     // FASTPATH_RUN_SELFCHECK=1: both runs without the fast path (is the rig
     // deterministic?).
