@@ -2,8 +2,8 @@
 //! and unknown destinations, broadcasts, access and trunk ports (802.1Q push, pop and
 //! translate), a VXLAN and a GRE network with a remote VTEP (encapsulation and
 //! decapsulation) over an IPv4 underlay and, in a second test, an IPv6 one, MAC moves,
-//! a flush and an aging period mid-stream, malformed frames, frames over a tunnel's MTU
-//! and tunnel packets the fast path leaves to the workers — through `vswitch run --fastpath` and
+//! a flush and an aging period mid-stream, malformed frames, frames over a tunnel's MTU,
+//! unknown VNIs and GRE keys, and tunnel packets the fast path leaves to the workers — through `vswitch run --fastpath` and
 //! `vswitch run --no-fastpath`; every port's peer must receive exactly the same frames,
 //! and with the fast path on a share of them must have been forwarded in the kernel.
 //!
@@ -209,9 +209,9 @@ fn outer(fam: Family, proto: etherparse::IpNumber, payload: &[u8]) -> Vec<u8> {
 
 /// `inner` as the remote VTEP sends it over GRE with the key (and, if `seq`, a
 /// sequence number, which the fast path leaves to the workers).
-fn gre(fam: Family, inner: &[u8], seq: bool) -> Vec<u8> {
+fn gre(fam: Family, inner: &[u8], key: u32, seq: bool) -> Vec<u8> {
     let mut payload = vec![if seq { 0x30 } else { 0x20 }, 0, 0x65, 0x58];
-    payload.extend_from_slice(&GRE_KEY.to_be_bytes());
+    payload.extend_from_slice(&key.to_be_bytes());
     if seq {
         payload.extend_from_slice(&7u32.to_be_bytes());
     }
@@ -221,15 +221,15 @@ fn gre(fam: Family, inner: &[u8], seq: bool) -> Vec<u8> {
 
 /// `inner` as the remote VTEP sends it: VXLAN, over IPv4 without a UDP checksum, over
 /// IPv6 with one.
-fn vxlan(fam: Family, inner: &[u8], sport: u16) -> Vec<u8> {
+fn vxlan(fam: Family, inner: &[u8], vni: u32, sport: u16) -> Vec<u8> {
     let mut payload = vec![
         0x08,
         0,
         0,
         0,
-        (VNI >> 16) as u8,
-        (VNI >> 8) as u8,
-        VNI as u8,
+        (vni >> 16) as u8,
+        (vni >> 8) as u8,
+        vni as u8,
         0,
     ];
     payload.extend_from_slice(inner);
@@ -331,7 +331,7 @@ fn traffic(seed: u64, fam: Family) -> Vec<Step> {
         let tag = (port == 3).then_some(vid);
         // Now and then a full-size frame: over a tunnel it no longer fits the underlay's
         // MTU once encapsulated (a counted drop by the workers, a punt by the program).
-        let len = if port != UL && rng.below(40) == 0 {
+        let len = if port != UL && rng.below(15) == 0 {
             1460 + rng.below(55) as usize
         } else {
             60 + rng.below(200) as usize
@@ -342,8 +342,11 @@ fn traffic(seed: u64, fam: Family) -> Vec<Step> {
             let l3 = if tag.is_some() { 18 } else { 14 };
             f[l3 + 2] = 0xff;
         }
+        // Now and then a VNI or key no network has: a counted drop by the workers.
+        let unknown = rng.below(50) == 0;
         if port == UL && net == 2 {
-            f = vxlan(fam, &f, 49152 + rng.below(1000) as u16);
+            let vni = if unknown { VNI + 1 } else { VNI };
+            f = vxlan(fam, &f, vni, 49152 + rng.below(1000) as u16);
             let udp = if fam == Family::V4 { 34 } else { 54 };
             match rng.below(50) {
                 // A VXLAN header with a reserved bit set: the workers judge it.
@@ -354,7 +357,12 @@ fn traffic(seed: u64, fam: Family) -> Vec<Step> {
                 _ => {}
             }
         } else if port == UL {
-            f = gre(fam, &f, rng.below(50) == 0);
+            let key = if unknown {
+                GRE_KEY ^ 0x8000_0000
+            } else {
+                GRE_KEY
+            };
+            f = gre(fam, &f, key, rng.below(50) == 0);
         }
         let after = match seq as usize {
             s if s == FRAMES / 3 => Some(Event::Age),
@@ -607,6 +615,11 @@ fn differential(fam: Family) {
         (fp.get("encap_ipv6"), fp.get("decap_ipv6")),
         (enc * v6, dec * v6),
         "encapsulations by underlay family: {fp:?}"
+    );
+    assert!(
+        fast_st.drops.get("unknown_segment").copied().unwrap_or(0) > 0,
+        "no tunnel packet with an unknown VNI or key was sent: {:?}",
+        fast_st.drops
     );
     assert!(
         fp.get("punt_mtu") > 0 && fast_st.drops.get("mtu_exceeded").copied().unwrap_or(0) > 0,
