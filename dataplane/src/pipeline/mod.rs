@@ -374,12 +374,19 @@ impl Pipeline {
             return;
         }
         let prefetch = self.fdb.fdb().warm_pays();
+        // Every frame of the batch came in on the same port: an access port's network
+        // is read once, not matched per frame.
+        let access = match ingress {
+            Ingress::Access { net } => Some(*net),
+            _ => None,
+        };
         for (m, &d) in self.meta.iter_mut().zip(descs.iter()) {
             *m = Meta {
                 in_port,
                 ..Meta::default()
             };
-            let l2 = match parse_l2(pool.data(d)) {
+            let data = pool.data(d);
+            let l2 = match parse_l2(data) {
                 Ok(l2) => l2,
                 Err(e) => {
                     m.drop = Some(match (e.layer, e.kind) {
@@ -404,7 +411,7 @@ impl Pipeline {
                 EtherType::Ipv6 => 0x86dd,
                 _ => 0,
             };
-            if encap::checksum::may_be_partial(pool.data(d), l2.l3_offset, et)
+            if encap::checksum::may_be_partial(data, l2.l3_offset, et)
                 && encap::checksum::complete_partial(pool.frame(d).data_mut(), l2.l3_offset, et)
             {
                 self.counters.checksums_completed += 1;
@@ -421,7 +428,12 @@ impl Pipeline {
                 m.drop = Some(DropReason::ReservedMulticast);
                 continue;
             }
-            match ingress.classify(m.tag.and_then(|t| t.vid)) {
+            let vid = m.tag.and_then(|t| t.vid);
+            let class = match (access, vid) {
+                (Some(net), None) => Ok(net),
+                _ => ingress.classify(vid),
+            };
+            match class {
                 Ok(net) => {
                     m.net = net;
                     if prefetch {
