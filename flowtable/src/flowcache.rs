@@ -71,7 +71,11 @@ impl FlowKey {
     /// `vid << 48 | dst`: with `in_port`, the whole key in a `u64` and a `u16`.
     #[inline(always)]
     fn packed(&self) -> u64 {
-        ((self.vid & 0xfff) as u64) << 48 | self.dst.to_u64()
+        // The MAC copied into the low six bytes of a big-endian word: one load and a
+        // byte swap, where `MacAddr::to_u64`'s shifts stayed six byte loads here.
+        let mut b = [0u8; 8];
+        b[2..].copy_from_slice(&self.dst.0);
+        ((self.vid & 0xfff) as u64) << 48 | u64::from_be_bytes(b)
     }
 
     /// The cache hash of this key (one multiply). Compute it once per frame and pass

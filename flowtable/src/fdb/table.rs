@@ -154,6 +154,22 @@ impl Table {
         bytemuck::cast_slice_mut(&mut self.map[..])
     }
 
+    /// Bucket `b`, cast from its own 64 bytes of the map: the packet path's access.
+    /// A slice of constant length leaves the cast only the alignment to check, where
+    /// casting the whole map ([`Table::buckets`]) also checked the map's length and
+    /// address on every lookup and learn. Panics past the end, as indexing would.
+    #[inline(always)]
+    fn bucket(&self, b: usize) -> &Bucket {
+        let at = b * size_of::<Bucket>();
+        bytemuck::from_bytes(&self.map[at..at + size_of::<Bucket>()])
+    }
+
+    #[inline(always)]
+    fn bucket_mut(&mut self, b: usize) -> &mut Bucket {
+        let at = b * size_of::<Bucket>();
+        bytemuck::from_bytes_mut(&mut self.map[at..at + size_of::<Bucket>()])
+    }
+
     /// Entries it holds at the design load (more fit, with longer probes).
     pub(super) fn capacity(&self) -> usize {
         self.slots * LOAD_NUM / LOAD_DEN
@@ -193,10 +209,9 @@ impl Table {
     /// Bucket and position of `key`.
     #[inline(always)]
     fn locate(&self, key: u64) -> Option<(usize, usize)> {
-        let buckets = self.buckets();
         let mut b = self.home(key);
-        for _ in 0..buckets.len() {
-            let bucket = &buckets[b];
+        for _ in 0..self.count() {
+            let bucket = self.bucket(b);
             // Both slots compared without a branch between them: which slot holds a
             // key is unpredictable, and a mispredicted branch here would serialise
             // the lookups of a batch.
@@ -215,13 +230,13 @@ impl Table {
     #[inline]
     pub(super) fn find(&self, key: u64) -> Option<&Entry> {
         let (b, i) = self.locate(key)?;
-        Some(&self.buckets()[b].entries[i])
+        Some(&self.bucket(b).entries[i])
     }
 
     #[inline]
     pub(super) fn find_mut(&mut self, key: u64) -> Option<&mut Entry> {
         let (b, i) = self.locate(key)?;
-        Some(&mut self.buckets_mut()[b].entries[i])
+        Some(&mut self.bucket_mut(b).entries[i])
     }
 
     /// Whether the table is larger than L2, so that warming pays.
