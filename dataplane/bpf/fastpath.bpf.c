@@ -274,9 +274,17 @@ static __always_inline int maybe_partial(void *data, void *end, __u32 l3, __u16 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
-	__type(key, struct fp_vtep_key); /* a remote VTEP's address */
-	__type(value, __u32);            /* its tunnel port */
+	__type(key, __u32);   /* a remote VTEP's IPv4 address, network order */
+	__type(value, __u32); /* its tunnel port */
 } fp_vteps SEC(".maps");
+
+/* The IPv6 ones (a separate map: hashing a 4-byte key is cheaper on the IPv4 path). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct fp_vtep_key); /* a remote VTEP's IPv6 address */
+	__type(value, __u32);            /* its tunnel port */
+} fp_vteps6 SEC(".maps");
 
 static __always_inline __u64 rotl(__u64 x, int r)
 {
@@ -434,7 +442,8 @@ static __always_inline int underlay(struct xdp_md *ctx, const struct fp_port *p)
 	void *end = (void *)(long)ctx->data_end;
 	__u8 *eth = data;
 	struct fp_config *cfg = bpf_map_lookup_elem(&fp_config, &(__u32){ 0 });
-	struct fp_vtep_key vk = {};
+	struct fp_vtep_key vk6;
+	__u32 saddr4 = 0;
 	__u32 len = (__u32)(end - data);
 	__u32 l4, ip_end;
 	__u8 proto;
@@ -458,9 +467,7 @@ static __always_inline int underlay(struct xdp_md *ctx, const struct fp_port *p)
 		    total < 20 + 8 + 14 || csum_ipv4(ip) != 0xffff ||
 		    *(__u32 *)(ip + 16) != cfg->local_ip)
 			return punt(ctx, p, FP_C_PUNT_OTHER);
-		vk.addr[10] = 0xff;
-		vk.addr[11] = 0xff;
-		__builtin_memcpy(&vk.addr[12], ip + 12, 4);
+		saddr4 = *(__u32 *)(ip + 12);
 		l4 = 14 + 20;
 		ip_end = 14 + total;
 		v6 = 0;
@@ -479,7 +486,7 @@ static __always_inline int underlay(struct xdp_md *ctx, const struct fp_port *p)
 		if ((ip[0] >> 4) != 6 || plen > len - 54 || plen < 8 + 14 ||
 		    ((d6[0] ^ l6[0]) | (d6[1] ^ l6[1])))
 			return punt(ctx, p, FP_C_PUNT_OTHER);
-		__builtin_memcpy(vk.addr, ip + 8, 16);
+		__builtin_memcpy(vk6.addr, ip + 8, 16);
 		l4 = 14 + 40;
 		ip_end = 54 + plen;
 		v6 = 1;
@@ -528,7 +535,8 @@ static __always_inline int underlay(struct xdp_md *ctx, const struct fp_port *p)
 		key.gre = 1;
 		inner = l4 + 8;
 	}
-	__u32 *vtep = bpf_map_lookup_elem(&fp_vteps, &vk);
+	__u32 *vtep = v6 ? bpf_map_lookup_elem(&fp_vteps6, &vk6)
+			 : bpf_map_lookup_elem(&fp_vteps, &saddr4);
 	if (!vtep)
 		return punt(ctx, p, FP_C_PUNT_OTHER);
 	__u32 vtep_port = *vtep;

@@ -139,7 +139,7 @@ struct fp_config {
 	__u8 local_ip6[16]; /* the local VTEP's IPv6 address (all zero: none), at 24 */
 };
 
-/* fp_vteps' key: a remote VTEP's address, IPv4 mapped into ::ffff:0:0/96. */
+/* fp_vteps6's key: a remote VTEP's IPv6 address. */
 struct fp_vtep_key {
 	__u8 addr[16];
 };

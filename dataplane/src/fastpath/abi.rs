@@ -179,11 +179,12 @@ impl FlowKey {
     }
 }
 
-/// `struct fp_vtep_key` of `ip`: IPv4 mapped into `::ffff:0:0/96`.
-pub fn vtep_key(ip: core::net::IpAddr) -> [u8; 16] {
+/// The key of a remote VTEP at `ip`: its IPv4 address (`fp_vteps`) or its IPv6 address
+/// (`fp_vteps6`, `struct fp_vtep_key`), as the packet carries it.
+pub fn vtep_key(ip: core::net::IpAddr) -> Vec<u8> {
     match ip {
-        core::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        core::net::IpAddr::V6(v6) => v6.octets(),
+        core::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+        core::net::IpAddr::V6(v6) => v6.octets().to_vec(),
     }
 }
 

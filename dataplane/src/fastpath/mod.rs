@@ -306,6 +306,7 @@ pub struct FastPath {
     /// attached: then a refusing port is not detected).
     xmit_link: Mutex<Option<Link>>,
     vteps: MapHandle,
+    vteps6: MapHandle,
     /// The decapsulation side, as last set.
     underlay: Mutex<Option<UnderlayInfo>>,
     refresh_ns: u64,
@@ -366,6 +367,7 @@ impl FastPath {
             xmit_errors: handle("fp_xmit_errors")?,
             xmit_link: Mutex::new(None),
             vteps: handle("fp_vteps")?,
+            vteps6: handle("fp_vteps6")?,
             underlay: Mutex::new(None),
             refresh_ns: u64::try_from(aging.as_nanos() / 4)
                 .unwrap_or(u64::MAX)
@@ -416,6 +418,15 @@ impl FastPath {
             .update(&0u32.to_ne_bytes(), &c.encode(), MapFlags::ANY)
     }
 
+    /// The map of the remote VTEPs of `ip`'s family.
+    fn vteps_map(&self, ip: core::net::IpAddr) -> &MapHandle {
+        if ip.is_ipv4() {
+            &self.vteps
+        } else {
+            &self.vteps6
+        }
+    }
+
     /// Sets what decapsulation needs (`None`: no underlay, nothing is
     /// decapsulated in the kernel). Called at start and before a reconfiguration's
     /// tables reach the workers.
@@ -426,7 +437,7 @@ impl FastPath {
         );
         if let Some(o) = &old {
             for (ip, _) in &o.vteps {
-                let _ = self.vteps.delete(&abi::vtep_key(*ip));
+                let _ = self.vteps_map(*ip).delete(&abi::vtep_key(*ip));
             }
         }
         if let Err(e) = self.write_config(u.as_ref()) {
@@ -434,7 +445,7 @@ impl FastPath {
         }
         if let Some(u) = &u {
             for (ip, port) in &u.vteps {
-                let _ = self.vteps.update(
+                let _ = self.vteps_map(*ip).update(
                     &abi::vtep_key(*ip),
                     &u32::from(port.0).to_ne_bytes(),
                     MapFlags::ANY,
