@@ -743,7 +743,12 @@ impl FastPath {
             } else {
                 ports.get(&o.in_port).is_some_and(|r| r.tapped.is_none())
             };
-            match ports.get(&o.out_port).filter(|r| r.egress()) {
+            // An egress port that is down, captured or refusing redirects right now
+            // still gets the entry: the program redirects only to ports in the devmap,
+            // which holds none of those, and punts the rest (`no_dev`). Dropping the
+            // offer instead lost it until the worker's next offer, 100 ms later (a
+            // netns test's whole transfer fitted in that gap).
+            match ports.get(&o.out_port) {
                 Some(out) if ingress => match &o.tunnel {
                     // The inner frame: within the template's MTU, and the outer frame
                     // within the underlay netdev's.
