@@ -286,9 +286,8 @@ fn steady_state_with(name: &str, p: &Profile, setup: impl FnOnce(&mut Switch)) -
 }
 
 /// Known unicast between two access ports, 16 hosts on each side.
-#[test]
-fn no_allocation_known_unicast_access_to_access() {
-    let p = Profile {
+fn unicast_profile() -> Profile {
+    Profile {
         cfg: config(1, vec![access(0), access(0)]),
         bursts: (0..2u8)
             .map(|side| {
@@ -298,7 +297,13 @@ fn no_allocation_known_unicast_access_to_access() {
                 (usize::from(side), frames)
             })
             .collect(),
-    };
+    }
+}
+
+/// [`unicast_profile`]: no allocation.
+#[test]
+fn no_allocation_known_unicast_access_to_access() {
+    let p = unicast_profile();
     let c = steady_state("unicast", &p);
     assert_eq!(c.unicast, c.cache_hits);
     assert!(c.unicast >= FRAMES as u64, "{c:?}");
@@ -316,17 +321,7 @@ fn no_allocation_offering_to_the_fast_path() {
     }
     let fp = dataplane::fastpath::FastPath::load(std::time::Duration::from_secs(300))
         .unwrap_or_else(|e| panic!("loading the fast path: {e}"));
-    let p = Profile {
-        cfg: config(1, vec![access(0), access(0)]),
-        bursts: (0..2u8)
-            .map(|side| {
-                let frames = (0..BURST as u8)
-                    .map(|i| frame(host(1 - side, i % 16), host(side, i % 16), None))
-                    .collect();
-                (usize::from(side), frames)
-            })
-            .collect(),
-    };
+    let p = unicast_profile();
     let before = fp.stats().offers;
     let c = steady_state_with("offers", &p, |sw| sw.pipeline.set_fastpath(fp.hook()));
     assert!(c.unicast >= FRAMES as u64, "{c:?}");
