@@ -26,7 +26,7 @@ pub use tables::{
     ip_bits, Egress, Ingress, NetEntry, Overlay, PortEntry, PortLayout, PortOwner, Tables,
     UnderlayTable, VtepEntry,
 };
-use tunnel::VtepState;
+use tunnel::{DecapMemo, VtepState};
 pub use tunnel::{NeighborPeers, Pending};
 
 use crate::fastpath::{EncapOffer, FastHook, Offer, Op as FastOp};
@@ -368,8 +368,9 @@ impl Pipeline {
     fn classify(&mut self, in_port: PortId, descs: &mut [Desc], pool: &mut Pool) {
         let ingress = &self.tables.ports[in_port.index()].ingress;
         if matches!(ingress, Ingress::Underlay) {
+            let mut memo = DecapMemo::default();
             for (i, d) in descs.iter_mut().enumerate() {
-                self.classify_underlay(i, d, pool);
+                self.classify_underlay(i, d, pool, &mut memo);
             }
             return;
         }

@@ -34,7 +34,7 @@ use flowtable::PortId;
 
 use core::net::IpAddr;
 
-use super::{Meta, Overlay, Pipeline, Tables};
+use super::{Meta, Overlay, Pipeline, Tables, UnderlayTable};
 use crate::config::EgressTag;
 use crate::counters::DropReason;
 use crate::pool::{Desc, Pool};
@@ -112,6 +112,54 @@ pub(super) struct VtepState {
 }
 
 /// Whether a decapsulation error means "not this kind of tunnel packet".
+/// A tunnel segment as received: what selects the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Seg {
+    Vni(u32),
+    GreKey(u32),
+}
+
+/// The last lookups of one batch from the underlay port. A tunnel's packets come in
+/// runs from one remote VTEP and segment, so consecutive packets skip the hash maps
+/// (VPP's vxlan-input keeps its last key the same way). It lives for one batch, during
+/// which the tables cannot change.
+#[derive(Debug, Default)]
+pub(super) struct DecapMemo {
+    /// Remote address bits → VTEP number.
+    vtep: Option<(u128, u16)>,
+    /// Segment → network (`None`: no such segment).
+    seg: Option<(Seg, Option<u16>)>,
+}
+
+impl DecapMemo {
+    #[inline]
+    fn vtep(&mut self, u: &UnderlayTable, ip: u128) -> Option<u16> {
+        if let Some((k, v)) = self.vtep {
+            if k == ip {
+                return Some(v);
+            }
+        }
+        let v = *u.vtep_by_ip.get(&ip)?;
+        self.vtep = Some((ip, v));
+        Some(v)
+    }
+
+    #[inline]
+    fn segment(&mut self, u: &UnderlayTable, seg: Seg) -> Option<u16> {
+        if let Some((k, net)) = self.seg {
+            if k == seg {
+                return net;
+            }
+        }
+        let net = match seg {
+            Seg::Vni(v) => u.vni.get(&v).copied(),
+            Seg::GreKey(k) => u.gre_key.get(&k).copied(),
+        };
+        self.seg = Some((seg, net));
+        net
+    }
+}
+
 fn not_matched(e: encap::Error) -> bool {
     e.kind == ErrorKind::NotMatched
 }
@@ -341,8 +389,14 @@ impl Pipeline {
     /// Classifies frame `i` of a batch received on the underlay port: decapsulates a
     /// tunnel packet into its network, or records why it is dropped.
     #[inline(never)]
-    pub(super) fn classify_underlay(&mut self, i: usize, d: &mut Desc, pool: &mut Pool) {
-        let r = match self.decap_one(d, pool) {
+    pub(super) fn classify_underlay(
+        &mut self,
+        i: usize,
+        d: &mut Desc,
+        pool: &mut Pool,
+        memo: &mut DecapMemo,
+    ) {
+        let r = match self.decap_one(d, pool, memo) {
             Err(DropReason::NotTunnel) => self.underlay_control(*d, pool),
             r => r,
         };
@@ -384,21 +438,26 @@ impl Pipeline {
         })
     }
 
-    fn decap_one(&mut self, d: &mut Desc, pool: &mut Pool) -> Result<Meta, DropReason> {
+    fn decap_one(
+        &mut self,
+        d: &mut Desc,
+        pool: &mut Pool,
+        memo: &mut DecapMemo,
+    ) -> Result<Meta, DropReason> {
         let Some(u) = self.tables.underlay.as_ref() else {
             return Err(DropReason::NotTunnel);
         };
         let mut f = pool.frame(*d);
         let (outer, net) = match tunnel::decap(&mut f, &u.decap) {
-            Ok(tunnel::Decapsulated::Vxlan(i)) => (i.outer, u.vni.get(&i.vni.get()).copied()),
+            Ok(tunnel::Decapsulated::Vxlan(i)) => (i.outer, memo.segment(u, Seg::Vni(i.vni.get()))),
             Ok(tunnel::Decapsulated::Gre(i)) => (
                 i.outer,
-                i.key.and_then(|k| u.gre_key.get(&k.get()).copied()),
+                i.key.and_then(|k| memo.segment(u, Seg::GreKey(k.get()))),
             ),
             Err(e) if not_matched(e) => return Err(DropReason::NotTunnel),
             Err(_) => return Err(DropReason::TunnelMalformed),
         };
-        self.decapped(d, f, outer, net)
+        self.decapped(d, f, outer, net, memo)
     }
 
     /// The checks and bookkeeping after a successful decapsulation of `d` (now `f`).
@@ -408,17 +467,16 @@ impl Pipeline {
         f: encap::Frame<&mut [u8]>,
         outer: tunnel::OuterInfo,
         net: Option<u16>,
+        memo: &mut DecapMemo,
     ) -> Result<Meta, DropReason> {
         let Some(u) = self.tables.underlay.as_ref() else {
             return Err(DropReason::NotTunnel);
         };
-        if Some(outer.dst_mac()) != u.local_mac || super::ip_bits(outer.dst_ip()) != u.local_ip_bits
-        {
+        if Some(outer.dst_mac()) != u.local_mac || outer.dst_ip_bits() != u.local_ip_bits {
             return Err(DropReason::NotOurVtep);
         }
-        let vtep = *u
-            .vtep_by_ip
-            .get(&outer.src_ip_bits())
+        let vtep = memo
+            .vtep(u, outer.src_ip_bits())
             .ok_or(DropReason::UnknownVtep)?;
         let net = net.ok_or(DropReason::UnknownSegment)?;
         // Any tag on the inner frame (even one its parser refuses, VID 4095 or a stack
