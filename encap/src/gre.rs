@@ -105,9 +105,13 @@ impl<T: AsRef<[u8]>> Packet<T> {
                 + usize::from(self.has_key())
                 + usize::from(self.has_seq()))
     }
+    #[inline(always)]
     fn word(&self, at: usize) -> u32 {
+        // One bounds check and one load (`new_checked` made sure the word is there).
         let b = self.buffer.as_ref();
-        u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+        b.get(at..at + 4)
+            .and_then(|w| <[u8; 4]>::try_from(w).ok())
+            .map_or(0, u32::from_be_bytes)
     }
     /// The checksum field, if present.
     #[inline]
@@ -168,20 +172,33 @@ pub struct GreRepr {
 
 impl GreRepr {
     /// Parses and validates a header (not its checksum: see [`Packet::verify_checksum`]).
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(p: &Packet<T>) -> Result<Self, Error> {
-        if p.version() != 0 {
+        // One read of the flags word; the optional words follow in C, K, S order
+        // (`new_checked` made sure the buffer holds them).
+        let fv = p.flags_version();
+        if fv & VERSION != 0 {
             return Err(Error::new(Layer::Gre, ErrorKind::BadVersion));
         }
-        if p.has_routing() {
+        if fv & R != 0 {
             return Err(Error::new(Layer::Gre, ErrorKind::Unsupported));
         }
-        if p.flags_version() & MUST_BE_ZERO != 0 {
+        if fv & MUST_BE_ZERO != 0 {
             return Err(Error::new(Layer::Gre, ErrorKind::Reserved));
         }
+        let checksum = fv & C != 0;
+        let mut at = BASE_LEN + 4 * usize::from(checksum);
+        let key = if fv & K != 0 {
+            at += 4;
+            Some(GreKey::new(p.word(at - 4)))
+        } else {
+            None
+        };
+        let seq = (fv & S != 0).then(|| p.word(at));
         Ok(GreRepr {
-            checksum: p.has_checksum(),
-            key: p.key(),
-            seq: p.seq(),
+            checksum,
+            key,
+            seq,
             protocol: p.protocol(),
         })
     }

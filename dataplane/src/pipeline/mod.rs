@@ -26,7 +26,7 @@ pub use tables::{
     ip_bits, Egress, Ingress, NetEntry, Overlay, PortEntry, PortLayout, PortOwner, Tables,
     UnderlayTable, VtepEntry,
 };
-use tunnel::{DecapMemo, VtepState};
+use tunnel::VtepState;
 pub use tunnel::{NeighborPeers, Pending};
 
 use crate::fastpath::{EncapOffer, FastHook, Offer, Op as FastOp};
@@ -368,10 +368,7 @@ impl Pipeline {
     fn classify(&mut self, in_port: PortId, descs: &mut [Desc], pool: &mut Pool) {
         let ingress = &self.tables.ports[in_port.index()].ingress;
         if matches!(ingress, Ingress::Underlay) {
-            let mut memo = DecapMemo::default();
-            for (i, d) in descs.iter_mut().enumerate() {
-                self.classify_underlay(i, d, pool, &mut memo);
-            }
+            self.classify_underlay(descs, pool);
             return;
         }
         let prefetch = self.fdb.fdb().warm_pays();

@@ -386,27 +386,25 @@ impl Pipeline {
         }
     }
 
-    /// Classifies frame `i` of a batch received on the underlay port: decapsulates a
-    /// tunnel packet into its network, or records why it is dropped.
+    /// Classifies a batch received on the underlay port: decapsulates each tunnel packet
+    /// into its network, or records why it is dropped.
     #[inline(never)]
-    pub(super) fn classify_underlay(
-        &mut self,
-        i: usize,
-        d: &mut Desc,
-        pool: &mut Pool,
-        memo: &mut DecapMemo,
-    ) {
-        let r = match self.decap_one(d, pool, memo) {
-            Err(DropReason::NotTunnel) => self.underlay_control(*d, pool),
-            r => r,
-        };
-        self.meta[i] = match r {
-            Ok(meta) => meta,
-            Err(reason) => Meta {
-                drop: Some(reason),
-                ..Meta::default()
-            },
-        };
+    pub(super) fn classify_underlay(&mut self, descs: &mut [Desc], pool: &mut Pool) {
+        let mut memo = DecapMemo::default();
+        for (i, d) in descs.iter_mut().enumerate() {
+            let r = match self.decap_one(i, d, pool, &mut memo) {
+                Err(DropReason::NotTunnel) => self.underlay_control(*d, pool).map(|m| {
+                    self.meta[i] = m;
+                }),
+                r => r,
+            };
+            if let Err(reason) = r {
+                self.meta[i] = Meta {
+                    drop: Some(reason),
+                    ..Meta::default()
+                };
+            }
+        }
     }
 
     /// A frame on the underlay port that is not a tunnel packet: ARP/ND for us is
@@ -438,12 +436,15 @@ impl Pipeline {
         })
     }
 
+    /// Decapsulates `d`, the batch's frame `i`, and classifies it into `self.meta[i]`.
+    #[inline(always)]
     fn decap_one(
         &mut self,
+        i: usize,
         d: &mut Desc,
         pool: &mut Pool,
         memo: &mut DecapMemo,
-    ) -> Result<Meta, DropReason> {
+    ) -> Result<(), DropReason> {
         let Some(u) = self.tables.underlay.as_ref() else {
             return Err(DropReason::NotTunnel);
         };
@@ -457,18 +458,20 @@ impl Pipeline {
             Err(e) if not_matched(e) => return Err(DropReason::NotTunnel),
             Err(_) => return Err(DropReason::TunnelMalformed),
         };
-        self.decapped(d, f, outer, net, memo)
+        self.decapped(i, d, f, outer, net, memo)
     }
 
     /// The checks and bookkeeping after a successful decapsulation of `d` (now `f`).
+    #[inline(always)]
     fn decapped(
         &mut self,
+        i: usize,
         d: &mut Desc,
         f: encap::Frame<&mut [u8]>,
         outer: tunnel::OuterInfo,
         net: Option<u16>,
         memo: &mut DecapMemo,
-    ) -> Result<Meta, DropReason> {
+    ) -> Result<(), DropReason> {
         let Some(u) = self.tables.underlay.as_ref() else {
             return Err(DropReason::NotTunnel);
         };
@@ -500,7 +503,7 @@ impl Pipeline {
             pc.rx_frames += 1;
             pc.rx_bytes += d.len() as u64;
         }
-        Ok(Meta {
+        self.meta[i] = Meta {
             in_port,
             from_tunnel: true,
             net,
@@ -508,7 +511,8 @@ impl Pipeline {
             dst: l2.dst,
             src: l2.src,
             ..Meta::default()
-        })
+        };
+        Ok(())
     }
 
     /// Encapsulates `d` (a frame of `net` as received, with its tag `tag` if any) toward
