@@ -74,6 +74,9 @@ impl OuterParams {
 #[derive(Debug, Clone, Copy)]
 struct Outer {
     hdr: [u8; MAX_TEMPLATE_LEN],
+    /// `hdr[..len]` right-aligned ([`Outer::seal`]): copied whole, it is one fixed-size
+    /// move instead of a `memcpy` call of `len` bytes.
+    tail: [u8; MAX_TEMPLATE_LEN],
     /// Whole template length (outer Ethernet to the end of VXLAN/GRE).
     len: usize,
     /// Offset of the UDP/GRE header.
@@ -132,6 +135,7 @@ impl Outer {
         };
         Ok(Outer {
             hdr,
+            tail: [0; MAX_TEMPLATE_LEN],
             len: ETH_HLEN + ip_len + l4_len,
             l4: ETH_HLEN + ip_len,
             v6: matches!(p.src_ip, IpAddr::V6(_)),
@@ -143,6 +147,12 @@ impl Outer {
         })
     }
 
+    /// Fills `tail` from the finished header; every template constructor ends with it.
+    fn seal(mut self) -> Self {
+        self.tail = [0; MAX_TEMPLATE_LEN];
+        self.tail[MAX_TEMPLATE_LEN - self.len..].copy_from_slice(&self.hdr[..self.len]);
+        self
+    }
     /// Size of the outer IP packet for an inner frame of `inner` bytes.
     #[inline]
     fn ip_size(&self, inner: usize) -> usize {
@@ -176,9 +186,18 @@ impl Outer {
         self.check_mtu(inner)?;
         // The MTU bounds the size, so it fits a u16.
         let ip_size = self.ip_size(inner) as u16;
-        frame
-            .push_front(self.len)?
-            .copy_from_slice(&self.hdr[..self.len]);
+        if frame.headroom() >= MAX_TEMPLATE_LEN {
+            // The whole right-aligned template: the bytes in front of the header stay
+            // headroom.
+            frame
+                .push_front(MAX_TEMPLATE_LEN)?
+                .copy_from_slice(&self.tail);
+            frame.pull_front(MAX_TEMPLATE_LEN - self.len)?;
+        } else {
+            frame
+                .push_front(self.len)?
+                .copy_from_slice(&self.hdr[..self.len]);
+        }
         let data = frame.data_mut();
         let ip = &mut data[ETH_HLEN..];
         if self.v6 {
@@ -230,7 +249,7 @@ impl VxlanTemplate {
         words[4..6].fill(0); // length
         let be = checksum::accumulate(outer.base, &words);
         Ok(VxlanTemplate {
-            outer,
+            outer: outer.seal(),
             l4_sum: checksum::native_word(checksum::fold(be)),
         })
     }
@@ -357,7 +376,10 @@ impl GreTemplate {
         let mut outer = Outer::new(params, protocol::GRE, repr.buffer_len())?;
         let l4 = outer.l4;
         repr.emit(&mut gre::Packet::new_unchecked(&mut outer.hdr[l4..]));
-        Ok(GreTemplate { outer, opts })
+        Ok(GreTemplate {
+            outer: outer.seal(),
+            opts,
+        })
     }
 
     /// Bytes added in front of the inner frame: 42 over IPv4, 62 over IPv6, +4 each for
