@@ -74,7 +74,7 @@ impl<B: AsRef<[u8]>> Frame<B> {
     }
 
     /// The frame's bytes.
-    #[inline(always)]
+    #[inline]
     pub fn data(&self) -> &[u8] {
         &self.buf.as_ref()[self.head..self.head + self.len]
     }
@@ -94,7 +94,7 @@ impl<B: AsRef<[u8]>> Frame<B> {
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Frame<B> {
     /// The frame's bytes, writable.
-    #[inline(always)]
+    #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
         let (h, l) = (self.head, self.len);
         &mut self.buf.as_mut()[h..h + l]
