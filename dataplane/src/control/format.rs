@@ -418,5 +418,23 @@ fn fastpath(f: &FastpathReply) -> String {
         ]);
     }
     t.render(&mut o, "");
+    if !f.ports.is_empty() {
+        o.push('\n');
+        let mut t = Table::new(&[
+            ("port", true),
+            ("netdev", false),
+            ("egress", false),
+            ("in devmap", false),
+        ]);
+        for p in &f.ports {
+            t.row(vec![
+                p.port.to_string(),
+                p.ifname.clone(),
+                p.state.clone(),
+                if p.in_devmap { "yes" } else { "no" }.into(),
+            ]);
+        }
+        t.render(&mut o, "");
+    }
     o
 }

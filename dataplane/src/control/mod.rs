@@ -751,11 +751,13 @@ fn fastpath(t: &dyn ControlTarget) -> proto::FastpathReply {
             enabled: true,
             stats: Some(fp.stats()),
             flows: fp.flows(),
+            ports: fp.ports(),
         },
         None => proto::FastpathReply {
             enabled: false,
             stats: None,
             flows: Vec::new(),
+            ports: Vec::new(),
         },
     }
 }

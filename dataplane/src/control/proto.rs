@@ -291,6 +291,9 @@ pub struct FastpathReply {
     pub stats: Option<crate::fastpath::FastPathStats>,
     /// Flow entries (when on).
     pub flows: Vec<crate::fastpath::FlowRow>,
+    /// Ports and their redirect state (when on).
+    #[serde(default)]
+    pub ports: Vec<crate::fastpath::PortRow>,
 }
 
 /// A capture that started.

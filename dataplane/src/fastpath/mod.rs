@@ -71,6 +71,14 @@ const QUEUE_SIZE: usize = 4096;
 /// changed).
 const REOFFER_NS: u64 = 100_000_000;
 
+/// The first wait before a port that refused redirected frames is tried again.
+const REFUSED_RETRY_MIN: Duration = Duration::from_secs(1);
+/// The longest wait: a port whose peer never takes redirected frames loses the frames of
+/// one check period (100 ms) this often.
+const REFUSED_RETRY_MAX: Duration = Duration::from_secs(64);
+/// A refusal this long after the last retry starts the backoff again from the shortest.
+const REFUSED_QUIET: Duration = Duration::from_secs(300);
+
 /// A worker's known-unicast decision, offered to the fast path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Offer {
@@ -183,6 +191,21 @@ impl FastPathStats {
     }
 }
 
+/// One port of the fast path, for `ctl fastpath show`: whether frames may be
+/// redirected to it, and whether its devmap entry says the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortRow {
+    /// Port number (the devmap's key).
+    pub port: u16,
+    /// Its netdev.
+    pub ifname: String,
+    /// `redirect`, or why not: `captured`, `down`, `refused` (with the seconds left
+    /// before the next try).
+    pub state: String,
+    /// The devmap holds it (redirects to it are possible).
+    pub in_devmap: bool,
+}
+
 /// One flow entry, for `ctl fastpath show`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FlowRow {
@@ -258,8 +281,15 @@ struct PortReg {
     /// Down or without carrier: frames for it go to the workers (which count them).
     down: bool,
     /// It refused redirected frames (a veth whose peer has no NAPI): frames for it go
-    /// to the workers until the next reconfiguration.
+    /// to the workers until `retry_at` (or the next reconfiguration).
     refused: bool,
+    /// When a refused port gets redirected frames again.
+    retry_at: Option<Instant>,
+    /// When it last got them again after a refusal.
+    retried_at: Option<Instant>,
+    /// The wait before the next retry: doubled at every refusal after a retry, from
+    /// [`REFUSED_RETRY_MIN`] up to [`REFUSED_RETRY_MAX`].
+    backoff: Duration,
     /// `fp_xmit_errors` for it when last read.
     xmit_errors: u64,
 }
@@ -268,6 +298,34 @@ impl PortReg {
     /// Frames may be redirected to it.
     fn egress(&self) -> bool {
         self.tapped.is_none() && !self.down && !self.refused
+    }
+
+    /// It refused redirected frames at `now`: not an egress until the returned wait
+    /// has passed. A refusal soon after a retry waits twice as long as the last one;
+    /// one after a quiet period starts again from the shortest.
+    fn refuse(&mut self, now: Instant) -> Duration {
+        if self
+            .retried_at
+            .is_none_or(|t| now.duration_since(t) >= REFUSED_QUIET)
+        {
+            self.backoff = REFUSED_RETRY_MIN;
+        }
+        let wait = self.backoff;
+        self.refused = true;
+        self.retry_at = Some(now + wait);
+        self.backoff = (wait * 2).min(REFUSED_RETRY_MAX);
+        wait
+    }
+
+    /// Whether a refused port's wait is over at `now`: then it is an egress again.
+    fn retry_due(&mut self, now: Instant) -> bool {
+        if !self.refused || self.retry_at.is_none_or(|t| now < t) {
+            return false;
+        }
+        self.refused = false;
+        self.retry_at = None;
+        self.retried_at = Some(now);
+        true
     }
 }
 
@@ -485,6 +543,8 @@ impl FastPath {
             .filter(|(_, r)| r.refused)
             .map(|(&id, r)| {
                 r.refused = false;
+                r.retry_at = None;
+                r.backoff = REFUSED_RETRY_MIN;
                 id
             })
             .collect();
@@ -553,6 +613,9 @@ impl FastPath {
                 .is_some_and(|u| u.port == id),
             down: false,
             refused: false,
+            retry_at: None,
+            retried_at: None,
+            backoff: REFUSED_RETRY_MIN,
             xmit_errors,
         };
         let mut ports = self.ports.lock().unwrap_or_else(|e| e.into_inner());
@@ -671,10 +734,24 @@ impl FastPath {
 
     /// Stops redirecting to ports that are down or refused redirected frames, and
     /// starts again when they are back up.
+    ///
+    /// A refusal is often transient (the peer's NAPI comes with its GRO or XDP program,
+    /// which may be set after the port was opened), so a refused port is tried again
+    /// after a backoff that doubles at each refusal (1 s up to 64 s): the frames
+    /// redirected to a port that still refuses are lost once per retry.
     fn check_egress(&self) {
         let mut ports = self.ports.lock().unwrap_or_else(|e| e.into_inner());
         let mut changed = Vec::new();
+        let now = Instant::now();
         for (&id, r) in ports.iter_mut() {
+            if r.retry_due(now) {
+                changed.push(id);
+                tracing::info!(
+                    ifname = %r.ifname,
+                    "fast path: trying to redirect to {} again",
+                    r.ifname
+                );
+            }
             let down = !crate::xsk::netdev_running(&r.ifname).unwrap_or(false);
             if down != r.down {
                 r.down = down;
@@ -690,15 +767,16 @@ impl FastPath {
             if errors > r.xmit_errors {
                 r.xmit_errors = errors;
                 if !r.refused {
-                    r.refused = true;
+                    let wait = r.refuse(now);
                     changed.push(id);
                     self.counters.refused_ports.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
                         ifname = %r.ifname,
                         "fast path: {} refused redirected frames (a veth whose peer has no \
-                         NAPI: `ethtool -K PEER gro on`); frames for it go through the workers \
-                         until the next reload",
-                        r.ifname
+                         NAPI: `ethtool -K PEER gro on`); frames for it go through the workers, \
+                         the fast path tries it again in {:?}",
+                        r.ifname,
+                        wait
                     );
                 }
             }
@@ -918,6 +996,39 @@ impl FastPath {
         }
     }
 
+    /// The ports, with their redirect state and devmap entry.
+    pub fn ports(&self) -> Vec<PortRow> {
+        let ports = self.ports.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let mut rows: Vec<PortRow> = ports
+            .iter()
+            .map(|(&id, r)| PortRow {
+                port: id.0,
+                ifname: r.ifname.clone(),
+                state: if r.tapped.is_some() {
+                    "captured".into()
+                } else if r.down {
+                    "down".into()
+                } else if r.refused {
+                    let left = r
+                        .retry_at
+                        .map_or(0, |t| t.saturating_duration_since(now).as_secs());
+                    format!("refused (retry in {left} s)")
+                } else {
+                    "redirect".into()
+                },
+                in_devmap: self
+                    .devs
+                    .lookup(&u32::from(id.0).to_ne_bytes(), MapFlags::ANY)
+                    .ok()
+                    .flatten()
+                    .is_some(),
+            })
+            .collect();
+        rows.sort_by_key(|r| r.port);
+        rows
+    }
+
     /// The installed flow entries.
     pub fn flows(&self) -> Vec<FlowRow> {
         let cg = self.gens.cfg();
@@ -1073,5 +1184,53 @@ impl FastHook {
         if self.queue.push(o).is_err() {
             self.counters.offers_dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port() -> PortReg {
+        PortReg {
+            ifindex: 7,
+            ifname: "vm1".into(),
+            max_len: 1518,
+            tapped: None,
+            underlay: false,
+            down: false,
+            refused: false,
+            retry_at: None,
+            retried_at: None,
+            backoff: REFUSED_RETRY_MIN,
+            xmit_errors: 0,
+        }
+    }
+
+    #[test]
+    fn a_refused_port_is_retried_with_a_doubling_backoff() {
+        let t0 = Instant::now();
+        let mut p = port();
+        assert!(p.egress() && !p.retry_due(t0), "a port that never refused");
+        assert_eq!(p.refuse(t0), Duration::from_secs(1));
+        assert!(!p.egress());
+        assert!(!p.retry_due(t0 + Duration::from_millis(999)));
+        let t1 = t0 + Duration::from_secs(1);
+        assert!(p.retry_due(t1) && p.egress(), "retried after 1 s");
+        assert!(!p.retry_due(t1), "once");
+        // Refused again right after the retry: 2 s, then 4 s, ... up to the cap.
+        assert_eq!(p.refuse(t1), Duration::from_secs(2));
+        let mut t = t1;
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            t += p.retry_at.map_or(Duration::ZERO, |r| r - t);
+            assert!(p.retry_due(t));
+            waits.push(p.refuse(t).as_secs());
+        }
+        assert_eq!(waits, [4, 8, 16, 32, 64, 64, 64, 64]);
+        // A refusal long after the last retry starts again from 1 s.
+        t += p.retry_at.map_or(Duration::ZERO, |r| r - t);
+        assert!(p.retry_due(t));
+        assert_eq!(p.refuse(t + REFUSED_QUIET), Duration::from_secs(1));
     }
 }

@@ -66,8 +66,7 @@ pub fn netdev_mac(ifname: &str) -> std::io::Result<encap::MacAddr> {
 
 /// Whether `ifname` is administratively up with its carrier on; `None` if it is gone.
 pub fn netdev_running(ifname: &str) -> Option<bool> {
-    let f = sys::if_flags(ifname).ok()?;
-    Some(f & libc::IFF_UP != 0 && f & libc::IFF_RUNNING != 0)
+    sys::running(ifname)
 }
 
 /// The receive queues of `ifname` AF_XDP can bind, if the driver reports them.

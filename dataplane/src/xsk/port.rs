@@ -328,7 +328,7 @@ fn is_ours(name: &str) -> bool {
 
 /// Whether `ifname` is up with its carrier on (false if it is gone).
 fn running(ifname: &str) -> bool {
-    sys::if_flags(ifname).is_ok_and(|f| f & libc::IFF_UP != 0 && f & libc::IFF_RUNNING != 0)
+    sys::running(ifname) == Some(true)
 }
 
 /// How an [`XskPort`] of the running switch re-opens its netdev when it comes back.

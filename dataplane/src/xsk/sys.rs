@@ -196,6 +196,52 @@ struct EthtoolChannels {
 /// `ETHTOOL_GCHANNELS`.
 const ETHTOOL_GCHANNELS: u32 = 0x3c;
 
+/// Whether `ifname` is administratively up with its carrier on; `None` if it is gone.
+pub(super) fn running(ifname: &str) -> Option<bool> {
+    let f = if_flags(ifname).ok()?;
+    if f & libc::IFF_UP == 0 {
+        return Some(false);
+    }
+    // The carrier as the driver has it now; `IFF_RUNNING` (the operational state) only
+    // where the driver does not report it.
+    match carrier(ifname) {
+        Ok(Some(c)) => Some(c),
+        _ => Some(f & libc::IFF_RUNNING != 0),
+    }
+}
+
+/// `ETHTOOL_GLINK`: the carrier, as `struct ethtool_value`.
+const ETHTOOL_GLINK: u32 = 0x0a;
+
+/// `struct ethtool_value` (linux/ethtool.h).
+#[repr(C)]
+#[derive(Default)]
+struct EthtoolValue {
+    cmd: u32,
+    data: u32,
+}
+
+/// Whether `ifname` has carrier now (`ethtool`'s "Link detected", the driver's own
+/// state), or `None` if the driver does not say. Unlike `IFF_RUNNING`, which follows
+/// the RFC 2863 operational state that the kernel's link watch updates up to a second
+/// later (and a moment of carrier loss while a port is set up can leave it stale for
+/// that long), this is what a redirect to the device depends on.
+fn carrier(ifname: &str) -> io::Result<Option<bool>> {
+    let mut v = EthtoolValue {
+        cmd: ETHTOOL_GLINK,
+        data: 0,
+    };
+    let data: *mut EthtoolValue = &mut v;
+    let r = ifreq_ioctl(ifname, libc::SIOCETHTOOL, |ifr| {
+        ifr.ifr_ifru.ifru_data = data.cast();
+    });
+    match r {
+        Ok(_) => Ok(Some(v.data != 0)),
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The receive queues of `ifname` an AF_XDP socket can bind to (`ethtool -l`: the
 /// larger of the RX-only and combined channel counts, which counts veth's queues
 /// once), or `None` if the driver does not report channels.
