@@ -351,7 +351,14 @@ impl Pipeline {
         let mut ds = [Desc::EMPTY; BURST];
         let ds = &mut ds[..descs.len()];
         ds.copy_from_slice(descs);
-        self.classify(in_port, ds, pool);
+        if matches!(
+            self.tables.ports[in_port.index()].ingress,
+            Ingress::Underlay
+        ) {
+            self.classify_underlay(ds, pool);
+        } else {
+            self.classify(in_port, ds, pool);
+        }
         self.learn(ds.len(), now);
         self.forward(ds.len(), now);
         self.output(ds, pool);
@@ -364,13 +371,10 @@ impl Pipeline {
         }
     }
 
-    /// Stage 1: network of each frame, or why it is dropped.
+    /// Stage 1: network of each frame, or why it is dropped (frames of the underlay port:
+    /// [`Pipeline::classify_underlay`]).
     fn classify(&mut self, in_port: PortId, descs: &mut [Desc], pool: &mut Pool) {
         let ingress = &self.tables.ports[in_port.index()].ingress;
-        if matches!(ingress, Ingress::Underlay) {
-            self.classify_underlay(descs, pool);
-            return;
-        }
         let prefetch = self.fdb.fdb().warm_pays();
         // Every frame of the batch came in on the same port: an access port's network
         // is read once, not matched per frame.
