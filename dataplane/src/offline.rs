@@ -147,6 +147,39 @@ impl OfflineSwitch {
         out
     }
 
+    /// Switches `frames`, received together on `port` at `now`, as one batch (the way
+    /// a poll takes them); returns what left, per port in order. Frames beyond a batch
+    /// ([`BURST`]) or that do not fit a buffer are counted drops (`no_buffer`).
+    pub fn inject_burst(
+        &mut self,
+        port: PortIdx,
+        frames: &[&[u8]],
+        now: u64,
+    ) -> Vec<(PortIdx, Vec<u8>)> {
+        self.now = self.now.max(now);
+        let Some(p) = self.ports.get_mut(port.index()) else {
+            return Vec::new();
+        };
+        for (i, f) in frames.iter().enumerate() {
+            if i >= BURST || f.len() > MAX_FRAME || !p.inject(&mut self.pool, f) {
+                self.pipeline
+                    .count_drop(crate::counters::DropReason::NoBuffer);
+            }
+        }
+        let mut descs = [crate::pool::Desc::EMPTY; BURST];
+        let n = p.rx_burst(&mut self.pool, &mut descs);
+        self.batches += 1;
+        self.pipeline.fdb_mut().apply_updates(now, usize::MAX);
+        self.pipeline
+            .process(PortId(port.0), &descs[..n], &mut self.pool, now);
+        self.pipeline.flush_tx(&mut self.ports, &mut self.pool);
+        let mut sent = Vec::new();
+        for (i, p) in self.ports.iter_mut().enumerate() {
+            sent.extend(p.take_sent().into_iter().map(|f| (PortIdx(i as u16), f)));
+        }
+        sent
+    }
+
     /// Runs the periodic work of a poll with no traffic (aging sweep, replica updates).
     pub fn tick(&mut self, now: u64) {
         self.now = self.now.max(now);

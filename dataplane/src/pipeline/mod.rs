@@ -256,6 +256,11 @@ impl Pipeline {
         &mut self.fdb
     }
 
+    /// Counts a frame dropped before it reached the pipeline (no buffer for it).
+    pub fn count_drop(&mut self, reason: DropReason) {
+        self.counters.drop(reason);
+    }
+
     /// Zeroes the counters of port `port` (removed from a running switch).
     pub fn clear_port_counters(&mut self, port: PortId) {
         if let Some(c) = self.counters.ports.get_mut(port.index()) {

@@ -711,6 +711,85 @@ mod tests {
         assert_eq!(o.sent[0].0, PortIdx(1));
     }
 
+    /// A batch from the underlay mixing remote VTEPs, VNIs and bad packets switches
+    /// exactly as the same packets one at a time (the batch remembers its last VTEP and
+    /// segment lookups): each inner frame reaches its own network only.
+    #[test]
+    fn a_mixed_underlay_batch_switches_like_single_packets() {
+        const REMOTE2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
+        const VM3: MacAddr = MacAddr([0xfa, 0x16, 0x3e, 0, 0, 3]);
+        let mut cfg = config();
+        cfg.networks.push(Network {
+            name: "net-c".into(),
+            segment: Segment::Vxlan {
+                vni: Vni::try_new(5020).unwrap(),
+            },
+            local_vlan: VlanId::try_new(2).unwrap(),
+            local_vlan_allocated: false,
+            remote_vteps: vec![VtepIdx(0), VtepIdx(1)],
+            mac_limit: 0,
+        });
+        cfg.networks[0].remote_vteps.push(VtepIdx(1));
+        cfg.ports.push(Port {
+            name: "vm3".into(),
+            ifname: None,
+            mode: PortMode::Access { network: NetIdx(1) },
+            role: PortRole::Local,
+            policy: Default::default(),
+        });
+        cfg.vteps.push(IpAddr::V4(REMOTE2));
+        if let Some(u) = cfg.underlay.as_mut() {
+            u.neighbors.push((IpAddr::V4(REMOTE2), RMAC));
+        }
+        let b = |n: u8| inner(MacAddr::BROADCAST, MacAddr([0xfa, 0x16, 0x3e, 0, 1, n]), 60);
+        let pkts = [
+            vxlan_from(REMOTE, 5010, &b(1)),
+            vxlan_from(REMOTE2, 5020, &b(2)),
+            vxlan_from(REMOTE2, 5020, &b(3)),
+            vxlan_from(REMOTE, 5011, &b(4)),
+            vxlan_from(OTHER, 5010, &b(5)),
+            vxlan_from(REMOTE2, 5010, &b(6)),
+            vxlan_from(REMOTE, 5020, &b(7)),
+            vxlan_from(REMOTE, 5020, &inner(VM3, VM1, 60)),
+        ];
+        let mut one = OfflineSwitch::new(cfg.clone()).unwrap();
+        let mut singles: Vec<(PortIdx, Vec<u8>)> = Vec::new();
+        for p in &pkts {
+            singles.extend(one.inject(PortIdx(1), p, 1).sent);
+        }
+        singles.sort();
+        let mut batch = OfflineSwitch::new(cfg).unwrap();
+        let refs: Vec<&[u8]> = pkts.iter().map(|p| &p[..]).collect();
+        let mut sent = batch.inject_burst(PortIdx(1), &refs, 1);
+        sent.sort();
+        assert_eq!(sent, singles);
+        let vm1: Vec<_> = sent.iter().filter(|(p, _)| *p == PortIdx(0)).collect();
+        let vm3: Vec<_> = sent.iter().filter(|(p, _)| *p == PortIdx(2)).collect();
+        assert_eq!(vm1.len(), 2, "net-b: packets 1 and 6: {sent:?}");
+        assert_eq!(
+            vm3.len(),
+            4,
+            "net-c: packets 2, 3, 7 and 8 (to an unknown MAC: flooded): {sent:?}"
+        );
+        let c = batch.pipeline().counters();
+        assert_eq!(c.dropped(DropReason::UnknownSegment), 1);
+        assert_eq!(c.dropped(DropReason::UnknownVtep), 1);
+        // Each source was learned behind the VTEP it came from, in its own network.
+        for (net, n, vtep) in [(0, 1, 0), (1, 2, 1), (0, 6, 1), (1, 7, 0)] {
+            let mac = MacAddr([0xfa, 0x16, 0x3e, 0, 1, n]);
+            assert_eq!(
+                batch.fdb_lookup(NetIdx(net), mac, 2),
+                one.fdb_lookup(NetIdx(net), mac, 2),
+                "{mac} (VTEP {vtep})"
+            );
+        }
+        assert_ne!(
+            batch.fdb_lookup(NetIdx(0), MacAddr([0xfa, 0x16, 0x3e, 0, 1, 6]), 2),
+            batch.fdb_lookup(NetIdx(0), MacAddr([0xfa, 0x16, 0x3e, 0, 1, 1]), 2),
+            "different VTEPs, different tunnel ports"
+        );
+    }
+
     #[test]
     fn tunnel_packets_are_checked() {
         let mut sw = OfflineSwitch::new(config()).unwrap();
