@@ -128,23 +128,32 @@ impl OfflineSwitch {
             out.dropped = Some(crate::counters::DropReason::NoBuffer);
             return out;
         }
-        let mut descs = [crate::pool::Desc::EMPTY; BURST];
-        let n = p.rx_burst(&mut self.pool, &mut descs);
-        self.batches += 1;
-        // Control-plane changes (static entries, flushes) apply before the frame.
-        self.pipeline.fdb_mut().apply_updates(now, usize::MAX);
-        self.pipeline
-            .process(PortId(port.0), &descs[..n], &mut self.pool, now);
+        out.sent = self.run_batch(port, now);
         let (action, dropped) = self.pipeline.last_decision();
         out.action = action;
         out.dropped = dropped;
-        self.pipeline.flush_tx(&mut self.ports, &mut self.pool);
-        for (i, p) in self.ports.iter_mut().enumerate() {
-            for f in p.take_sent() {
-                out.sent.push((PortIdx(i as u16), f));
-            }
-        }
         out
+    }
+
+    /// Takes what `port` received as one batch through the pipeline at `now`; returns
+    /// what left, per port in order.
+    fn run_batch(&mut self, port: PortIdx, now: u64) -> Vec<(PortIdx, Vec<u8>)> {
+        let Some(p) = self.ports.get_mut(port.index()) else {
+            return Vec::new();
+        };
+        let mut descs = [crate::pool::Desc::EMPTY; BURST];
+        let n = p.rx_burst(&mut self.pool, &mut descs);
+        self.batches += 1;
+        // Control-plane changes (static entries, flushes) apply before the frames.
+        self.pipeline.fdb_mut().apply_updates(now, usize::MAX);
+        self.pipeline
+            .process(PortId(port.0), &descs[..n], &mut self.pool, now);
+        self.pipeline.flush_tx(&mut self.ports, &mut self.pool);
+        let mut sent = Vec::new();
+        for (i, p) in self.ports.iter_mut().enumerate() {
+            sent.extend(p.take_sent().into_iter().map(|f| (PortIdx(i as u16), f)));
+        }
+        sent
     }
 
     /// Switches `frames`, received together on `port` at `now`, as one batch (the way
@@ -166,18 +175,7 @@ impl OfflineSwitch {
                     .count_drop(crate::counters::DropReason::NoBuffer);
             }
         }
-        let mut descs = [crate::pool::Desc::EMPTY; BURST];
-        let n = p.rx_burst(&mut self.pool, &mut descs);
-        self.batches += 1;
-        self.pipeline.fdb_mut().apply_updates(now, usize::MAX);
-        self.pipeline
-            .process(PortId(port.0), &descs[..n], &mut self.pool, now);
-        self.pipeline.flush_tx(&mut self.ports, &mut self.pool);
-        let mut sent = Vec::new();
-        for (i, p) in self.ports.iter_mut().enumerate() {
-            sent.extend(p.take_sent().into_iter().map(|f| (PortIdx(i as u16), f)));
-        }
-        sent
+        self.run_batch(port, now)
     }
 
     /// Runs the periodic work of a poll with no traffic (aging sweep, replica updates).
