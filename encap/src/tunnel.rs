@@ -74,9 +74,6 @@ impl OuterParams {
 #[derive(Debug, Clone, Copy)]
 struct Outer {
     hdr: [u8; MAX_TEMPLATE_LEN],
-    /// `hdr[..len]` right-aligned ([`Outer::seal`]): copied whole, it is one fixed-size
-    /// move instead of a `memcpy` call of `len` bytes.
-    tail: [u8; MAX_TEMPLATE_LEN],
     /// Whole template length (outer Ethernet to the end of VXLAN/GRE).
     len: usize,
     /// Offset of the UDP/GRE header.
@@ -135,7 +132,6 @@ impl Outer {
         };
         Ok(Outer {
             hdr,
-            tail: [0; MAX_TEMPLATE_LEN],
             len: ETH_HLEN + ip_len + l4_len,
             l4: ETH_HLEN + ip_len,
             v6: matches!(p.src_ip, IpAddr::V6(_)),
@@ -147,12 +143,6 @@ impl Outer {
         })
     }
 
-    /// Fills `tail` from the finished header; every template constructor ends with it.
-    fn seal(mut self) -> Self {
-        self.tail = [0; MAX_TEMPLATE_LEN];
-        self.tail[MAX_TEMPLATE_LEN - self.len..].copy_from_slice(&self.hdr[..self.len]);
-        self
-    }
     /// Size of the outer IP packet for an inner frame of `inner` bytes.
     #[inline]
     fn ip_size(&self, inner: usize) -> usize {
@@ -186,18 +176,9 @@ impl Outer {
         self.check_mtu(inner)?;
         // The MTU bounds the size, so it fits a u16.
         let ip_size = self.ip_size(inner) as u16;
-        if frame.headroom() >= MAX_TEMPLATE_LEN {
-            // The whole right-aligned template: the bytes in front of the header stay
-            // headroom.
-            frame
-                .push_front(MAX_TEMPLATE_LEN)?
-                .copy_from_slice(&self.tail);
-            frame.pull_front(MAX_TEMPLATE_LEN - self.len)?;
-        } else {
-            frame
-                .push_front(self.len)?
-                .copy_from_slice(&self.hdr[..self.len]);
-        }
+        frame
+            .push_front(self.len)?
+            .copy_from_slice(&self.hdr[..self.len]);
         let data = frame.data_mut();
         let ip = &mut data[ETH_HLEN..];
         if self.v6 {
@@ -249,7 +230,7 @@ impl VxlanTemplate {
         words[4..6].fill(0); // length
         let be = checksum::accumulate(outer.base, &words);
         Ok(VxlanTemplate {
-            outer: outer.seal(),
+            outer,
             l4_sum: checksum::native_word(checksum::fold(be)),
         })
     }
@@ -376,10 +357,7 @@ impl GreTemplate {
         let mut outer = Outer::new(params, protocol::GRE, repr.buffer_len())?;
         let l4 = outer.l4;
         repr.emit(&mut gre::Packet::new_unchecked(&mut outer.hdr[l4..]));
-        Ok(GreTemplate {
-            outer: outer.seal(),
-            opts,
-        })
+        Ok(GreTemplate { outer, opts })
     }
 
     /// Bytes added in front of the inner frame: 42 over IPv4, 62 over IPv6, +4 each for
@@ -653,17 +631,7 @@ fn outer_l4(data: &[u8], proto: u8) -> Result<OuterL4, Error> {
             if ip.version() != 4 {
                 return Err(Error::new(Layer::Ipv4, ErrorKind::BadVersion));
             }
-            // The usual 20-byte header is summed as five constant words (a native-order
-            // sum that verifies folds to 0xffff in either byte order).
-            let ok = if ip.header_len() == ipv4::HEADER_LEN {
-                checksum::fold(checksum::sum_native(
-                    0,
-                    &data[ETH_HLEN..ETH_HLEN + ipv4::HEADER_LEN],
-                )) == 0xffff
-            } else {
-                ip.verify_checksum()
-            };
-            if !ok {
+            if !ip.verify_checksum() {
                 return Err(Error::new(Layer::Ipv4, ErrorKind::BadChecksum));
             }
             if ip.is_fragment() {

@@ -317,6 +317,13 @@ impl PortReg {
         wait
     }
 
+    /// A reconfiguration tries it again at once, with the backoff from the shortest.
+    fn forgive(&mut self) {
+        self.refused = false;
+        self.retry_at = None;
+        self.backoff = REFUSED_RETRY_MIN;
+    }
+
     /// Whether a refused port's wait is over at `now`: then it is an egress again.
     fn retry_due(&mut self, now: Instant) -> bool {
         if !self.refused || self.retry_at.is_none_or(|t| now < t) {
@@ -542,9 +549,7 @@ impl FastPath {
             .iter_mut()
             .filter(|(_, r)| r.refused)
             .map(|(&id, r)| {
-                r.refused = false;
-                r.retry_at = None;
-                r.backoff = REFUSED_RETRY_MIN;
+                r.forgive();
                 id
             })
             .collect();

@@ -119,44 +119,56 @@ pub(super) enum Seg {
     GreKey(u32),
 }
 
+/// The last lookup of one kind in a batch: a key and what it gave.
+#[derive(Debug)]
+struct Last<K, V>(Option<(K, V)>);
+
+impl<K: PartialEq + Copy, V: Copy> Last<K, V> {
+    /// What `k` gives: the last answer if `k` was the last key, else `lookup(k)`.
+    #[inline]
+    fn get(&mut self, k: K, lookup: impl FnOnce(K) -> V) -> V {
+        match self.0 {
+            Some((last, v)) if last == k => v,
+            _ => {
+                let v = lookup(k);
+                self.0 = Some((k, v));
+                v
+            }
+        }
+    }
+}
+
 /// The last lookups of one batch from the underlay port. A tunnel's packets come in
 /// runs from one remote VTEP and segment, so consecutive packets skip the hash maps
 /// (VPP's vxlan-input keeps its last key the same way). It lives for one batch, during
 /// which the tables cannot change.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct DecapMemo {
-    /// Remote address bits → VTEP number.
-    vtep: Option<(u128, u16)>,
+    /// Remote address bits → VTEP number (`None`: not a configured VTEP).
+    vtep: Last<u128, Option<u16>>,
     /// Segment → network (`None`: no such segment).
-    seg: Option<(Seg, Option<u16>)>,
+    seg: Last<Seg, Option<u16>>,
 }
 
 impl DecapMemo {
+    fn new() -> Self {
+        DecapMemo {
+            vtep: Last(None),
+            seg: Last(None),
+        }
+    }
+
     #[inline]
     fn vtep(&mut self, u: &UnderlayTable, ip: u128) -> Option<u16> {
-        if let Some((k, v)) = self.vtep {
-            if k == ip {
-                return Some(v);
-            }
-        }
-        let v = *u.vtep_by_ip.get(&ip)?;
-        self.vtep = Some((ip, v));
-        Some(v)
+        self.vtep.get(ip, |ip| u.vtep_by_ip.get(&ip).copied())
     }
 
     #[inline]
     fn segment(&mut self, u: &UnderlayTable, seg: Seg) -> Option<u16> {
-        if let Some((k, net)) = self.seg {
-            if k == seg {
-                return net;
-            }
-        }
-        let net = match seg {
+        self.seg.get(seg, |seg| match seg {
             Seg::Vni(v) => u.vni.get(&v).copied(),
             Seg::GreKey(k) => u.gre_key.get(&k).copied(),
-        };
-        self.seg = Some((seg, net));
-        net
+        })
     }
 }
 
@@ -390,7 +402,7 @@ impl Pipeline {
     /// into its network, or records why it is dropped.
     #[inline(never)]
     pub(super) fn classify_underlay(&mut self, descs: &mut [Desc], pool: &mut Pool) {
-        let mut memo = DecapMemo::default();
+        let mut memo = DecapMemo::new();
         for (i, d) in descs.iter_mut().enumerate() {
             let r = match self.decap_one(i, d, pool, &mut memo) {
                 Err(DropReason::NotTunnel) => self.underlay_control(*d, pool).map(|m| {

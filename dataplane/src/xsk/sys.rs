@@ -231,13 +231,18 @@ fn carrier(ifname: &str) -> io::Result<Option<bool>> {
         cmd: ETHTOOL_GLINK,
         data: 0,
     };
-    let data: *mut EthtoolValue = &mut v;
-    let r = ifreq_ioctl(ifname, libc::SIOCETHTOOL, |ifr| {
+    Ok(ethtool(ifname, &mut v)?.then_some(v.data != 0))
+}
+
+/// Runs the `SIOCETHTOOL` command whose structure (command word first) is `cmd`, which
+/// the driver fills in; false if the driver does not support it.
+fn ethtool<T>(ifname: &str, cmd: &mut T) -> io::Result<bool> {
+    let data: *mut T = cmd;
+    match ifreq_ioctl(ifname, libc::SIOCETHTOOL, |ifr| {
         ifr.ifr_ifru.ifru_data = data.cast();
-    });
-    match r {
-        Ok(_) => Ok(Some(v.data != 0)),
-        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(None),
+    }) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(false),
         Err(e) => Err(e),
     }
 }
@@ -250,13 +255,5 @@ pub(super) fn rx_queues(ifname: &str) -> io::Result<Option<u32>> {
         cmd: ETHTOOL_GCHANNELS,
         ..EthtoolChannels::default()
     };
-    let data: *mut EthtoolChannels = &mut ch;
-    let r = ifreq_ioctl(ifname, libc::SIOCETHTOOL, |ifr| {
-        ifr.ifr_ifru.ifru_data = data.cast();
-    });
-    match r {
-        Ok(_) => Ok(Some(ch.rx_count.max(ch.combined_count).max(1))),
-        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(None),
-        Err(e) => Err(e),
-    }
+    Ok(ethtool(ifname, &mut ch)?.then(|| ch.rx_count.max(ch.combined_count).max(1)))
 }
